@@ -1,0 +1,36 @@
+"""Refusals: the one machine-readable shape every target tool uses to say no.
+
+The MCP tier parses exactly one JSON line on stderr and exit code 126, so the shape lives
+here once and every wrapper raises `Refusal` instead of printing its own message.
+"""
+
+import json
+
+EXIT_REFUSED = 126
+EXIT_TIMEOUT = 124
+
+
+class Refusal(Exception):
+    """A request that policy does not allow; `reason` is a stable code, `rule` names the rule."""
+
+    def __init__(self, reason, rule, detail="", command=None):
+        super().__init__("%s (%s): %s" % (reason, rule, detail))
+        self.reason = reason
+        self.rule = rule
+        self.detail = detail
+        self.command = command
+
+    def as_dict(self):
+        return {"reason": self.reason, "rule": self.rule, "detail": self.detail,
+                "command": self.command}
+
+    def json_line(self):
+        """One line, ASCII only, so no client-supplied byte can break the line framing."""
+        return json.dumps({"mcp_refusal": self.as_dict()}, ensure_ascii=True, sort_keys=True)
+
+
+def emit(refusal, stream):
+    """Write the refusal line to `stream` (a text stream, normally stderr); return exit code 126."""
+    stream.write(refusal.json_line() + "\n")
+    stream.flush()
+    return EXIT_REFUSED
