@@ -1,0 +1,3 @@
+from mcp_linux_infra.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""One lab target: its overlay, its identity, its boot, and how to reach it.
+
+Each target runs with a private network (its own loopback, its own ports 22, 53, 80...). The
+host reaches it through a listening socket that `lab up` binds on 127.0.0.1:PORT and passes to
+systemd-nspawn (LISTEN_FDS); the container's systemd hands it to lab-ssh-proxy.socket, which
+relays to the target's own sshd.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.lab.process import alive, start_time
+from mcp_linux_infra.lab.state import Target
+
+# Starts systemd-nspawn detached (double fork: it belongs to no CLI process and is never left a
+# zombie) and prints its PID. LISTEN_PID must be nspawn's own PID, which only the grandchild
+# knows, and the passed socket must be descriptor 3.
+_TRAMPOLINE = """
+import os, sys
+fd, log = int(sys.argv[1]), sys.argv[2]
+pid = os.fork()
+if pid:
+    print(pid, flush=True)
+    os._exit(0)
+os.setsid()
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.dup2(out, 1)
+os.dup2(out, 2)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def bind_port(port: int) -> socket.socket:
+    """Bind 127.0.0.1:port now, so a taken port is found before anything starts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"port 127.0.0.1:{port} is taken ({exc.strerror})",
+                        hint="stop what listens there, or set LINUX_MCP_LAB_PORT_BASE") from None
+    sock.listen(128)
+    return sock
+
+
+def _mkdirs_like(lower: Path, upper: Path, rel: str) -> Path:
+    """Create upper/rel with the owner and mode of lower/rel, parents included."""
+    path = upper
+    for part in Path(rel).parts:
+        path = path / part
+        src = lower / path.relative_to(upper)
+        if not path.exists():
+            path.mkdir()
+            st = src.stat()
+            os.chown(path, st.st_uid, st.st_gid)
+            os.chmod(path, st.st_mode & 0o7777)
+    return path
+
+
+def prepare(image: Path, upper: Path, name: str, port: int, bootstrap_pub: Path) -> str:
+    """Write the target's own files into its overlay; return its host public key line."""
+    upper.mkdir(parents=True, exist_ok=True)
+    etc = _mkdirs_like(image, upper, "etc")
+    (etc / "hostname").write_text(f"{name}\n")
+    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n"
+                               "::1\t\tlocalhost ip6-localhost ip6-loopback\n")
+    ssh_dir = _mkdirs_like(image, upper, "etc/ssh")
+    host_key = ssh_dir / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}",
+                        "-f", str(host_key)], check=True, timeout=60)
+    dropin = _mkdirs_like(image, upper, "etc/systemd/system") / "lab-ssh-proxy.socket.d"
+    dropin.mkdir(exist_ok=True)
+    (dropin / "port.conf").write_text(f"[Socket]\nListenStream=127.0.0.1:{port}\n")
+    root_ssh = _mkdirs_like(image, upper, "root") / ".ssh"
+    root_ssh.mkdir(mode=0o700, exist_ok=True)
+    auth = root_ssh / "authorized_keys"
+    auth.write_text(bootstrap_pub.read_text())
+    auth.chmod(0o600)
+    return " ".join(host_key.with_name(host_key.name + ".pub").read_text().split()[:2])
+
+
+def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, log: Path
+          ) -> Target:
+    """Boot the target in the background; the caller's copy of the socket can then be closed."""
+    nspawn = [
+        "/usr/bin/systemd-nspawn", "--quiet", "--directory", str(image),
+        f"--overlay={image}:{upper}:/", "--boot", "--register=no", "--keep-unit",
+        f"--machine={name}", f"--hostname={name}", "--private-network",
+        "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=passive",
+    ]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", _TRAMPOLINE, str(sock.fileno()), str(log), *nspawn],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+        pass_fds=(sock.fileno(),), timeout=30)
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise UserError(f"{name}: could not start systemd-nspawn: {out.stderr.strip()}")
+    pid = int(out.stdout)
+    started = start_time(pid)
+    if started is None:
+        raise UserError(f"{name}: systemd-nspawn exited at once", hint=f"see {log}")
+    return Target(name=name, port=port, pid=pid, started=started, upper=str(upper), log=str(log))
+
+
+def ssh_argv(port: int, key: Path, known_hosts: Path, user: str = "root") -> list[str]:
+    """A fresh, non-multiplexed, strictly host-key-checked OpenSSH client command."""
+    return [
+        "ssh", "-F", "/dev/null", "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+        "-o", "IdentityAgent=none", "-o", "ControlPath=none", "-o", "ConnectTimeout=10",
+        "-o", "LogLevel=ERROR", "-i", str(key), "-p", str(port), f"{user}@127.0.0.1",
+    ]
+
+
+def system_state(target: Target, key: Path, known_hosts: Path, wait: bool,
+                 timeout: float = 15) -> str:
+    """systemd's own verdict (`running`, `degraded`, ...), or why it could not be asked."""
+    cmd = ["systemctl", "is-system-running"] + (["--wait"] if wait else [])
+    try:
+        out = subprocess.run(ssh_argv(target.port, key, known_hosts) + cmd, capture_output=True,
+                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "unreachable"
+    if out.returncode == 255:
+        return "unreachable"
+    return out.stdout.strip() or "unknown"
+
+
+def wait_ready(target: Target, key: Path, known_hosts: Path, deadline: float) -> str:
+    """Wait until sshd answers and systemd has finished booting (running or degraded)."""
+    state = "unreachable"
+    while time.monotonic() < deadline:
+        if not alive(target.pid, target.started):
+            tail = Path(target.log).read_text(errors="replace")[-2000:]
+            raise UserError(f"{target.name}: systemd-nspawn stopped while booting:\n{tail}")
+        state = system_state(target, key, known_hosts, wait=True,
+                             timeout=max(1.0, min(60.0, deadline - time.monotonic())))
+        if state in ("running", "degraded"):
+            return state
+        if state not in ("unreachable", "starting", "initializing", "unknown"):
+            raise UserError(f"{target.name}: systemd reports '{state}' after boot")
+        time.sleep(0.5)
+    raise UserError(f"{target.name}: not ready in time (last state: {state})",
+                    hint=f"see {target.log}; raise LINUX_MCP_LAB_BOOT_TIMEOUT on a slow machine")
