@@ -1,0 +1,44 @@
+"""pra-run's audit trail: one JSON line per attempt in a root-owned file, and on syslog.
+
+The file is opened (O_APPEND, O_NOFOLLOW) before any input is read, so an attempt that could
+not be logged never runs anything. Each line is written with one write() and fsynced.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any, Dict, Optional
+
+from mcp_infra_target import audit
+from mcp_infra_target.refusal import Refusal
+
+LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class AttemptLog:
+    """The open log file of one pra-run process."""
+
+    def __init__(self, path: str, syslog_file: Optional[str] = None):
+        self.syslog_file = syslog_file
+        try:
+            self.fd = os.open(path, LOG_FLAGS, 0o640)
+        except OSError:
+            raise Refusal("config_error", "pra_run_log", "cannot open the pra-run log") from None
+        info = os.fstat(self.fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                or stat.S_IMODE(info.st_mode) & 0o022):
+            os.close(self.fd)
+            raise Refusal("config_error", "pra_run_log", "pra-run log not owned by root or writable by others")
+
+    def write(self, record: Dict[str, Any]) -> None:
+        """Append `record` durably, then send it to syslog (authpriv)."""
+        line = audit.format_record(record) + "\n"
+        os.write(self.fd, line.encode("ascii"))
+        os.fsync(self.fd)
+        audit.record("pra-run", record, warning=record.get("decision") != "accepted",
+                     file_path=self.syslog_file)
+
+
+def syslog_only(record: Dict[str, Any], syslog_file: Optional[str] = None) -> None:
+    """Record an attempt on syslog when the log file itself is unusable."""
+    audit.record("pra-run", record, warning=True, file_path=syslog_file)

@@ -1,0 +1,156 @@
+"""pra-run (root, via `sudo -n` from pra-exec): verify a signed approval, run the action once.
+
+Order: open the log; read and parse the envelope; canonical document; config; signature
+(ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; nonce
+recorded durably; check -> run -> verify. Every attempt, accepted or refused, is one log line.
+Exit: 0 changed or already-satisfied, 1 failed, 126 refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict
+
+from mcp_infra_target import approval, pra_log, pra_state, pra_steps, signature
+from mcp_infra_target.actions import CatalogError, ParamError, load_catalog
+from mcp_infra_target.refusal import Refusal, emit
+
+PATHS = {
+    "catalog": "/etc/mcp-infra/actions.json",
+    "host_id": "/etc/mcp-infra/host-id",
+    "allowed_signers": "/etc/mcp-infra/allowed_signers",
+    "state": "/var/lib/mcp-infra",
+    "log": "/var/log/mcp-infra/pra-run.log",
+    "scratch": "/run",
+}
+# only in a test root: where audit.record writes instead of syslog
+TEST_SYSLOG = "/var/log/mcp-infra/syslog.jsonl"
+READ_TIMEOUT_SECONDS = 10
+EXIT_FAILED = 1
+
+
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+def _host_id(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            host = handle.read(512).strip()
+    except (OSError, UnicodeDecodeError):
+        host = ""
+    if not approval.FIELD_RES["host"].match(host):
+        raise Refusal("config_error", "host_id", "no valid host id on this host")
+    return host
+
+
+def _summary(step):
+    """A step as the log keeps it: status only, never output."""
+    if step is None:
+        return None
+    return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error")}
+
+
+def _attempt(paths: Dict[str, str], record: Dict[str, Any], started: float,
+             now: int) -> Dict[str, Any]:
+    """Everything after the log is open; returns the result or raises Refusal."""
+    raw = approval.read_input(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
+    record["envelope_sha256"] = hashlib.sha256(raw).hexdigest()
+    envelope = approval.parse_envelope(raw)
+    record["trace"] = envelope["trace"]
+    doc = approval.parse_document(envelope["document"])
+    record.update({k: doc[k] for k in ("proposal", "host", "action", "params", "nonce",
+                                       "approver", "not_before", "not_after")})
+    try:
+        catalog = load_catalog(paths["catalog"])
+    except CatalogError as exc:
+        record["catalog_error"] = str(exc)
+        raise Refusal("config_error", "actions.json", "action catalog unusable") from None
+    host_id = _host_id(paths["host_id"])
+    details: Dict[str, str] = {}
+    sig_started = time.monotonic()
+    try:
+        record["signer_key"] = signature.verify(
+            envelope["document"].encode("utf-8"), envelope["signature"], doc["approver"],
+            paths["allowed_signers"], paths["scratch"], details)
+    finally:
+        record["durations_ms"]["signature"] = _ms(sig_started)
+        record.update(details)
+    if doc["host"] != host_id:
+        raise Refusal("wrong_host", "host_id", "approval is for another host")
+    settings = catalog.settings
+    approval.check_window(doc, now, settings["clock_skew_seconds"], settings["max_window_seconds"])
+    action = catalog.actions.get(doc["action"])
+    if action is None:
+        raise Refusal("unknown_action", "actions.json", "no such action on this host")
+    try:
+        action.check_params(doc["params"])
+    except ParamError as exc:
+        raise Refusal("bad_params", "actions.%s.params" % action.name, str(exc)) from None
+    pra_state.record_nonce(paths["state"], doc["nonce"], {
+        "time": now, "proposal": doc["proposal"], "host": doc["host"], "action": action.name,
+        "params": doc["params"], "approver": doc["approver"], "not_after": doc["not_after"]})
+    steps_started = time.monotonic()
+    steps = pra_steps.execute(action.plan(doc["params"]), action.name, doc["params"],
+                              paths["state"], settings["output_cap_bytes"], now,
+                              {"time": now, "proposal": doc["proposal"], "nonce": doc["nonce"]})
+    record["durations_ms"]["steps"] = _ms(steps_started)
+    record["durations_ms"]["total"] = _ms(started)
+    record.update(decision="accepted", outcome=steps["outcome"], note=steps["note"],
+                  **{name: _summary(steps[name]) for name in ("check", "run", "verify")})
+    result = {k: doc[k] for k in ("action", "params", "proposal", "nonce", "approver", "host")}
+    result.update(steps, trace=envelope["trace"], durations_ms=record["durations_ms"])
+    return result
+
+
+def _log(log, record: Dict[str, Any], syslog_file) -> None:
+    """Write the attempt's line; fall back to syslog alone if the file cannot take it."""
+    try:
+        if log is not None:
+            log.write(record)
+            return
+    except OSError:
+        record["log_error"] = "pra-run log write failed"
+    pra_log.syslog_only(record, syslog_file)
+
+
+def main(root: str = "", argv=None) -> int:
+    """Run one attempt; `root` is the test root ("" in production)."""
+    started = time.monotonic()
+    now = int(time.time())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    os.umask(0o077)
+    paths = {name: root + path for name, path in PATHS.items()}
+    syslog_file = root + TEST_SYSLOG if root else None
+    record: Dict[str, Any] = {
+        "event": "pra-run", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "sudo_user": os.environ.get("SUDO_USER"), "decision": "refused", "durations_ms": {}}
+    log = None
+    try:
+        if not root and os.geteuid() != 0:
+            raise Refusal("config_error", "pra_run", "pra-run must run as root")
+        log = pra_log.AttemptLog(paths["log"], syslog_file)
+        if argv:
+            raise Refusal("bad_command", "pra_run", "pra-run takes no arguments")
+        result = _attempt(paths, record, started, now)
+    except Exception as exc:  # noqa: BLE001 - every attempt ends in one log line
+        refusal = exc if isinstance(exc, Refusal) else Refusal(
+            "internal_error", "pra_run", "unexpected error; see the pra-run log")
+        if not isinstance(exc, Refusal):
+            record["exception"] = repr(exc)[:2048]
+        refusal.command = "pra-run"
+        record["refusal"] = refusal.as_dict()
+        record["durations_ms"]["total"] = _ms(started)
+        _log(log, record, syslog_file)
+        return emit(refusal, sys.stderr)
+    _log(log, record, syslog_file)
+    try:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
+    return 0 if result["outcome"] != "failed" else EXIT_FAILED

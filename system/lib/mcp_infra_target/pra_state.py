@@ -1,0 +1,106 @@
+"""Root-owned state of pra-run under /var/lib/mcp-infra: the nonce ledger and done markers.
+
+Nonce ledger (`nonces/`): one file per used nonce, named by the nonce's SHA-256, created with
+O_CREAT|O_EXCL and fsynced before anything runs. A crash after recording therefore burns the
+nonce; it can never allow a replay. Entries are never pruned.
+
+Done markers (`done/`): when an action with an idempotency window changed something, a file
+named by the SHA-256 of (action, params) records the time; a later approval for the same
+action and params within the window is `already-satisfied`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from typing import Any, Dict, Optional
+
+from mcp_infra_target.approval import canonical
+from mcp_infra_target.refusal import Refusal
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(path: str) -> int:
+    """Open a state directory, creating it 0700; refuse one not private to this user."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        raise Refusal("config_error", "state_dir", "cannot create state directory") from None
+    try:
+        fd = os.open(path, DIR_FLAGS)
+    except OSError:
+        raise Refusal("config_error", "state_dir", "state directory unusable") from None
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        os.close(fd)
+        raise Refusal("config_error", "state_dir", "state directory not private to root")
+    return fd
+
+
+def _write_new(dir_fd: int, name: str, data: bytes) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=dir_fd)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.fsync(dir_fd)
+
+
+def nonce_name(nonce: str) -> str:
+    """Ledger file name of a nonce."""
+    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+
+
+def record_nonce(state_dir: str, nonce: str, entry: Dict[str, Any]) -> None:
+    """Record `nonce` as used, durably; refuse `replayed_nonce` if it was recorded before."""
+    dir_fd = _open_dir(os.path.join(state_dir, "nonces"))
+    try:
+        _write_new(dir_fd, nonce_name(nonce), json.dumps(entry, sort_keys=True).encode() + b"\n")
+    except FileExistsError:
+        raise Refusal("replayed_nonce", "nonce", "this approval was already used") from None
+    except OSError:
+        raise Refusal("config_error", "nonce_ledger", "cannot record the nonce") from None
+    finally:
+        os.close(dir_fd)
+
+
+def _marker_name(action: str, params: Dict[str, str]) -> str:
+    return hashlib.sha256(canonical([action, params])).hexdigest()
+
+
+def last_done(state_dir: str, action: str, params: Dict[str, str]) -> Optional[int]:
+    """Unix time of the last change made by `action` with `params`, or None."""
+    dir_fd = _open_dir(os.path.join(state_dir, "done"))
+    try:
+        fd = os.open(_marker_name(action, params), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            when = json.loads(handle.read(4096)).get("time")
+        return when if type(when) is int else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def mark_done(state_dir: str, action: str, params: Dict[str, str], entry: Dict[str, Any]) -> None:
+    """Record that `action` with `params` changed something at entry["time"] (atomic replace)."""
+    dir_fd = _open_dir(os.path.join(state_dir, "done"))
+    name = _marker_name(action, params)
+    temp = "%s.%d.tmp" % (name, os.getpid())
+    try:
+        try:
+            os.unlink(temp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        _write_new(dir_fd, temp, json.dumps(entry, sort_keys=True).encode() + b"\n")
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

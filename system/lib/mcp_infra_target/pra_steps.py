@@ -1,0 +1,69 @@
+"""check -> run -> verify for one approved action, with the outcome it earns.
+
+- `already-satisfied`: the desired state is there (check passed, and, for an action with an
+  idempotency window, the same action and params changed something within the window);
+  nothing was run.
+- `changed`: run succeeded and verify (or, without verify, run's own exit status) confirms.
+- `failed`: run or verify failed, or a check-only action's check failed.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from mcp_infra_target import pra_proc, pra_state
+from mcp_infra_target.refusal import Refusal
+
+
+def _step(spec: Optional[Dict[str, Any]], plan: Dict[str, Any], cap: int):
+    if spec is None:
+        return None
+    result = pra_proc.run(spec["argv"], plan["timeout"], cap, plan["user"], plan["cwd"])
+    expect = spec["expect_stdout"]
+    result["ok"] = (result["exit"] == 0 and not result["timed_out"]
+                    and (expect is None or result["stdout"].strip() in expect))
+    return result
+
+
+def _satisfied(check, plan, last_done, now):
+    """(satisfied, note) from the check result and the idempotency window."""
+    window = plan["window"]
+    if check is not None and not check["ok"]:
+        return False, "check: desired state not reached"
+    if window is None:
+        if check is None:
+            return False, "no check: this action always runs"
+        return True, "check: desired state already reached"
+    if last_done is not None and 0 <= now - last_done <= window:
+        return True, "changed %d s ago, within the %d s idempotency window" % (
+            now - last_done, window)
+    return False, "not done within the %d s idempotency window" % window
+
+
+def execute(plan: Dict[str, Any], action: str, params: Dict[str, str], state_dir: str,
+            cap: int, now: int, marker: Dict[str, Any]) -> Dict[str, Any]:
+    """Run the plan; return {outcome, note, check, run, verify} (step results or None)."""
+    last_done = pra_state.last_done(state_dir, action, params) if plan["window"] else None
+    check = _step(plan["check"], plan, cap)
+    satisfied, note = _satisfied(check, plan, last_done, now)
+    out = {"outcome": "already-satisfied", "note": note, "check": check, "run": None,
+           "verify": None}
+    if satisfied:
+        return out
+    if plan["run"] is None:
+        out.update(outcome="failed", note="check failed; this action only checks")
+        return out
+    out["run"] = run = _step(plan["run"], plan, cap)
+    out["verify"] = verify = _step(plan["verify"], plan, cap)
+    if not run["ok"]:
+        out.update(outcome="failed", note="run failed")
+    elif verify is not None and not verify["ok"]:
+        out.update(outcome="failed", note="verify failed")
+    else:
+        out.update(outcome="changed", note="run succeeded" + (
+            ", verify confirms" if verify is not None else " (no separate verify)"))
+        if plan["window"]:
+            try:
+                pra_state.mark_done(state_dir, action, params, marker)
+            except (OSError, Refusal):
+                out["note"] += "; could not record it for the idempotency window"
+    return out

@@ -1,0 +1,320 @@
+"""Forged, altered and replayed approvals against the real pra-run, with real ssh-keygen keys.
+
+Every forgery must be refused (exit 126, one JSON refusal line), leave its log line with the
+same reason, run nothing (the action's target file stays absent) and, unless the signature
+itself was good, leave the nonce unused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pra_support import NAMESPACE, canonical, keys, refusal, result, root  # noqa: E402,F401
+
+NOW = int(time.time())
+
+
+def assert_refused(root, proc, reason):
+    """Refused with `reason`, logged with the same reason, nothing run."""
+    answer = refusal(proc)
+    assert answer["reason"] == reason, answer
+    assert proc.stdout == b""
+    last = root.log()[-1]
+    assert last["decision"] == "refused" and last["refusal"]["reason"] == reason, last
+    assert root.syslog()[-1]["refusal"]["reason"] == reason
+    assert not os.path.exists(root.file("a"))
+    return last
+
+
+def envelope_with(root, signature=None, **doc_overrides):
+    doc = root.document(**doc_overrides)
+    text = canonical(doc)
+    data = {"document": text}
+    if signature is not None:
+        data["signature"] = signature
+    return json.dumps(data).encode(), doc
+
+
+def test_no_signature(root):
+    data, _ = envelope_with(root)
+    assert_refused(root, root.pra_run(data), "missing_signature")
+
+
+def test_empty_signature(root):
+    data, _ = envelope_with(root, signature="")
+    assert_refused(root, root.pra_run(data), "missing_signature")
+
+
+@pytest.mark.parametrize("garbage", [
+    "garbage",
+    "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n",
+    "-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----\n",
+    "-----BEGIN SSH SIGNATURE-----\n$(touch /tmp/x)\n-----END SSH SIGNATURE-----\n",
+])
+def test_garbage_signature(root, garbage):
+    data, _ = envelope_with(root, signature=garbage)
+    assert_refused(root, root.pra_run(data), "bad_signature")
+
+
+def test_signature_of_another_type_is_not_a_string(root):
+    data, _ = envelope_with(root, signature=["x"])
+    assert_refused(root, root.pra_run(data), "bad_envelope")
+
+
+def test_tampered_params(root):
+    """Signature made over params {file: b}, document says {file: a}."""
+    signed = canonical(root.document(params={"file": root.file("b")}))
+    doc = json.loads(signed)
+    doc["params"] = {"file": root.file("a")}
+    forged = {"document": canonical(doc),
+              "signature": root.keys.sign(signed.encode())}
+    assert_refused(root, root.pra_run(json.dumps(forged).encode()), "bad_signature")
+    assert not os.path.exists(root.file("b"))
+
+
+def test_tampered_action(root):
+    signed = canonical(root.document())
+    forged = {"document": signed.replace('"touch_file"', '"touch_windowed"'),
+              "signature": root.keys.sign(signed.encode())}
+    assert_refused(root, root.pra_run(json.dumps(forged).encode()), "bad_signature")
+
+
+@pytest.mark.parametrize("reserialise", [
+    lambda d: json.dumps(d, sort_keys=True),                        # spaces
+    lambda d: json.dumps(d, separators=(",", ":")),                 # key order
+    lambda d: json.dumps(d, sort_keys=True, separators=(",", ":"), indent=0),
+    lambda d: canonical(d) + "\n",                                  # trailing newline
+    lambda d: canonical(d).replace("alice", "\\u0061lice"),         # escaped letter
+    lambda d: canonical(d).replace('"v":1', '"v":1.0'),             # other number form
+])
+def test_validly_signed_but_not_canonical(root, reserialise):
+    """Even a good signature over a non-canonical serialisation is refused."""
+    text = reserialise(root.document())
+    data = root.envelope(text=text)
+    assert_refused(root, root.pra_run(data), "not_canonical" if "1.0" not in text
+                   else "bad_document")
+
+
+def test_duplicate_key_document(root):
+    text = canonical(root.document())[:-1] + ',"approver":"alice"}'
+    assert_refused(root, root.pra_run(root.envelope(text=text)), "bad_document")
+
+
+def test_other_host(root):
+    last = assert_refused(root, root.pra_run(root.envelope(root.document(host="target-2"))),
+                          "wrong_host")
+    assert last["approver"] == "alice" and last["signer_key"].startswith("SHA256:")
+
+
+def test_expired(root):
+    doc = root.document(not_before=NOW - 1200, not_after=NOW - 600)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "expired")
+
+
+def test_not_yet_valid(root):
+    doc = root.document(not_before=NOW + 600, not_after=NOW + 1200)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "not_yet_valid")
+
+
+def test_window_too_long(root):
+    doc = root.document(not_before=NOW - 10, not_after=NOW - 10 + 3601)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "window_too_long")
+
+
+def test_inverted_window(root):
+    doc = root.document(not_before=NOW + 10, not_after=NOW - 10)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "bad_window")
+
+
+def test_replayed_nonce(root):
+    data = root.envelope()
+    first = root.pra_run(data)
+    assert result(first)["outcome"] == "changed"
+    os.unlink(root.file("a"))
+    assert_refused(root, root.pra_run(data), "replayed_nonce")
+
+
+def test_nonce_reused_in_a_new_signed_document(root):
+    doc = root.document()
+    assert result(root.pra_run(root.envelope(doc)))["outcome"] == "changed"
+    os.unlink(root.file("a"))
+    again = dict(doc, proposal="prop-2")
+    assert_refused(root, root.pra_run(root.envelope(again)), "replayed_nonce")
+
+
+def test_nonce_burned_even_when_the_action_failed(root):
+    doc = root.document(action="always_fails")
+    data = root.envelope(doc)
+    assert result(root.pra_run(data))["outcome"] == "failed"
+    assert_refused(root, root.pra_run(data), "replayed_nonce")
+
+
+def test_nonce_recorded_before_anything_runs(root):
+    """The check step of this action succeeds only if the ledger entry already exists."""
+    doc = root.document(action="ledger_probe", params={})
+    root.write_catalog({"ledger_probe": {
+        "description": "check: the ledger entry of this approval's nonce exists",
+        "vars": {"entry": str(root.ledger_file(doc["nonce"]))},
+        "check": ["/usr/bin/test", "-e", "{entry}"], "run": ["/usr/bin/false"],
+        "verify": None}})
+    out = result(root.pra_run(root.envelope(doc)))
+    assert out["outcome"] == "already-satisfied", out
+
+
+def test_forged_attempt_does_not_burn_the_nonce(root):
+    """A refusal before the signature is checked must not consume the nonce."""
+    doc = root.document()
+    data, _ = envelope_with(root, signature="garbage", nonce=doc["nonce"])
+    assert_refused(root, root.pra_run(data), "bad_signature")
+    assert result(root.pra_run(root.envelope(doc)))["outcome"] == "changed"
+
+
+def test_wrong_namespace(root):
+    data = root.envelope(namespace="git")
+    assert_refused(root, root.pra_run(data), "wrong_namespace")
+
+
+def test_wrong_namespace_file_namespace(root):
+    data = root.envelope(namespace="file")
+    assert_refused(root, root.pra_run(data), "wrong_namespace")
+
+
+def test_unknown_signer(root):
+    doc = root.document(approver="mallory")
+    assert_refused(root, root.pra_run(root.envelope(doc, signer="unknown")), "unknown_signer")
+
+
+def test_unknown_key_claiming_an_operator(root):
+    assert_refused(root, root.pra_run(root.envelope(signer="unknown")), "unknown_signer")
+
+
+def test_approver_name_mismatch(root):
+    """bob is an operator, but the document says alice approved."""
+    assert_refused(root, root.pra_run(root.envelope(signer="bob")), "unknown_signer")
+
+
+def test_signed_with_the_pra_key(root):
+    assert_refused(root, root.pra_run(root.envelope(signer="pra")), "unknown_signer")
+
+
+def test_signer_line_expired(root):
+    doc = root.document(approver="carol")
+    assert_refused(root, root.pra_run(root.envelope(doc, signer="carol")), "signer_not_valid")
+
+
+def test_huge_envelope(root):
+    data = root.envelope(root.document(proposal="p"))
+    huge = data[:-1] + b', "pad": "' + b"x" * 70000 + b'"}'
+    assert_refused(root, root.pra_run(huge), "bad_envelope")
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"not json", b"[]", b'"document"', b"\xff\xfe", b'{"document": 1, "signature": "x"}',
+    b'{"document": "{}", "signature": "x", "extra": 1}', b"{" * 100000,
+    b'{"document": "{}", "document": "{}", "signature": "x"}',
+])
+def test_bad_envelope(root, data):
+    assert_refused(root, root.pra_run(data), "bad_envelope")
+
+
+def test_bad_trace(root):
+    assert_refused(root, root.pra_run(root.envelope(trace="a b")), "bad_envelope")
+
+
+def test_unknown_action(root):
+    doc = root.document(action="rm_rf", params={})
+    assert_refused(root, root.pra_run(root.envelope(doc)), "unknown_action")
+
+
+@pytest.mark.parametrize("params", [
+    {},                                                   # missing
+    {"file": "A", "extra": "x"},                          # extra
+    {"file": "/etc/shadow"},                              # not allowed
+    {"file": "A; rm -rf /"},
+    {"file": "$(touch /tmp/pwned)"},
+    {"file": "`id`"},
+    {"file": "A\n/usr/bin/id"},
+    {"file": "../../../etc/passwd"},
+    {"file": "-rf"},
+    {"file": "A/../b"},
+    {"file": "A "},
+    {"file": "{file}"},
+])
+def test_bad_params(root, params):
+    params = {k: v.replace("A", root.file("a")) for k, v in params.items()}
+    doc = root.document(params=params)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "bad_params")
+
+
+@pytest.mark.parametrize("params", [{"file": 1}, {"file": ["x"]}, {"file": None}, []])
+def test_params_of_the_wrong_type(root, params):
+    doc = root.document(params=params)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "bad_document")
+
+
+@pytest.mark.parametrize("overrides", [
+    {"v": 2}, {"v": True}, {"v": "1"}, {"approver": "-alice"}, {"approver": "*"},
+    {"approver": "alice,bob"}, {"nonce": "short"}, {"nonce": "x" * 65}, {"nonce": "a/b" * 8},
+    {"not_before": "now"}, {"not_after": True}, {"proposal": ""}, {"action": "Touch"},
+    {"host": "target 1"},
+])
+def test_malformed_fields(root, overrides):
+    doc = root.document(**overrides)
+    assert_refused(root, root.pra_run(root.envelope(doc)), "bad_document")
+
+
+@pytest.mark.parametrize("change", ["drop", "add"])
+def test_wrong_document_keys(root, change):
+    doc = root.document()
+    if change == "drop":
+        del doc["nonce"]
+    else:
+        doc["run_as"] = "root"
+    assert_refused(root, root.pra_run(root.envelope(doc)), "bad_document")
+
+
+def test_nan_and_lone_surrogate(root):
+    text = canonical(root.document()).replace('"v":1', '"v":NaN')
+    assert_refused(root, root.pra_run(root.envelope(text=text)), "bad_document")
+    text = canonical(root.document()).replace("prop-1", "\\ud800")
+    data = json.dumps({"document": text, "signature": "x"}).encode()
+    assert_refused(root, root.pra_run(data), "bad_document")
+
+
+def test_valid_approval_whose_check_and_run_fail(root):
+    """Not a forgery: accepted, run, reported failed with verify output, logged, exit 1."""
+    doc = root.document(action="always_fails")
+    proc = root.pra_run(root.envelope(doc))
+    assert proc.returncode == 1
+    out = result(proc)
+    assert out["outcome"] == "failed" and out["run"]["exit"] == 1
+    assert out["verify"]["exit"] == 1 and out["verify"]["argv"][0] == "/usr/bin/test"
+    last = root.log()[-1]
+    assert last["decision"] == "accepted" and last["outcome"] == "failed"
+
+
+def test_arguments_are_refused(root):
+    assert_refused(root, root.pra_run(root.envelope(), args=["--help"]), "bad_command")
+
+
+@pytest.mark.parametrize("var", ["SUDO_USER", "SSH_CONNECTION"])
+def test_test_root_refused_under_sudo_or_sshd(root, var):
+    proc = root.pra_run(root.envelope(), **{var: "x"})
+    answer = refusal(proc)
+    assert answer["reason"] == "config_error" and answer["rule"] == "bootstrap"
+    assert root.log() == [] and not os.path.exists(root.file("a"))
+
+
+def test_every_attempt_is_one_log_line(root):
+    root.pra_run(b"junk")
+    root.pra_run(root.envelope(signer="pra"))
+    root.pra_run(root.envelope())
+    lines = root.log()
+    assert [line["decision"] for line in lines] == ["refused", "refused", "accepted"]
+    assert len(root.syslog()) == 3
