@@ -151,5 +151,8 @@ def wait_ready(target: Target, key: Path, known_hosts: Path, deadline: float) ->
         if state not in ("unreachable", "starting", "initializing", "unknown"):
             raise UserError(f"{target.name}: systemd reports '{state}' after boot")
         time.sleep(0.5)
+    limit = Path("/proc/sys/fs/inotify/max_user_instances").read_text().strip()
     raise UserError(f"{target.name}: not ready in time (last state: {state})",
-                    hint=f"see {target.log}; raise LINUX_MCP_LAB_BOOT_TIMEOUT on a slow machine")
+                    hint=f"see {target.log}; raise LINUX_MCP_LAB_BOOT_TIMEOUT on a slow machine; "
+                    "each target's systemd uses several inotify instances, so many targets "
+                    f"can exhaust fs.inotify.max_user_instances (now {limit})")
