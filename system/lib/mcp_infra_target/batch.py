@@ -1,0 +1,113 @@
+"""`mcp:batch`: several whitelisted commands in one SSH round trip, JSON in and out.
+
+Stdin is read with a byte cap and a deadline (a client that never closes stdin cannot
+hold the wrapper). Each command is checked exactly like a single request, then the
+allowed ones run concurrently on a small thread pool, each with its own timeout and an
+equal share of the batch output cap, all inside one batch deadline.
+"""
+
+import json
+import os
+import re
+import select
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import execute
+from .refusal import Refusal
+
+RULE = "request/batch"
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def read_stdin(fd, max_bytes, timeout_s):
+    """Read all of stdin, refusing more than `max_bytes` or a stream still open at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise Refusal("batch_stdin_timeout", RULE, "stdin not closed within %ss" % timeout_s)
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+        if len(data) > max_bytes:
+            raise Refusal("batch_too_large", RULE, "more than %d bytes on stdin" % max_bytes)
+
+
+def parse(data, max_commands):
+    """The batch document: {"commands": [{"id": ID, "command": TEXT}, ...]}."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except ValueError as error:
+        raise Refusal("batch_bad_json", RULE, str(error)[:200])
+    if not isinstance(document, dict) or set(document) != {"commands"}:
+        raise Refusal("batch_bad_shape", RULE, 'expected {"commands": [...]}')
+    commands = document["commands"]
+    if not isinstance(commands, list) or not commands:
+        raise Refusal("batch_bad_shape", RULE, '"commands" must be a non-empty list')
+    if len(commands) > max_commands:
+        raise Refusal("batch_too_many", RULE, "%d commands, at most %d" % (len(commands), max_commands))
+    entries = []
+    for index, entry in enumerate(commands):
+        if (not isinstance(entry, dict) or not set(entry) <= {"id", "command"}
+                or not isinstance(entry.get("command"), str)):
+            raise Refusal("batch_bad_shape", RULE, "entry %d needs a string \"command\"" % index)
+        ident = entry.get("id", str(index))
+        if not isinstance(ident, str) or not _ID.fullmatch(ident):
+            raise Refusal("batch_bad_shape", RULE, "entry %d: id must match %s" % (index, _ID.pattern))
+        entries.append((ident, entry["command"]))
+    return entries
+
+
+def _result(ident, command):
+    return {"id": ident, "command": command, "status": None, "exit_code": None, "stdout": "",
+            "stderr": "", "truncated": False, "duration_ms": 0, "refusal": None}
+
+
+def run(entries, prepare, limits, kill_grace_s):
+    """Check every entry with `prepare(text) -> (plan, env, timeout_s, cap)` and run the allowed.
+
+    Returns the result list (input order) and a summary for the audit record.
+    """
+    results = []
+    jobs = []
+    share = limits["batch_output_cap_bytes"] // len(entries)
+    for ident, command in entries:
+        result = _result(ident, command)
+        results.append(result)
+        try:
+            plan, env, timeout_s, cap = prepare(command)
+        except Refusal as refusal:
+            result.update(status="refused", exit_code=126, refusal=refusal.as_dict())
+            continue
+        result["rule"] = plan.rule
+        jobs.append((result, plan, env, timeout_s, min(cap, share)))
+    deadline = time.monotonic() + limits["batch_timeout_s"]
+
+    def work(job):
+        result, plan, env, timeout_s, cap = job
+        timeout_s = min(timeout_s, deadline - time.monotonic())
+        if timeout_s <= 0:
+            result.update(status="timeout", exit_code=execute.EXIT_TIMEOUT,
+                          stderr="[mcp-wrapper: batch deadline reached before start]\n")
+            return
+        streams = {"stdout": [], "stderr": []}
+        outcome = execute.run(plan.argv, env, timeout_s, cap,
+                              lambda name, chunk: streams[name].append(chunk), kill_grace_s)
+        status = "timeout" if outcome.timed_out else ("error" if outcome.error else "ok")
+        result.update(status=status, exit_code=outcome.exit_code, truncated=outcome.truncated,
+                      duration_ms=int(outcome.duration_s * 1000),
+                      stdout=b"".join(streams["stdout"]).decode("utf-8", "replace"),
+                      stderr=outcome.error or b"".join(streams["stderr"]).decode("utf-8", "replace"))
+
+    if jobs:
+        with ThreadPoolExecutor(max_workers=int(limits["batch_parallel"])) as pool:
+            list(pool.map(work, jobs))
+    summary = [{"id": r["id"], "status": r["status"], "exit": r["exit_code"],
+                "rule": r.get("rule") or (r["refusal"] or {}).get("rule"),
+                "reason": (r["refusal"] or {}).get("reason")} for r in results]
+    for result in results:
+        result.pop("rule", None)
+    return results, summary

@@ -1,0 +1,130 @@
+"""Run one planned argv under supervision.
+
+The child gets the policy's fixed environment, /dev/null as stdin, `/` as working
+directory, no inherited descriptors and its own session (so its whole process group can
+be signalled) and a soft RLIMIT_FSIZE of 0, so a write that slipped past the policy
+cannot grow any regular file (SIGXFSZ). Output is streamed to a sink up to a byte cap; at the cap or at the
+wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
+happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
+until then, so its pid (the group id) cannot have been reused by another process.
+"""
+
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import threading
+import time
+
+EXIT_TIMEOUT = 124
+EXIT_NOT_STARTED = 127
+READ_CHUNK = 65536
+_SPAWN_LOCK = threading.Lock()
+
+
+class Outcome:
+    """How a run ended; `exit_code` follows shell conventions (124 timeout, 128+N signal)."""
+
+    def __init__(self):
+        self.exit_code = None
+        self.timed_out = False
+        self.truncated = False
+        self.output_bytes = 0
+        self.duration_s = 0.0
+        self.error = None
+
+
+def _exited(pid):
+    """Has `pid` exited? Checked without reaping it (WNOWAIT)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _wait_exit(pid, deadline):
+    while not _exited(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _signal_group(pid, signum):
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _spawn(argv, env):
+    """Start the child with RLIMIT_FSIZE soft 0; the wrapper's own limit is lowered only for
+    the fork and restored at once (the lock keeps batch threads from interleaving)."""
+    with _SPAWN_LOCK:
+        saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, saved[1]))
+        try:
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, cwd="/", close_fds=True, start_new_session=True, restore_signals=True)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+
+
+def _pump(process, deadline, cap_bytes, sink, outcome):
+    """Copy output to `sink` until both pipes close, the cap is reached, or the deadline."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+        selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                outcome.timed_out = True
+                return
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, READ_CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                room = cap_bytes - outcome.output_bytes
+                if len(chunk) > room:
+                    chunk = chunk[:room]
+                    outcome.truncated = True
+                if chunk:
+                    outcome.output_bytes += len(chunk)
+                    sink(key.data, chunk)
+                if outcome.truncated:
+                    return
+
+
+def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0):
+    """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
+    outcome = Outcome()
+    start = time.monotonic()
+    deadline = start + timeout_s
+    try:
+        process = _spawn(argv, env)
+    except OSError as error:
+        outcome.error = "%s: %s" % (argv[0], error.strerror)
+        outcome.exit_code = EXIT_NOT_STARTED
+        return outcome
+    try:
+        _pump(process, deadline, cap_bytes, sink, outcome)
+        if not (outcome.timed_out or outcome.truncated):
+            outcome.timed_out = not _wait_exit(process.pid, deadline)
+        if outcome.timed_out or outcome.truncated:
+            stopped_alone = _exited(process.pid)
+            _signal_group(process.pid, signal.SIGTERM)
+            _wait_exit(process.pid, time.monotonic() + kill_grace_s)
+    finally:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+        outcome.duration_s = time.monotonic() - start
+    code = process.returncode
+    if outcome.timed_out:
+        outcome.exit_code = EXIT_TIMEOUT
+    elif outcome.truncated and not stopped_alone:
+        outcome.exit_code = 0
+    else:
+        outcome.exit_code = code if code >= 0 else 128 - code
+    return outcome

@@ -1,0 +1,313 @@
+"""The read-only policy: load `readonly.json`, check its shape strictly, compile it.
+
+Everything the wrapper allows is data in that file; this module only turns the data into
+objects (commands, subcommands, options with compiled value checkers, path rules) and
+refuses a document with unknown keys or bad values, so a typo cannot silently widen or
+narrow what a host enforces.
+"""
+
+import hashlib
+import json
+import os
+import re
+import stat
+
+from .pathrules import PathRules
+from .valuetypes import PolicyError, compile_type
+
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+SCHEMA = 1
+STYLES = ("gnu", "words")
+MODES = ("required", "attached", "lookahead", "equals")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_ENV_FORBIDDEN = re.compile(r"LD_.*|PYTHON.*|PERL.*|RUBY.*|BASH_ENV|ENV|IFS|SHELLOPTS|"
+                            r"GCONV_PATH|LOCPATH|NLSPATH|HOSTALIASES|RES_OPTIONS|LOCALDOMAIN|"
+                            r"TMPDIR|MALLOC_.*|GLIBC_TUNABLES|LESS.*OPEN|EDITOR|VISUAL|SHELL")
+
+NODE_KEYS = {"description", "aliases", "options", "operands", "operand_variants",
+             "subcommands", "bare", "forced", "defaults", "timeout_s", "output_cap_bytes"}
+COMMAND_KEYS = NODE_KEYS - {"aliases"} | {"executable", "optional", "style", "permute",
+                                          "tagged", "bsd_flags", "numeric_option",
+                                          "operands_first", "end_of_options"}
+OPERAND_KEYS = {"min", "max", "counts", "items", "rest"}
+
+
+def _expect(value, kind, where):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PolicyError("%s: expected %s" % (where, getattr(kind, "__name__", kind)))
+    return value
+
+
+def _keys(obj, allowed, where, required=()):
+    _expect(obj, dict, where)
+    unknown = set(obj) - set(allowed)
+    if unknown:
+        raise PolicyError("%s: unknown keys %s" % (where, sorted(unknown)))
+    missing = set(required) - set(obj)
+    if missing:
+        raise PolicyError("%s: missing keys %s" % (where, sorted(missing)))
+
+
+def _strings(value, where):
+    _expect(value, list, where)
+    for item in value:
+        _expect(item, str, where)
+    return list(value)
+
+
+class OptionSpec:
+    """One option: its spellings, whether it takes a value and how, and the value's type."""
+
+    def __init__(self, spellings, mode, check, level):
+        self.spellings = spellings
+        self.name = spellings[0]
+        self.mode = mode
+        self.check = check
+        self.level = level
+
+    @property
+    def takes_value(self):
+        return self.check is not None
+
+    def emit(self, spelling, value):
+        """Spell the option so the binary cannot read it another way (see argvparse)."""
+        if value is None:
+            return [spelling]
+        if self.mode == "required":
+            return [spelling, value]
+        if self.mode == "equals" or spelling.startswith("--"):
+            return [spelling + "=" + value]
+        return [spelling + value]
+
+
+class OperandSpec:
+    def __init__(self, data, where, context):
+        _keys(data, OPERAND_KEYS, where)
+        self.items = [compile_type(t, "%s.items[%d]" % (where, i), context)
+                      for i, t in enumerate(data.get("items", []))]
+        self.rest = compile_type(data["rest"], where + ".rest", context) if "rest" in data else None
+        self.min = _expect(data.get("min", 0), int, where + ".min")
+        default_max = len(self.items) if self.rest is None else 16
+        self.max = _expect(data.get("max", default_max), int, where + ".max")
+        self.counts = data.get("counts")
+        if self.counts is not None:
+            for count in _expect(self.counts, list, where + ".counts"):
+                _expect(count, int, where + ".counts")
+        if self.rest is None and self.max > len(self.items):
+            raise PolicyError("%s: max exceeds the typed items and there is no rest type" % where)
+
+    def checker(self, index):
+        return self.items[index] if index < len(self.items) else self.rest
+
+
+class Node:
+    """A command or subcommand: options defined at this level, operands, children."""
+
+    def __init__(self, name, data, where, context, parent, style):
+        self.name = name
+        self.parent = parent
+        self.rule = name if parent is None else parent.rule + " " + name
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.description = data.get("description", "")
+        self.aliases = _strings(data.get("aliases", []), where + ".aliases")
+        self.bare = _expect(data.get("bare", "subcommands" not in data), bool, where + ".bare")
+        self.forced = _strings(data.get("forced", []), where + ".forced")
+        self.timeout_s = data.get("timeout_s")
+        self.output_cap_bytes = data.get("output_cap_bytes")
+        if self.timeout_s is not None:
+            _expect(self.timeout_s, (int, float), where + ".timeout_s")
+        if self.output_cap_bytes is not None:
+            _expect(self.output_cap_bytes, int, where + ".output_cap_bytes")
+        self.options = {}
+        self.option_list = []
+        for key, value in _expect(data.get("options", {}), dict, where + ".options").items():
+            self._add_option(key, value, "%s.options[%r]" % (where, key), context, style)
+        self.operands = OperandSpec(data.get("operands", {}), where + ".operands", context)
+        self.variants = []
+        for index, variant in enumerate(_expect(data.get("operand_variants", []), list,
+                                                where + ".operand_variants")):
+            vwhere = "%s.operand_variants[%d]" % (where, index)
+            _keys(variant, {"when", "operands"}, vwhere, required=("when", "operands"))
+            self.variants.append((set(_strings(variant["when"], vwhere + ".when")),
+                                  OperandSpec(variant["operands"], vwhere, context)))
+        self.defaults = []
+        for index, default in enumerate(_expect(data.get("defaults", []), list,
+                                                where + ".defaults")):
+            dwhere = "%s.defaults[%d]" % (where, index)
+            _keys(default, {"unless", "args"}, dwhere, required=("unless", "args"))
+            self.defaults.append((set(_strings(default["unless"], dwhere + ".unless")),
+                                  _strings(default["args"], dwhere + ".args")))
+        self.subcommands = {}
+        self.children = []
+        for sub_name, sub_data in _expect(data.get("subcommands", {}), dict,
+                                          where + ".subcommands").items():
+            swhere = "%s.subcommands[%r]" % (where, sub_name)
+            _keys(sub_data, NODE_KEYS, swhere)
+            child = Node(sub_name, sub_data, swhere, context, self, style)
+            self.children.append(child)
+            for word in [sub_name] + child.aliases:
+                if word in self.subcommands:
+                    raise PolicyError("%s: subcommand word %r defined twice" % (swhere, word))
+                self.subcommands[word] = child
+
+    def _add_option(self, key, value, where, context, style):
+        spellings = key.split()
+        if not spellings:
+            raise PolicyError("%s: empty option key" % where)
+        for spelling in spellings:
+            if "=" in spelling or not spelling.isprintable() or spelling in self.options:
+                raise PolicyError("%s: bad or repeated spelling %r" % (where, spelling))
+            if style == "gnu" and spelling.startswith("-") and not (
+                    re.fullmatch(r"-[A-Za-z0-9?]", spelling)
+                    or re.fullmatch(r"--[A-Za-z0-9][A-Za-z0-9-]+", spelling)):
+                raise PolicyError("%s: %r is neither -x nor --long" % (where, spelling))
+        if value is None:
+            spec = OptionSpec(spellings, None, None, self.depth)
+        else:
+            _expect(value, dict, where)
+            type_spec = dict(value)
+            mode = type_spec.pop("mode", "required")
+            if mode not in MODES:
+                raise PolicyError("%s: mode must be one of %s" % (where, MODES))
+            spec = OptionSpec(spellings, mode, compile_type(type_spec, where, context), self.depth)
+        self.option_list.append(spec)
+        for spelling in spellings:
+            self.options[spelling] = spec
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            for node in child.walk():
+                yield node
+
+
+class Command(Node):
+    """A top-level command: a Node plus how to find and parse its binary."""
+
+    def __init__(self, name, plugin, data, where, context):
+        _keys(data, COMMAND_KEYS, where, required=("executable",))
+        if not _COMMAND_NAME.fullmatch(name):
+            raise PolicyError("%s: bad command name" % where)
+        style = data.get("style", "gnu")
+        if style not in STYLES:
+            raise PolicyError("%s: style must be one of %s" % (where, STYLES))
+        self.style = style
+        self.plugin = plugin
+        Node.__init__(self, name, data, where, context, None, style)
+        self.rule = plugin + "/" + name
+        for node in self.walk():
+            if node is not self:
+                node.rule = self.rule + node.rule[len(name):]
+        self.executables = _strings(data["executable"], where + ".executable")
+        for candidate in self.executables:
+            if not candidate.startswith("/") or "/../" in candidate or "/./" in candidate:
+                raise PolicyError("%s: executables must be absolute, normal paths" % where)
+        self.optional = _expect(data.get("optional", False), bool, where + ".optional")
+        self.permute = _expect(data.get("permute", style == "gnu"), bool, where + ".permute")
+        self.end_of_options = _expect(data.get("end_of_options", style == "gnu"), bool,
+                                      where + ".end_of_options")
+        self.operands_first = _expect(data.get("operands_first", False), bool,
+                                      where + ".operands_first")
+        self.bsd_flags = _expect(data.get("bsd_flags", ""), str, where + ".bsd_flags")
+        self.numeric_option = data.get("numeric_option")
+        if self.numeric_option is not None and self.numeric_option not in self.options:
+            raise PolicyError("%s: numeric_option must name a root option" % where)
+        self.tagged = {}
+        for tag, type_spec in _expect(data.get("tagged", {}), dict, where + ".tagged").items():
+            if len(tag) != 1 or tag.isalnum() or tag == "-":
+                raise PolicyError("%s: a tag is one punctuation character" % where)
+            self.tagged[tag] = compile_type(type_spec, "%s.tagged[%r]" % (where, tag), context)
+
+    def executable(self):
+        """The first candidate that is a root-owned, not group/world-writable regular file."""
+        for candidate in self.executables:
+            try:
+                info = os.stat(candidate)
+            except OSError:
+                continue
+            if (stat.S_ISREG(info.st_mode) and info.st_uid == 0
+                    and not info.st_mode & 0o022 and info.st_mode & 0o111):
+                return candidate
+        return None
+
+    def forms(self):
+        """Command forms this command offers: its leaf nodes (`ip route get`, `uptime`)."""
+        return [node for node in self.walk() if not node.subcommands]
+
+
+class Policy:
+    """The compiled policy plus the raw document (for `mcp:policy`) and its digest."""
+
+    def __init__(self, document, digest):
+        self.document = document
+        self.sha256 = digest
+        _keys(document, {"schema", "description", "defaults", "limits", "environment",
+                         "paths", "types", "plugins"}, "policy",
+              required=("schema", "defaults", "limits", "environment", "paths", "plugins"))
+        if document["schema"] != SCHEMA:
+            raise PolicyError("policy: schema must be %d" % SCHEMA)
+        defaults = document["defaults"]
+        _keys(defaults, {"timeout_s", "output_cap_bytes", "kill_grace_s"}, "policy.defaults",
+              required=("timeout_s", "output_cap_bytes", "kill_grace_s"))
+        self.timeout_s = _expect(defaults["timeout_s"], (int, float), "defaults.timeout_s")
+        self.output_cap_bytes = _expect(defaults["output_cap_bytes"], int, "defaults.output_cap")
+        self.kill_grace_s = _expect(defaults["kill_grace_s"], (int, float), "defaults.kill_grace_s")
+        limit_names = ("request_max_bytes", "max_tokens", "batch_max_commands",
+                       "batch_stdin_max_bytes", "batch_stdin_timeout_s", "batch_timeout_s",
+                       "batch_output_cap_bytes", "batch_parallel")
+        _keys(document["limits"], limit_names, "policy.limits", required=limit_names)
+        self.limits = {}
+        for name in limit_names:
+            value = _expect(document["limits"][name], (int, float), "limits." + name)
+            if value <= 0:
+                raise PolicyError("limits.%s must be positive" % name)
+            self.limits[name] = value
+        self.environment = self._environment(document["environment"])
+        paths = document["paths"]
+        _keys(paths, {"read_roots", "list_roots", "deny", "deny_names"}, "policy.paths",
+              required=("read_roots", "list_roots", "deny", "deny_names"))
+        for key in ("read_roots", "list_roots", "deny"):
+            for pattern in _strings(paths[key], "paths." + key):
+                if not pattern.startswith("/"):
+                    raise PolicyError("paths.%s: %r is not absolute" % (key, pattern))
+        self.paths = PathRules(paths["read_roots"], paths["list_roots"], paths["deny"],
+                               _strings(paths["deny_names"], "paths.deny_names"))
+        context = {"paths": self.paths, "named": {}}
+        for name, spec in _expect(document.get("types", {}), dict, "policy.types").items():
+            context["named"][name] = compile_type(spec, "types." + name, context)
+        self.commands = {}
+        for plugin, pdata in _expect(document["plugins"], dict, "policy.plugins").items():
+            _keys(pdata, {"description", "commands"}, "plugins." + plugin, required=("commands",))
+            for name, cdata in _expect(pdata["commands"], dict, plugin + ".commands").items():
+                where = "plugins.%s.commands.%s" % (plugin, name)
+                if name in self.commands:
+                    raise PolicyError("%s: command defined in two plugins" % where)
+                self.commands[name] = Command(name, plugin, cdata, where, context)
+
+    @staticmethod
+    def _environment(env):
+        _expect(env, dict, "policy.environment")
+        for name, value in env.items():
+            if not _ENV_NAME.fullmatch(name) or _ENV_FORBIDDEN.fullmatch(name):
+                raise PolicyError("environment: %r may not be set" % name)
+            _expect(value, str, "environment." + name)
+        if not env.get("PATH", "").startswith("/"):
+            raise PolicyError("environment: PATH must be set to absolute directories")
+        return dict(env)
+
+    def forms(self):
+        return [form for command in self.commands.values() for form in command.forms()]
+
+
+def load(path):
+    """Read and compile the policy file at `path` (trust of the file is checked by the caller)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_POLICY_BYTES + 1)
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError("policy file larger than %d bytes" % MAX_POLICY_BYTES)
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except ValueError as error:
+        raise PolicyError("policy is not JSON: %s" % error)
+    return Policy(document, hashlib.sha256(data).hexdigest())

@@ -1,0 +1,187 @@
+"""Value types for option values and operands: each policy type compiles to a checker.
+
+A checker takes the client's string and returns the string to pass on, or raises a
+Refusal. Every type refuses the empty string. Types are parameterised by policy data
+(ranges, enums, patterns); the kinds themselves are the fixed list in KINDS.
+"""
+
+import ipaddress
+import re
+
+from .refusal import Refusal
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+_NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME = re.compile(r"(?=.{1,253}$)%s(\.%s)*\.?" % (_LABEL, _LABEL))
+
+
+class PolicyError(Exception):
+    """The policy document is malformed; the wrapper refuses everything until it is fixed."""
+
+
+def _int(spec, where):
+    low, high = spec.get("min"), spec.get("max")
+
+    def check(value, rule):
+        if not _INT.fullmatch(value):
+            raise Refusal("bad_value", rule, "%r is not an integer" % value)
+        number = int(value)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise Refusal("bad_value", rule, "%s is outside %s..%s" % (value, low, high))
+        return value
+    return check
+
+
+def _number(spec, where):
+    low, high = spec.get("min"), spec.get("max")
+
+    def check(value, rule):
+        if not _NUMBER.fullmatch(value):
+            raise Refusal("bad_value", rule, "%r is not a plain decimal number" % value)
+        number = float(value)
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise Refusal("bad_value", rule, "%s is outside %s..%s" % (value, low, high))
+        return value
+    return check
+
+
+def _enum(spec, where):
+    values = frozenset(spec["values"])
+
+    def check(value, rule):
+        if value not in values:
+            raise Refusal("bad_value", rule, "%r is not one of %s" % (value, ", ".join(sorted(values))))
+        return value
+    return check
+
+
+def _list(spec, where, context):
+    item = compile_type(spec["item"], where + ".item", context)
+    separator = spec.get("separator", ",")
+    max_items = spec.get("max_items", 32)
+
+    def check(value, rule):
+        parts = value.split(separator)
+        if len(parts) > max_items:
+            raise Refusal("bad_value", rule, "more than %d items" % max_items)
+        return separator.join(item(part, rule) for part in parts)
+    return check
+
+
+def _regex(spec, where):
+    try:
+        pattern = re.compile(spec["pattern"])
+    except re.error as error:
+        raise PolicyError("%s: bad pattern: %s" % (where, error))
+    max_len = spec.get("max_len", 256)
+
+    def check(value, rule):
+        if len(value) > max_len or not pattern.fullmatch(value):
+            raise Refusal("bad_value", rule, "%r does not match %s" % (value, spec["pattern"]))
+        return value
+    return check
+
+
+def _text(spec, where):
+    max_len = spec.get("max_len", 512)
+
+    def check(value, rule):
+        if not value or len(value) > max_len or not value.isprintable():
+            raise Refusal("bad_value", rule, "text must be 1..%d printable characters" % max_len)
+        return value
+    return check
+
+
+def _hostname(value, rule):
+    if not _HOSTNAME.fullmatch(value):
+        raise Refusal("bad_value", rule, "%r is not a host name" % value)
+    return value
+
+
+def _ip(value, rule):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise Refusal("bad_value", rule, "%r is not an IP address" % value)
+    if "%" in value:
+        raise Refusal("bad_value", rule, "%r: scoped addresses are not accepted" % value)
+    return value
+
+
+def _network(value, rule):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise Refusal("bad_value", rule, "%r is not an address or prefix" % value)
+    return value
+
+
+def _host(value, rule):
+    try:
+        return _ip(value, rule)
+    except Refusal:
+        return _hostname(value, rule)
+
+
+def _path(spec, where, context):
+    access = spec.get("access", "read")
+    if access not in ("read", "list"):
+        raise PolicyError("%s: access must be read or list" % where)
+    rules = context["paths"]
+
+    def check(value, rule):
+        return rules.check(value, access, rule)
+    return check
+
+
+def _any_of(spec, where, context):
+    members = [compile_type(s, "%s.any_of[%d]" % (where, i), context)
+               for i, s in enumerate(spec["types"])]
+
+    def check(value, rule):
+        failures = []
+        for member in members:
+            try:
+                return member(value, rule)
+            except Refusal as refusal:
+                failures.append(refusal)
+        specific = [f for f in failures if f.reason != "bad_value"]
+        raise (specific or failures)[0]
+    return check
+
+
+KINDS = {
+    "int": (_int, ("min", "max")),
+    "number": (_number, ("min", "max")),
+    "enum": (_enum, ("values",)),
+    "list": (_list, ("item", "separator", "max_items")),
+    "regex": (_regex, ("pattern", "max_len")),
+    "text": (_text, ("max_len",)),
+    "hostname": (lambda spec, where: _hostname, ()),
+    "ip": (lambda spec, where: _ip, ()),
+    "network": (lambda spec, where: _network, ()),
+    "host": (lambda spec, where: _host, ()),
+    "path": (_path, ("access",)),
+    "any_of": (_any_of, ("types",)),
+}
+_NEEDS_CONTEXT = {"list", "path", "any_of"}
+
+
+def compile_type(spec, where, context):
+    """Compile a type spec: a kind from KINDS or the name of a type in the policy's `types`."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise PolicyError("%s: a type needs {\"type\": ...}" % where)
+    kind = spec["type"]
+    named = context["named"]
+    if kind not in KINDS:
+        if kind not in named or len(spec) != 1:
+            raise PolicyError("%s: unknown type %r" % (where, kind))
+        return named[kind]
+    builder, params = KINDS[kind]
+    unknown = set(spec) - set(params) - {"type"}
+    if unknown:
+        raise PolicyError("%s: unknown keys %s for type %s" % (where, sorted(unknown), kind))
+    if kind in _NEEDS_CONTEXT:
+        return builder(spec, where, context)
+    return builder(spec, where)

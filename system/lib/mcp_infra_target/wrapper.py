@@ -1,0 +1,205 @@
+"""The request pipeline of `mcp-wrapper` (DESIGN.md, "The read-only wrapper").
+
+screen -> tokenise -> reserved words or command lookup -> typed validation -> supervised
+run -> one audit record. Every way of saying no is a Refusal: exit 126 and one JSON line
+on stderr. Nothing here trusts the client beyond the words it typed.
+"""
+
+import json
+import os
+import re
+import resource
+import sys
+import time
+
+from . import VERSION, argvparse, audit, batch, execute, paths, policy, screen, tokenise
+from .refusal import EXIT_REFUSED, Refusal, emit
+
+NAME = "mcp-wrapper"
+_TRACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TRACE_PREFIX = "mcp:trace="
+EXIT_CLIENT_GONE = 141
+
+
+def _load_policy(layout):
+    try:
+        return policy.load(layout.trusted_policy())
+    except (OSError, paths.UntrustedPath, policy.PolicyError) as error:
+        raise Refusal("policy_invalid", "policy/load", str(error))
+
+
+def _plan_words(loaded, tokens):
+    """Plan a command's words (reserved words refused): for explain and batch entries."""
+    if not tokens:
+        raise Refusal("empty", "request/reserved", "no command given")
+    if tokens[0].startswith("mcp:"):
+        raise Refusal("reserved_word_not_allowed_here", "request/reserved",
+                      "%r cannot be used inside another request" % tokens[0][:32])
+    plan = argvparse.plan(loaded, tokens)
+    return (plan, loaded.environment, plan.limit(loaded, "timeout_s"),
+            plan.limit(loaded, "output_cap_bytes"))
+
+
+def _prepare(loaded, text):
+    """Screen, split and plan one batch entry exactly like a whole request."""
+    screen.check(text, loaded.limits["request_max_bytes"])
+    return _plan_words(loaded, tokenise.split(text, loaded.limits["max_tokens"]))
+
+
+class ClientGone(Exception):
+    """The client closed the channel: stop the command, audit, and say nothing more."""
+
+
+class _Stdout:
+    """Streams command output to fds 1/2 and remembers whether stdout ended with a newline."""
+
+    def __init__(self):
+        self.ends_with_newline = True
+
+    def __call__(self, stream, chunk):
+        fd = 1 if stream == "stdout" else 2
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except BrokenPipeError:
+            raise ClientGone()
+        if fd == 1:
+            self.ends_with_newline = chunk.endswith(b"\n")
+
+
+def _write_json(document):
+    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def _run_single(loaded, tokens, record):
+    plan = argvparse.plan(loaded, tokens)
+    record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
+    out = _Stdout()
+    cap = plan.limit(loaded, "output_cap_bytes")
+    timeout_s = plan.limit(loaded, "timeout_s")
+    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, out, loaded.kill_grace_s)
+    record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
+                  timed_out=outcome.timed_out)
+    if outcome.error:
+        record["error"] = outcome.error
+        sys.stderr.write("[mcp-wrapper: %s]\n" % outcome.error)
+    if outcome.truncated:
+        sys.stdout.write(("" if out.ends_with_newline else "\n")
+                         + "[mcp-wrapper: output truncated at %d bytes]\n" % cap)
+    if outcome.timed_out:
+        sys.stderr.write("[mcp-wrapper: timed out after %s s]\n" % timeout_s)
+    return outcome.exit_code
+
+
+def _explain(loaded, words):
+    answer = {"allowed": False, "command": words[0] if words else None, "argv": None,
+              "rule": None, "reason": None, "detail": None}
+    try:
+        plan, _, timeout_s, cap = _plan_words(loaded, words)
+        answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
+                      output_cap_bytes=cap)
+    except Refusal as refusal:
+        answer.update(rule=refusal.rule, reason=refusal.reason, detail=refusal.detail)
+    return answer
+
+
+def _effective(loaded):
+    commands = {}
+    for name, command in sorted(loaded.commands.items()):
+        commands[name] = {"rule": command.rule, "executable": command.executable(),
+                          "forms": [form.rule for form in command.forms()]}
+    document = dict(loaded.document)
+    document["_effective"] = {"version": VERSION, "policy_sha256": loaded.sha256,
+                              "commands": commands}
+    return document
+
+
+def _reserved(loaded, word, rest, record):
+    record.update(decision="allowed", rule="reserved/" + word[4:])
+    if word == "mcp:explain":
+        answer = _explain(loaded, rest)
+        record["explain"] = {k: answer[k] for k in ("allowed", "rule", "reason")}
+        _write_json(answer)
+        return 0
+    if rest:
+        raise Refusal("reserved_word_args", "request/reserved", "%s takes no arguments" % word)
+    if word == "mcp:policy":
+        _write_json(_effective(loaded))
+        return 0
+    if word == "mcp:version":
+        _write_json({"name": NAME, "version": VERSION, "policy_sha256": loaded.sha256})
+        return 0
+    if word == "mcp:batch":
+        limits = loaded.limits
+        data = batch.read_stdin(0, limits["batch_stdin_max_bytes"], limits["batch_stdin_timeout_s"])
+        entries = batch.parse(data, limits["batch_max_commands"])
+        results, summary = batch.run(entries, lambda text: _prepare(loaded, text), limits,
+                                     loaded.kill_grace_s)
+        record["batch"] = summary
+        record["bytes"] = sum(len(r["stdout"]) + len(r["stderr"]) for r in results)
+        _write_json({"results": results})
+        return 0
+    raise Refusal("unknown_reserved_word", "request/reserved", "%r is not a reserved word" % word[:32])
+
+
+def _serve(layout, record):
+    raw = os.environb.get(b"SSH_ORIGINAL_COMMAND")
+    if raw is None:
+        raise Refusal("shell_request", "request/screen", "no command given: shells are not offered")
+    record["request"] = audit.escape(raw.decode("utf-8", "backslashreplace"))
+    text = screen.decode(raw)
+    loaded = _load_policy(layout)
+    record["policy_sha256"] = loaded.sha256
+    screen.check(text, loaded.limits["request_max_bytes"])
+    tokens = tokenise.split(text, loaded.limits["max_tokens"])
+    if tokens[0].startswith(TRACE_PREFIX):
+        trace = tokens[0][len(TRACE_PREFIX):]
+        if not _TRACE.fullmatch(trace):
+            raise Refusal("bad_trace_id", "request/reserved", "trace ids match %s" % _TRACE.pattern)
+        record["trace"] = trace
+        tokens = tokens[1:]
+        if not tokens:
+            raise Refusal("empty", "request/reserved", "nothing after the trace id")
+    if tokens[0].startswith("mcp:"):
+        return _reserved(loaded, tokens[0], tokens[1:], record)
+    return _run_single(loaded, tokens, record)
+
+
+def _say(refusal):
+    """Emit the refusal line; a client that already left cannot change the exit code."""
+    try:
+        return emit(refusal, sys.stderr)
+    except OSError:
+        return EXIT_REFUSED
+
+
+def main(test_root=None):
+    """Serve one request; returns the process exit code."""
+    start = time.monotonic()
+    layout = paths.Layout(test_root)
+    record = {"event": NAME, "version": VERSION, "trace": None, "request": None,
+              "decision": None, "rule": None, "reason": None, "bytes": 0}
+    record.update(audit.client_fields(os.environ))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.chdir("/")
+    try:
+        code = _serve(layout, record)
+    except Refusal as refusal:
+        record.update(decision="refused", rule=refusal.rule, reason=refusal.reason,
+                      detail=refusal.detail)
+        code = _say(refusal)
+    except ClientGone:
+        record["client_gone"] = True
+        code = EXIT_CLIENT_GONE
+    except Exception as error:  # noqa: BLE001 - fail closed, but say so in the audit log
+        refusal = Refusal("internal_error", "wrapper/internal", type(error).__name__)
+        record.update(decision="error", rule=refusal.rule, reason=refusal.reason,
+                      detail=repr(error)[:500])
+        code = _say(refusal)
+    record["exit"] = code
+    record["duration_ms"] = int((time.monotonic() - start) * 1000)
+    audit.record(NAME, record, warning=record["decision"] != "allowed",
+                 file_path=layout.audit_file)
+    return code
