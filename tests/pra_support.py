@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,20 @@ PRA_EXEC = SYSTEM / "wrappers" / "pra-exec"
 NAMESPACE = "mcp-linux-infra-approval"
 HOST = "target-1"
 KEYGEN = "/usr/bin/ssh-keygen"
+if str(SYSTEM / "lib") not in sys.path:
+    sys.path.insert(0, str(SYSTEM / "lib"))
+
+
+FAKE_SUDO = """#!/usr/bin/python3 -IS
+import json, os, sys
+data = sys.stdin.buffer.read()
+with open(%(record)r, "w") as handle:
+    json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": data.decode()}, handle)
+with open(%(record)r + ".stdin", "wb") as handle:
+    handle.write(data)
+os.dup2(os.open(%(record)r + ".stdin", os.O_RDONLY), 0)
+os.execve(%(pra_run)r, [%(pra_run)r], {"MCP_INFRA_TEST_ROOT": %(root)r})
+"""
 
 
 def canonical(obj: Any) -> str:
@@ -143,6 +158,22 @@ class TestRoot:
         """Run the real pra-run script against this root."""
         return subprocess.run([str(PRA_RUN), *args], input=data, capture_output=True,
                               env=self.env(**env), timeout=60)
+
+    def pra_exec(self, command: Optional[str], data: bytes = b"", **env: str):
+        """Run the real pra-exec script as sshd would, SSH_ORIGINAL_COMMAND = `command`."""
+        if command is not None:
+            env["SSH_ORIGINAL_COMMAND"] = command
+        return subprocess.run([str(PRA_EXEC)], input=data, capture_output=True,
+                              env=self.env(**env), timeout=60)
+
+    def install_fake_sudo(self) -> Path:
+        """usr/bin/sudo that records argv, environment and stdin, then runs pra-run."""
+        record = self.work / "sudo.json"
+        script = self.path / "usr/bin/sudo"
+        script.write_text(FAKE_SUDO % {"record": str(record), "root": str(self.path),
+                                       "pra_run": str(PRA_RUN)})
+        script.chmod(0o755)
+        return record
 
     def log(self) -> List[Dict[str, Any]]:
         path = self.path / "var/log/mcp-infra/pra-run.log"

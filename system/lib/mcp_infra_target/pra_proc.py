@@ -59,11 +59,10 @@ def run(argv: List[str], timeout: float, cap: int, user: Optional[str] = None,
             selector.register(stream, selectors.EVENT_READ)
         while selector.get_map():
             now = time.monotonic()
+            if now >= deadline:
+                break
             if _exited(proc.pid):
                 deadline = min(deadline, now + EXIT_GRACE_SECONDS)
-            if now >= deadline:
-                result["timed_out"] = not _exited(proc.pid)
-                break
             for key, _ in selector.select(min(deadline - now, 0.5)):
                 data = os.read(key.fd, CHUNK)
                 if not data:
@@ -73,6 +72,10 @@ def run(argv: List[str], timeout: float, cap: int, user: Optional[str] = None,
                 room = cap - len(kept)
                 kept.extend(data[:max(room, 0)])
                 result["truncated"] = result["truncated"] or len(data) > room
+    # pipes reach EOF a moment before the child becomes a zombie: wait for it first
+    while not _exited(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    result["timed_out"] = not _exited(proc.pid)
     _kill_group(proc.pid)
     proc.wait()
     for stream in buffers:

@@ -123,7 +123,7 @@ def main(root: str = "", argv=None) -> int:
     started = time.monotonic()
     now = int(time.time())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    os.umask(0o077)
+    os.umask(0o027)
     paths = {name: root + path for name, path in PATHS.items()}
     syslog_file = root + TEST_SYSLOG if root else None
     record: Dict[str, Any] = {

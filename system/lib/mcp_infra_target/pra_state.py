@@ -22,23 +22,31 @@ from mcp_infra_target.refusal import Refusal
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _open_dir(path: str) -> int:
-    """Open a state directory, creating it 0700; refuse one not private to this user."""
+def _open_checked(path: str, dir_fd: Optional[int], forbidden: int) -> int:
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        raise Refusal("config_error", "state_dir", "cannot create state directory") from None
-    try:
-        fd = os.open(path, DIR_FLAGS)
+        fd = os.open(path, DIR_FLAGS, dir_fd=dir_fd)
     except OSError:
         raise Refusal("config_error", "state_dir", "state directory unusable") from None
     info = os.fstat(fd)
-    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & forbidden:
         os.close(fd)
         raise Refusal("config_error", "state_dir", "state directory not private to root")
     return fd
+
+
+def _open_dir(state_dir: str, sub: str) -> int:
+    """Open `state_dir`/`sub` (created 0700 if missing); both must be root's alone."""
+    parent = _open_checked(state_dir, None, 0o022)
+    try:
+        try:
+            os.mkdir(sub, 0o700, dir_fd=parent)
+        except FileExistsError:
+            pass
+        except OSError:
+            raise Refusal("config_error", "state_dir", "cannot create state directory") from None
+        return _open_checked(sub, parent, 0o077)
+    finally:
+        os.close(parent)
 
 
 def _write_new(dir_fd: int, name: str, data: bytes) -> None:
@@ -59,7 +67,7 @@ def nonce_name(nonce: str) -> str:
 
 def record_nonce(state_dir: str, nonce: str, entry: Dict[str, Any]) -> None:
     """Record `nonce` as used, durably; refuse `replayed_nonce` if it was recorded before."""
-    dir_fd = _open_dir(os.path.join(state_dir, "nonces"))
+    dir_fd = _open_dir(state_dir, "nonces")
     try:
         _write_new(dir_fd, nonce_name(nonce), json.dumps(entry, sort_keys=True).encode() + b"\n")
     except FileExistsError:
@@ -76,7 +84,7 @@ def _marker_name(action: str, params: Dict[str, str]) -> str:
 
 def last_done(state_dir: str, action: str, params: Dict[str, str]) -> Optional[int]:
     """Unix time of the last change made by `action` with `params`, or None."""
-    dir_fd = _open_dir(os.path.join(state_dir, "done"))
+    dir_fd = _open_dir(state_dir, "done")
     try:
         fd = os.open(_marker_name(action, params), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                      dir_fd=dir_fd)
@@ -91,7 +99,7 @@ def last_done(state_dir: str, action: str, params: Dict[str, str]) -> Optional[i
 
 def mark_done(state_dir: str, action: str, params: Dict[str, str], entry: Dict[str, Any]) -> None:
     """Record that `action` with `params` changed something at entry["time"] (atomic replace)."""
-    dir_fd = _open_dir(os.path.join(state_dir, "done"))
+    dir_fd = _open_dir(state_dir, "done")
     name = _marker_name(action, params)
     temp = "%s.%d.tmp" % (name, os.getpid())
     try:

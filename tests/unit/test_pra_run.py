@@ -1,0 +1,172 @@
+"""pra-run's accepted path: check -> run -> verify, outcomes, result and log formats, config."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pra_support import keys, refusal, result, root  # noqa: E402,F401
+
+RESULT_KEYS = {"outcome", "note", "action", "params", "proposal", "nonce", "approver", "host",
+               "trace", "check", "run", "verify", "durations_ms"}
+STEP_KEYS = {"argv", "exit", "ok", "stdout", "stderr", "timed_out", "truncated", "duration_ms",
+             "error"}
+
+
+def approve(root, **doc):
+    return root.pra_run(root.envelope(root.document(**doc)))
+
+
+def test_changed_then_already_satisfied(root):
+    first = result(approve(root))
+    assert set(first) == RESULT_KEYS and set(first["run"]) == STEP_KEYS
+    assert first["outcome"] == "changed"
+    assert first["check"]["exit"] == 1 and first["run"]["exit"] == 0 and first["verify"]["ok"]
+    assert first["run"]["argv"] == ["/usr/bin/touch", "--", root.file("a")]
+    assert os.path.exists(root.file("a"))
+    second = result(approve(root))
+    assert second["outcome"] == "already-satisfied"
+    assert second["run"] is None and second["verify"] is None and second["check"]["ok"]
+    assert [line["outcome"] for line in root.log()] == ["changed", "already-satisfied"]
+
+
+def test_idempotency_window(root):
+    doc = {"action": "touch_windowed"}
+    assert result(approve(root, **doc))["outcome"] == "changed"
+    again = result(approve(root, **doc))
+    assert again["outcome"] == "already-satisfied" and "idempotency window" in again["note"]
+    assert again["check"] is None
+    other = result(approve(root, action="touch_windowed", params={"file": root.file("b")}))
+    assert other["outcome"] == "changed"
+    marker_dir = root.path / "var/lib/mcp-infra/done"
+    for marker in marker_dir.iterdir():
+        marker.write_text(json.dumps({"time": int(time.time()) - 301}))
+    assert result(approve(root, **doc))["outcome"] == "changed"
+
+
+def test_window_combined_with_check(root):
+    """Satisfied only while the check passes AND the last change is recent."""
+    root.write_catalog({"restart_like": {
+        "description": "file must exist and have been touched within the window",
+        "params": {"file": {"type": "path", "values": [root.file("a")]}},
+        "check": ["/usr/bin/test", "-e", "{file}"], "run": ["/usr/bin/touch", "{file}"],
+        "verify": ["/usr/bin/test", "-e", "{file}"], "idempotency_window_seconds": 300}})
+    open(root.file("a"), "w").close()
+    assert result(approve(root, action="restart_like"))["outcome"] == "changed"
+    assert result(approve(root, action="restart_like"))["outcome"] == "already-satisfied"
+    os.unlink(root.file("a"))
+    assert result(approve(root, action="restart_like"))["outcome"] == "changed"
+
+
+def test_check_only_action(root):
+    root.write_catalog({"probe": {
+        "description": "check only",
+        "params": {"file": {"type": "path", "values": [root.file("a")]}},
+        "check": ["/usr/bin/test", "-e", "{file}"], "run": None, "verify": None}})
+    proc = approve(root, action="probe")
+    assert proc.returncode == 1 and result(proc)["outcome"] == "failed"
+    assert result(proc)["run"] is None
+    open(root.file("a"), "w").close()
+    assert result(approve(root, action="probe"))["outcome"] == "already-satisfied"
+
+
+def test_expect_stdout_and_verify_failure(root):
+    root.write_catalog({"says_no": {
+        "description": "check wants 'yes'; verify says 'no' too",
+        "check": {"argv": ["/usr/bin/echo", "no"], "expect_stdout": ["yes"]},
+        "run": ["/usr/bin/true"],
+        "verify": {"argv": ["/usr/bin/echo", "no"], "expect_stdout": ["yes"]}}})
+    out = result(approve(root, action="says_no", params={}))
+    assert out["check"]["exit"] == 0 and not out["check"]["ok"]
+    assert out["outcome"] == "failed" and out["note"] == "verify failed"
+    assert out["verify"]["stdout"] == "no\n"
+
+
+def test_step_timeout_and_output_cap(root):
+    root.write_catalog({"slow": {
+        "description": "check hangs, run is loud",
+        "timeout_seconds": 1,
+        "check": ["/usr/bin/sleep", "30"],
+        "run": ["/usr/bin/head", "-c", "5000", "/dev/zero"],
+        "verify": None}}, settings={"output_cap_bytes": 1024})
+    started = time.monotonic()
+    out = result(approve(root, action="slow", params={}))
+    assert time.monotonic() - started < 10
+    assert out["check"]["timed_out"] and not out["check"]["ok"]
+    assert out["run"]["truncated"] and len(out["run"]["stdout"]) == 1024
+    assert out["outcome"] == "changed"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_runs_as_the_action_user(root):
+    root.write_catalog({"as_nobody": {
+        "description": "check passes only as nobody", "user": "nobody", "cwd": "/tmp",
+        "check": {"argv": ["/usr/bin/id", "-un"], "expect_stdout": ["nobody"]},
+        "run": None, "verify": None}})
+    out = result(approve(root, action="as_nobody", params={}))
+    assert out["outcome"] == "already-satisfied", out
+
+
+def test_clock_skew_allowed_for_not_before_only(root):
+    now = int(time.time())
+    assert result(approve(root, not_before=now + 30, not_after=now + 600))["outcome"] == "changed"
+
+
+def test_max_window_setting(root):
+    root.write_catalog(settings={"max_window_seconds": 600})
+    now = int(time.time())
+    assert refusal(approve(root, not_before=now - 10, not_after=now + 591))["reason"] == \
+        "window_too_long"
+    assert result(approve(root, not_before=now - 10, not_after=now + 590))["outcome"] == "changed"
+
+
+def test_log_line_format_and_mode(root):
+    result(approve(root, proposal="prop-9"))
+    log_path = root.path / "var/log/mcp-infra/pra-run.log"
+    assert stat.S_IMODE(log_path.stat().st_mode) == 0o640
+    line = root.log()[-1]
+    assert line["event"] == "pra-run" and line["decision"] == "accepted"
+    assert line["proposal"] == "prop-9" and line["approver"] == "alice"
+    assert line["signer_key"].startswith("SHA256:")
+    assert set(line["durations_ms"]) == {"signature", "steps", "total"}
+    assert "stdout" not in line["run"]
+    assert root.syslog()[-1] == line
+
+
+@pytest.mark.parametrize("breakage, rule", [
+    (lambda r: (r.path / "etc/mcp-infra/host-id").unlink(), "host_id"),
+    (lambda r: (r.path / "etc/mcp-infra/host-id").write_text("bad host\n"), "host_id"),
+    (lambda r: (r.path / "etc/mcp-infra/actions.json").write_text("{}"), "actions.json"),
+    (lambda r: (r.path / "etc/mcp-infra/allowed_signers").unlink(), "allowed_signers"),
+    (lambda r: os.chmod(r.path / "var/lib/mcp-infra", 0o777), "state_dir"),
+])
+def test_config_errors_refuse_and_log(root, breakage, rule):
+    breakage(root)
+    answer = refusal(approve(root))
+    assert answer["reason"] == "config_error" and answer["rule"] == rule
+    assert root.log()[-1]["refusal"]["rule"] == rule
+    assert not os.path.exists(root.file("a"))
+
+
+def test_unusable_log_means_nothing_runs(root):
+    log_path = root.path / "var/log/mcp-infra/pra-run.log"
+    log_path.symlink_to(root.path / "work/elsewhere.log")
+    answer = refusal(approve(root))
+    assert answer["reason"] == "config_error" and answer["rule"] == "pra_run_log"
+    assert not os.path.exists(root.file("a"))
+    assert not (root.path / "work/elsewhere.log").exists()
+    assert root.syslog()[-1]["refusal"]["rule"] == "pra_run_log"
+
+
+def test_log_writable_by_others_is_refused(root):
+    log_path = root.path / "var/log/mcp-infra/pra-run.log"
+    log_path.touch()
+    log_path.chmod(0o666)
+    assert refusal(approve(root))["rule"] == "pra_run_log"
+    assert not os.path.exists(root.file("a"))
