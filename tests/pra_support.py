@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 
@@ -82,12 +82,11 @@ class TestRoot:
         self.keys = keys
         self.path = Path(tempfile.mkdtemp(prefix="pra-root-"))
         self.work = self.path / "work"
-        for sub in ("etc/mcp-infra", "var/log/mcp-infra", "run", "usr/local/lib/mcp-infra",
-                    "usr/bin", "work"):
+        for sub in ("etc/mcp-infra", "var/log/mcp-infra", "run", "usr/local/lib", "usr/bin",
+                    "work"):
             (self.path / sub).mkdir(parents=True)
         (self.path / "var/lib/mcp-infra").mkdir(parents=True, mode=0o700)
-        (self.path / "usr/local/lib/mcp-infra/mcp_infra_target").symlink_to(
-            SYSTEM / "lib" / "mcp_infra_target")
+        (self.path / "usr/local/lib/mcp-infra").symlink_to(SYSTEM / "lib")
         (self.path / "etc/mcp-infra/host-id").write_text(HOST + "\n")
         (self.path / "etc/mcp-infra/allowed_signers").write_text(keys.allowed_signers())
         self.write_catalog()
@@ -98,8 +97,8 @@ class TestRoot:
     def file(self, name: str) -> str:
         return str(self.work / name)
 
-    def catalog(self, extra: Optional[Dict[str, Any]] = None,
-                settings: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    def catalog(self, extra: dict[str, Any] | None = None,
+                settings: dict[str, int] | None = None) -> dict[str, Any]:
         """Harmless actions on files under work/; `extra` adds or replaces actions."""
         files = [self.file(n) for n in ("a", "b", "c")]
         exists = ["/usr/bin/test", "-e", "{file}"]
@@ -128,12 +127,12 @@ class TestRoot:
         actions.update(extra or {})
         return {"version": 1, "settings": settings or {}, "actions": actions}
 
-    def write_catalog(self, extra: Optional[Dict[str, Any]] = None,
-                      settings: Optional[Dict[str, int]] = None) -> None:
+    def write_catalog(self, extra: dict[str, Any] | None = None,
+                      settings: dict[str, int] | None = None) -> None:
         data = self.catalog(extra, settings)
         (self.path / "etc/mcp-infra/actions.json").write_text(json.dumps(data, indent=1))
 
-    def document(self, **overrides: Any) -> Dict[str, Any]:
+    def document(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
         doc = {"v": 1, "proposal": "prop-1", "host": HOST, "action": "touch_file",
                "params": {"file": self.file("a")}, "nonce": os.urandom(16).hex(),
@@ -141,8 +140,8 @@ class TestRoot:
         doc.update(overrides)
         return doc
 
-    def envelope(self, doc: Optional[Dict[str, Any]] = None, signer: str = "alice",
-                 namespace: str = NAMESPACE, text: Optional[str] = None,
+    def envelope(self, doc: dict[str, Any] | None = None, signer: str = "alice",
+                 namespace: str = NAMESPACE, text: str | None = None,
                  **fields: Any) -> bytes:
         """An envelope for `doc` (or raw document `text`), signed by `signer` over its bytes."""
         text = canonical(doc if doc is not None else self.document()) if text is None else text
@@ -151,19 +150,19 @@ class TestRoot:
         envelope.update(fields)
         return json.dumps(envelope).encode()
 
-    def env(self, **extra: str) -> Dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         return dict({"PATH": "/usr/bin:/bin", "MCP_INFRA_TEST_ROOT": str(self.path)}, **extra)
 
-    def pra_run(self, data: bytes, args: List[str] = (), **env: str):
+    def pra_run(self, data: bytes, args: list[str] = (), **env: str):
         """Run the real pra-run script against this root."""
-        return subprocess.run([str(PRA_RUN), *args], input=data, capture_output=True,
+        return subprocess.run([str(PRA_RUN), *args], input=data, capture_output=True, check=False,
                               env=self.env(**env), timeout=60)
 
-    def pra_exec(self, command: Optional[str], data: bytes = b"", **env: str):
+    def pra_exec(self, command: str | None, data: bytes = b"", **env: str):
         """Run the real pra-exec script as sshd would, SSH_ORIGINAL_COMMAND = `command`."""
         if command is not None:
             env["SSH_ORIGINAL_COMMAND"] = command
-        return subprocess.run([str(PRA_EXEC)], input=data, capture_output=True,
+        return subprocess.run([str(PRA_EXEC)], input=data, capture_output=True, check=False,
                               env=self.env(**env), timeout=60)
 
     def install_fake_sudo(self) -> Path:
@@ -175,14 +174,14 @@ class TestRoot:
         script.chmod(0o755)
         return record
 
-    def log(self) -> List[Dict[str, Any]]:
+    def log(self) -> list[dict[str, Any]]:
         path = self.path / "var/log/mcp-infra/pra-run.log"
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
 
-    def syslog(self) -> List[Dict[str, Any]]:
-        path = self.path / "var/log/mcp-infra/syslog.jsonl"
+    def syslog(self) -> list[dict[str, Any]]:
+        path = self.path / "var/log/mcp-wrapper-audit.jsonl"
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
@@ -191,7 +190,7 @@ class TestRoot:
         return self.path / "var/lib/mcp-infra/nonces" / hashlib.sha256(nonce.encode()).hexdigest()
 
 
-def refusal(proc) -> Dict[str, Any]:
+def refusal(proc) -> dict[str, Any]:
     """The refusal of a finished process (exit 126, one JSON line on stderr)."""
     assert proc.returncode == 126, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.decode().splitlines()
@@ -199,7 +198,7 @@ def refusal(proc) -> Dict[str, Any]:
     return json.loads(lines[0])["mcp_refusal"]
 
 
-def result(proc) -> Dict[str, Any]:
+def result(proc) -> dict[str, Any]:
     """The JSON result of an accepted pra-run."""
     assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
     return json.loads(proc.stdout)

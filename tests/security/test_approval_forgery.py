@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import NAMESPACE, canonical, keys, refusal, result, root  # noqa: E402,F401
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from pra_support import canonical, keys, refusal, result, root  # noqa: F401 (fixtures)
 
 NOW = int(time.time())
 
@@ -303,11 +304,11 @@ def test_arguments_are_refused(root):
     assert_refused(root, root.pra_run(root.envelope(), args=["--help"]), "bad_command")
 
 
-@pytest.mark.parametrize("var", ["SUDO_USER", "SSH_CONNECTION"])
+@pytest.mark.parametrize("var", ["SUDO_USER", "SSH_CONNECTION", "SSH_CLIENT"])
 def test_test_root_refused_under_sudo_or_sshd(root, var):
     proc = root.pra_run(root.envelope(), **{var: "x"})
     answer = refusal(proc)
-    assert answer["reason"] == "config_error" and answer["rule"] == "bootstrap"
+    assert answer["reason"] == "test_root_refused" and answer["rule"] == "pra-run/bootstrap"
     assert root.log() == [] and not os.path.exists(root.file("a"))
 
 

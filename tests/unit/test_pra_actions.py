@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import SYSTEM  # noqa: E402
-
-from mcp_infra_target.actions import Catalog, CatalogError, ParamError, load_catalog  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from mcp_infra_target.actions import Catalog, CatalogError, ParamError, load_catalog
+from pra_support import SYSTEM
 
 DEFAULT = SYSTEM / "policy" / "actions.json"
 UNIT = {"unit": {"type": "unit", "values": ["nginx", "cron"]}}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import canonical, keys  # noqa: E402,F401
-
-from mcp_infra_target import approval, signature  # noqa: E402
-from mcp_infra_target.refusal import Refusal  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from mcp_infra_target import approval, signature
+from mcp_infra_target.refusal import Refusal
+from pra_support import canonical, keys  # noqa: F401 (keys: fixture)
 
 DOC = {"v": 1, "proposal": "p-1", "host": "h1", "action": "restart_service",
        "params": {"unit": "nginx"}, "nonce": "n" * 16, "not_before": 1000, "not_after": 2000,
@@ -28,7 +28,7 @@ def reason(call, *args):
 
 def test_canonical_form_is_sorted_compact_utf8():
     assert approval.canonical({"b": "é", "a": [1, {"d": 2, "c": 3}]}) == \
-        '{"a":[1,{"c":3,"d":2}],"b":"é"}'.encode("utf-8")
+        '{"a":[1,{"c":3,"d":2}],"b":"é"}'.encode()
 
 
 def test_parse_document_round_trip():

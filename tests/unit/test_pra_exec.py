@@ -2,16 +2,29 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import HOST, keys, refusal, result, root  # noqa: E402,F401
-
-from mcp_infra_target import pra_exec  # noqa: E402
-from mcp_infra_target.refusal import Refusal  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from mcp_infra_target import pra_exec
+from mcp_infra_target.refusal import Refusal
+from pra_support import (  # noqa: F401 (keys, root: fixtures)
+    HOST,
+    PRA_EXEC,
+    PRA_RUN,
+    REPO,
+    SYSTEM,
+    keys,
+    refusal,
+    result,
+    root,
+)
 
 
 @pytest.mark.parametrize("command, expected", [
@@ -150,8 +163,35 @@ def test_run_oversized_input_never_reaches_sudo(root):
     assert not record.exists()
 
 
-def test_test_root_refused_over_ssh(root):
-    proc = root.pra_exec("list", SSH_CONNECTION="192.0.2.1 5000 192.0.2.2 22")
+@pytest.mark.parametrize("var", ["SSH_CONNECTION", "SSH_CLIENT", "SUDO_USER"])
+def test_test_root_refused_over_ssh(root, var):
+    proc = root.pra_exec("list", **{var: "192.0.2.1 5000 192.0.2.2 22"})
     answer = refusal(proc)
-    assert answer["reason"] == "config_error" and answer["rule"] == "bootstrap"
+    assert answer["reason"] == "test_root_refused" and answer["rule"] == "pra-exec/bootstrap"
     assert proc.stdout == b""
+
+
+@pytest.mark.parametrize("script", [PRA_EXEC, PRA_RUN])
+def test_untrusted_library_is_refused(root, script):
+    """A library file that others could write is never imported (same check as mcp-wrapper).
+
+    The copy lives under the repo's git-ignored build/, whose parents are root's alone
+    (the test root itself is under the world-writable /tmp)."""
+    (REPO / "build").mkdir(exist_ok=True)
+    copy = Path(tempfile.mkdtemp(prefix="pra-lib-", dir=REPO / "build"))
+    try:
+        shutil.copytree(SYSTEM / "lib" / "mcp_infra_target", copy / "mcp_infra_target",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        (root.path / "usr/local/lib/mcp-infra").unlink()
+        (root.path / "usr/local/lib/mcp-infra").symlink_to(copy)
+        victim = copy / "mcp_infra_target" / "actions.py"
+        victim.chmod(0o664)
+        env = root.env(SSH_ORIGINAL_COMMAND="list")
+        answer = refusal(subprocess.run([str(script)], input=b"", capture_output=True, check=False,
+                                        timeout=30, env=env))
+        assert answer["reason"] == "library_untrusted" and str(victim) in answer["detail"]
+        victim.chmod(0o644)
+        assert subprocess.run([str(PRA_EXEC)], capture_output=True, check=False, timeout=30,
+                              env=env).returncode == 0
+    finally:
+        shutil.rmtree(copy)

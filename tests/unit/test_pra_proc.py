@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pra_support  # noqa: E402,F401  (puts the target library on sys.path)
-
-from mcp_infra_target import pra_proc  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+import pra_support  # noqa: F401 (puts the target library on sys.path)
+from mcp_infra_target import pra_proc
 
 
 def test_no_shell_is_involved(tmp_path):

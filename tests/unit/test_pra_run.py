@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import keys, refusal, result, root  # noqa: E402,F401
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from pra_support import keys, refusal, result, root  # noqa: F401 (keys, root: fixtures)
 
 RESULT_KEYS = {"outcome", "note", "action", "params", "proposal", "nonce", "approver", "host",
                "trace", "check", "run", "verify", "durations_ms"}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pra_support  # noqa: E402,F401  (puts the target library on sys.path)
-
-from mcp_infra_target import pra_state  # noqa: E402
-from mcp_infra_target.refusal import Refusal  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+import pra_support  # noqa: F401 (puts the target library on sys.path)
+from mcp_infra_target import pra_state
+from mcp_infra_target.refusal import Refusal
 
 
 @pytest.fixture

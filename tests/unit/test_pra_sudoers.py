@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pra_support import SYSTEM  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from pra_support import SYSTEM
 
 SUDOERS = SYSTEM / "sudoers.d" / "pra-runner"
 
@@ -39,5 +40,6 @@ def test_defaults_apply_to_pra_runner_only():
 
 @pytest.mark.skipif(shutil.which("visudo") is None, reason="visudo not installed")
 def test_visudo_accepts_it():
-    proc = subprocess.run(["visudo", "-cf", str(SUDOERS)], capture_output=True, text=True)
+    proc = subprocess.run(["visudo", "-cf", str(SUDOERS)], capture_output=True, check=False,
+                          text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 PLACEHOLDER_RE = re.compile(r"\{([a-z][a-z0-9_]{0,63})\}\Z")
@@ -77,7 +77,7 @@ def _check_value(kind, value, where):
 class Action:
     """One validated action; `plans` maps a variant key (None if no variants) to its steps."""
 
-    def __init__(self, name: str, data: Dict[str, Any], settings: Dict[str, int]):
+    def __init__(self, name: str, data: dict[str, Any], settings: dict[str, int]):
         where = "actions.%s" % name
         if not NAME_RE.match(name):
             raise CatalogError("%s: bad action name" % where)
@@ -90,7 +90,8 @@ class Action:
         self.params = self._parse_params(data.get("params", {}), where)
         self.vars = self._parse_vars(data.get("vars", {}), where)
         self.user = data.get("user")
-        if self.user is not None and (not isinstance(self.user, str) or not USER_RE.match(self.user)):
+        if self.user is not None and not (isinstance(self.user, str)
+                                          and USER_RE.match(self.user)):
             raise CatalogError("%s.user: user name expected" % where)
         self.cwd = _abs_path(data.get("cwd", "/"), where + ".cwd")
         timeout = data.get("timeout_seconds", settings["step_timeout_seconds"])
@@ -106,11 +107,13 @@ class Action:
 
     def _parse_params(self, params, where):
         if not isinstance(params, dict) or len(params) > MAX_PARAMS:
-            raise CatalogError("%s.params: object of at most %d params expected" % (where, MAX_PARAMS))
+            raise CatalogError("%s.params: object of at most %d params expected"
+                               % (where, MAX_PARAMS))
         out = {}
         for pname, spec in params.items():
             pwhere = "%s.params.%s" % (where, pname)
-            if not NAME_RE.match(pname) or not isinstance(spec, dict) or set(spec) != {"type", "values"}:
+            if (not NAME_RE.match(pname) or not isinstance(spec, dict)
+                    or set(spec) != {"type", "values"}):
                 raise CatalogError("%s: {type, values} expected" % pwhere)
             kind, values = spec["type"], spec["values"]
             if kind not in VALUE_RES or not isinstance(values, list) or len(values) > MAX_VALUES:
@@ -130,7 +133,8 @@ class Action:
             if not NAME_RE.match(vname) or vname in self.params:
                 raise CatalogError("%s.vars.%s: bad or duplicate name" % (where, vname))
             if not isinstance(value, str) or not value or "\0" in value or value.startswith("-"):
-                raise CatalogError("%s.vars.%s: non-empty text not starting with '-'" % (where, vname))
+                raise CatalogError("%s.vars.%s: non-empty text not starting with '-'"
+                                   % (where, vname))
         return dict(variables)
 
     def _parse_variants(self, data, where):
@@ -148,12 +152,13 @@ class Action:
                 for key, steps in variants.items()}
 
     def _parse_steps(self, steps, where):
-        if not isinstance(steps, dict) or set(steps) - STEP_SET_KEYS or not set(STEP_NAMES) <= set(steps):
+        if (not isinstance(steps, dict) or set(steps) - STEP_SET_KEYS
+                or not set(STEP_NAMES) <= set(steps)):
             raise CatalogError("%s: check, run and verify (each may be null) expected" % where)
         out = {name: self._parse_step(steps[name], "%s.%s" % (where, name)) for name in STEP_NAMES}
         window = steps.get("idempotency_window_seconds")
-        out["idempotency_window_seconds"] = (
-            None if window is None else _int(window, 1, 86400, where + ".idempotency_window_seconds"))
+        out["idempotency_window_seconds"] = None if window is None else _int(
+            window, 1, 86400, where + ".idempotency_window_seconds")
         out["timeout_seconds"] = _int(steps.get("timeout_seconds", self.timeout), 1, 3600,
                                       where + ".timeout_seconds")
         if out["run"] is None and (out["check"] is None or out["verify"] is not None or window):
@@ -181,7 +186,8 @@ class Action:
             if match and match.group(1) not in names:
                 raise CatalogError("%s: unknown placeholder %s" % (where, arg))
             if not match and any("{%s}" % name in arg for name in names):
-                raise CatalogError("%s: placeholder must be a whole argv element: %r" % (where, arg))
+                raise CatalogError("%s: placeholder must be a whole argv element: %r"
+                                   % (where, arg))
             if "\0" in arg:
                 raise CatalogError("%s: NUL in argv" % where)
         exe = PLACEHOLDER_RE.match(step[0])
@@ -190,7 +196,7 @@ class Action:
             raise CatalogError("%s: argv[0] must be an absolute path (literal or var)" % where)
         return {"argv": list(step), "expect_stdout": expect}
 
-    def public(self) -> Dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         """The action as `list`/`show` present it: what this host allows and would run."""
         out = {"name": self.name, "description": self.description, "params": self.params,
                "runs_as": self.user or "root", "cwd": self.cwd, "vars": self.vars}
@@ -215,15 +221,15 @@ class Action:
             if not isinstance(params[pname], str) or params[pname] not in spec["values"]:
                 raise ParamError("value of %r is not allowed on this host" % pname)
 
-    def plan(self, params: Dict[str, str]) -> Dict[str, Any]:
+    def plan(self, params: dict[str, str]) -> dict[str, Any]:
         """Steps with placeholders replaced; `params` must have passed check_params."""
         steps = self.plans[params[self.variants_by] if self.variants_by else None]
         values = dict(self.vars, **params)
 
-        def render(step: Optional[Dict[str, Any]]):
+        def render(step: dict[str, Any] | None):
             if step is None:
                 return None
-            argv: List[str] = []
+            argv: list[str] = []
             for arg in step["argv"]:
                 match = PLACEHOLDER_RE.match(arg)
                 argv.append(values[match.group(1)] if match else arg)
@@ -253,7 +259,7 @@ class Catalog:
             raise CatalogError("actions: object expected")
         self.actions = {name: Action(name, spec, self.settings) for name, spec in actions.items()}
 
-    def public(self) -> Dict[str, Any]:
+    def public(self) -> dict[str, Any]:
         """The catalog as `list` presents it."""
         return {"settings": self.settings,
                 "actions": [self.actions[name].public() for name in sorted(self.actions)]}

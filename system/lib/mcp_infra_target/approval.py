@@ -13,7 +13,7 @@ import os
 import re
 import select
 import time
-from typing import Any, Dict
+from typing import Any
 
 from mcp_infra_target.refusal import Refusal
 
@@ -79,7 +79,7 @@ def read_input(fd: int, limit: int, timeout: float) -> bytes:
     raise Refusal("bad_envelope", "envelope.size", "envelope larger than %d bytes" % limit)
 
 
-def parse_envelope(raw: bytes) -> Dict[str, Any]:
+def parse_envelope(raw: bytes) -> dict[str, Any]:
     """Check the envelope's shape; return {document, signature, trace}."""
     try:
         envelope = strict_loads(raw.decode("utf-8"))
@@ -103,7 +103,7 @@ def parse_envelope(raw: bytes) -> Dict[str, Any]:
     return {"document": envelope["document"], "signature": signature, "trace": trace}
 
 
-def parse_document(text: str) -> Dict[str, Any]:
+def parse_document(text: str) -> dict[str, Any]:
     """Parse the signed document, refuse any non-canonical form, check every field's syntax."""
     try:
         signed = text.encode("utf-8")
@@ -135,7 +135,7 @@ def parse_document(text: str) -> Dict[str, Any]:
     return doc
 
 
-def check_window(doc: Dict[str, Any], now: int, skew: int, max_window: int) -> None:
+def check_window(doc: dict[str, Any], now: int, skew: int, max_window: int) -> None:
     """Refuse a window that is inverted, too long, not yet open (beyond `skew`) or over."""
     window = doc["not_after"] - doc["not_before"]
     if window <= 0:

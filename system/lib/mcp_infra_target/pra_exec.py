@@ -14,10 +14,11 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from mcp_infra_target import approval, audit
 from mcp_infra_target.actions import NAME_RE, CatalogError, load_catalog
+from mcp_infra_target.paths import TEST_AUDIT_FILE
 from mcp_infra_target.refusal import Refusal, emit
 
 CATALOG = "/etc/mcp-infra/actions.json"
@@ -25,13 +26,12 @@ HOST_ID = "/etc/mcp-infra/host-id"
 SUDO = "/usr/bin/sudo"
 PRA_RUN = "/usr/local/sbin/pra-run"
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-TEST_SYSLOG = "/var/log/mcp-infra/syslog.jsonl"
 COMMAND_RE = re.compile(r"[A-Za-z0-9._:= -]{1,256}\Z")
 TRACE_PREFIX = "mcp:trace="
 READ_TIMEOUT_SECONDS = 10
 
 
-def parse(command: Optional[str]) -> Tuple[str, Optional[str], Optional[str]]:
+def parse(command: str | None) -> tuple[str, str | None, str | None]:
     """(verb, action or None, trace or None) of an SSH_ORIGINAL_COMMAND, or Refusal."""
     if command is None:
         raise Refusal("no_command", "pra-exec", "shell and subsystem requests are refused")
@@ -52,12 +52,12 @@ def parse(command: Optional[str]) -> Tuple[str, Optional[str], Optional[str]]:
     raise Refusal("unknown_command", "pra-exec", "accepted: list, show ACTION, run")
 
 
-def sudo_argv(root: str = "") -> List[str]:
+def sudo_argv(root: str = "") -> list[str]:
     """The one command `run` may start; only the sudo binary moves under a test root."""
     return [root + SUDO, "-n", PRA_RUN]
 
 
-def with_trace(raw: bytes, trace: Optional[str]) -> bytes:
+def with_trace(raw: bytes, trace: str | None) -> bytes:
     """Carry the trace id inside the envelope (sudo passes no argv or environment through).
 
     An envelope that is not a JSON object is forwarded as it came, for pra-run to refuse.
@@ -81,7 +81,7 @@ def _catalog(root: str):
         raise Refusal("config_error", "actions.json", "action catalog unusable") from None
 
 
-def _host_id(root: str) -> Optional[str]:
+def _host_id(root: str) -> str | None:
     try:
         with open(root + HOST_ID, encoding="utf-8") as handle:
             return handle.read(512).strip() or None
@@ -89,7 +89,7 @@ def _host_id(root: str) -> Optional[str]:
         return None
 
 
-def _answer(verb: str, name: Optional[str], root: str) -> Dict[str, Any]:
+def _answer(verb: str, name: str | None, root: str) -> dict[str, Any]:
     catalog = _catalog(root)
     if verb == "list":
         return dict(catalog.public(), host=_host_id(root))
@@ -98,7 +98,7 @@ def _answer(verb: str, name: Optional[str], root: str) -> Dict[str, Any]:
     return catalog.actions[name].public()
 
 
-def _handoff(root: str, trace: Optional[str]) -> int:
+def _handoff(root: str, trace: str | None) -> int:
     raw = approval.read_input(0, approval.ENVELOPE_MAX_BYTES, READ_TIMEOUT_SECONDS)
     try:
         proc = subprocess.run(sudo_argv(root), input=with_trace(raw, trace), env=ENV, cwd="/",
@@ -108,11 +108,11 @@ def _handoff(root: str, trace: Optional[str]) -> int:
     return proc.returncode
 
 
-def main(environ: Dict[str, str], root: str = "") -> int:
+def main(environ: dict[str, str], root: str = "") -> int:
     """Answer one request; `root` is the test root ("" in production)."""
     started = time.monotonic()
     command = environ.get("SSH_ORIGINAL_COMMAND")
-    record: Dict[str, Any] = dict(audit.client_fields(environ), event="pra-exec",
+    record: dict[str, Any] = dict(audit.client_fields(environ), event="pra-exec",
                                   request=None if command is None else audit.escape(command))
     try:
         verb, name, trace = parse(command)
@@ -129,5 +129,5 @@ def main(environ: Dict[str, str], root: str = "") -> int:
         code = emit(refusal, sys.stderr)
     record["duration_ms"] = int((time.monotonic() - started) * 1000)
     audit.record("pra-exec", record, warning=record["decision"] != "accepted",
-                 file_path=root + TEST_SYSLOG if root else None)
+                 file_path=root + TEST_AUDIT_FILE if root else None)
     return code

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Dict, Optional
+from typing import Any
 
 from mcp_infra_target import audit
 from mcp_infra_target.refusal import Refusal
@@ -18,7 +18,7 @@ LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXE
 class AttemptLog:
     """The open log file of one pra-run process."""
 
-    def __init__(self, path: str, syslog_file: Optional[str] = None):
+    def __init__(self, path: str, syslog_file: str | None = None):
         self.syslog_file = syslog_file
         try:
             self.fd = os.open(path, LOG_FLAGS, 0o640)
@@ -28,9 +28,10 @@ class AttemptLog:
         if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
                 or stat.S_IMODE(info.st_mode) & 0o022):
             os.close(self.fd)
-            raise Refusal("config_error", "pra_run_log", "pra-run log not owned by root or writable by others")
+            raise Refusal("config_error", "pra_run_log",
+                          "pra-run log not owned by root, or writable by others")
 
-    def write(self, record: Dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any]) -> None:
         """Append `record` durably, then send it to syslog (authpriv)."""
         line = audit.format_record(record) + "\n"
         os.write(self.fd, line.encode("ascii"))
@@ -39,6 +40,6 @@ class AttemptLog:
                      file_path=self.syslog_file)
 
 
-def syslog_only(record: Dict[str, Any], syslog_file: Optional[str] = None) -> None:
+def syslog_only(record: dict[str, Any], syslog_file: str | None = None) -> None:
     """Record an attempt on syslog when the log file itself is unusable."""
     audit.record("pra-run", record, warning=True, file_path=syslog_file)

@@ -8,7 +8,7 @@ import selectors
 import signal
 import subprocess
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8", "SYSTEMD_PAGER": "cat", "PAGER": "cat", "SYSTEMD_COLORS": "0"}
@@ -16,7 +16,7 @@ EXIT_GRACE_SECONDS = 2.0
 CHUNK = 65536
 
 
-def _identity(user: Optional[str]) -> Dict[str, Any]:
+def _identity(user: str | None) -> dict[str, Any]:
     """Popen arguments and environment for running as `user` (None: stay root)."""
     entry = pwd.getpwuid(os.geteuid()) if user is None else pwd.getpwnam(user)
     env = dict(BASE_ENV, HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
@@ -38,11 +38,11 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def run(argv: List[str], timeout: float, cap: int, user: Optional[str] = None,
-        cwd: str = "/") -> Dict[str, Any]:
+def run(argv: list[str], timeout: float, cap: int, user: str | None = None,
+        cwd: str = "/") -> dict[str, Any]:
     """Run `argv`; return {exit, stdout, stderr, timed_out, truncated, duration_ms, error}."""
     start = time.monotonic()
-    result: Dict[str, Any] = {"argv": argv, "exit": None, "stdout": "", "stderr": "",
+    result: dict[str, Any] = {"argv": argv, "exit": None, "stdout": "", "stderr": "",
                               "timed_out": False, "truncated": False, "duration_ms": 0,
                               "error": None}
     try:

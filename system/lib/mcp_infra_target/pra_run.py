@@ -13,10 +13,11 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict
+from typing import Any
 
 from mcp_infra_target import approval, pra_log, pra_state, pra_steps, signature
 from mcp_infra_target.actions import CatalogError, ParamError, load_catalog
+from mcp_infra_target.paths import TEST_AUDIT_FILE
 from mcp_infra_target.refusal import Refusal, emit
 
 PATHS = {
@@ -27,8 +28,6 @@ PATHS = {
     "log": "/var/log/mcp-infra/pra-run.log",
     "scratch": "/run",
 }
-# only in a test root: where audit.record writes instead of syslog
-TEST_SYSLOG = "/var/log/mcp-infra/syslog.jsonl"
 READ_TIMEOUT_SECONDS = 10
 EXIT_FAILED = 1
 
@@ -55,8 +54,8 @@ def _summary(step):
     return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error")}
 
 
-def _attempt(paths: Dict[str, str], record: Dict[str, Any], started: float,
-             now: int) -> Dict[str, Any]:
+def _attempt(paths: dict[str, str], record: dict[str, Any], started: float,
+             now: int) -> dict[str, Any]:
     """Everything after the log is open; returns the result or raises Refusal."""
     raw = approval.read_input(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
     record["envelope_sha256"] = hashlib.sha256(raw).hexdigest()
@@ -71,7 +70,7 @@ def _attempt(paths: Dict[str, str], record: Dict[str, Any], started: float,
         record["catalog_error"] = str(exc)
         raise Refusal("config_error", "actions.json", "action catalog unusable") from None
     host_id = _host_id(paths["host_id"])
-    details: Dict[str, str] = {}
+    details: dict[str, str] = {}
     sig_started = time.monotonic()
     try:
         record["signer_key"] = signature.verify(
@@ -107,7 +106,7 @@ def _attempt(paths: Dict[str, str], record: Dict[str, Any], started: float,
     return result
 
 
-def _log(log, record: Dict[str, Any], syslog_file) -> None:
+def _log(log, record: dict[str, Any], syslog_file) -> None:
     """Write the attempt's line; fall back to syslog alone if the file cannot take it."""
     try:
         if log is not None:
@@ -125,8 +124,8 @@ def main(root: str = "", argv=None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     os.umask(0o027)
     paths = {name: root + path for name, path in PATHS.items()}
-    syslog_file = root + TEST_SYSLOG if root else None
-    record: Dict[str, Any] = {
+    syslog_file = root + TEST_AUDIT_FILE if root else None
+    record: dict[str, Any] = {
         "event": "pra-run", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "sudo_user": os.environ.get("SUDO_USER"), "decision": "refused", "durations_ms": {}}
     log = None

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import stat
-from typing import Any, Dict, Optional
+from typing import Any
 
 from mcp_infra_target.approval import canonical
 from mcp_infra_target.refusal import Refusal
@@ -22,7 +22,7 @@ from mcp_infra_target.refusal import Refusal
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _open_checked(path: str, dir_fd: Optional[int], forbidden: int) -> int:
+def _open_checked(path: str, dir_fd: int | None, forbidden: int) -> int:
     try:
         fd = os.open(path, DIR_FLAGS, dir_fd=dir_fd)
     except OSError:
@@ -65,7 +65,7 @@ def nonce_name(nonce: str) -> str:
     return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
 
 
-def record_nonce(state_dir: str, nonce: str, entry: Dict[str, Any]) -> None:
+def record_nonce(state_dir: str, nonce: str, entry: dict[str, Any]) -> None:
     """Record `nonce` as used, durably; refuse `replayed_nonce` if it was recorded before."""
     dir_fd = _open_dir(state_dir, "nonces")
     try:
@@ -78,11 +78,11 @@ def record_nonce(state_dir: str, nonce: str, entry: Dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
-def _marker_name(action: str, params: Dict[str, str]) -> str:
+def _marker_name(action: str, params: dict[str, str]) -> str:
     return hashlib.sha256(canonical([action, params])).hexdigest()
 
 
-def last_done(state_dir: str, action: str, params: Dict[str, str]) -> Optional[int]:
+def last_done(state_dir: str, action: str, params: dict[str, str]) -> int | None:
     """Unix time of the last change made by `action` with `params`, or None."""
     dir_fd = _open_dir(state_dir, "done")
     try:
@@ -97,7 +97,7 @@ def last_done(state_dir: str, action: str, params: Dict[str, str]) -> Optional[i
         os.close(dir_fd)
 
 
-def mark_done(state_dir: str, action: str, params: Dict[str, str], entry: Dict[str, Any]) -> None:
+def mark_done(state_dir: str, action: str, params: dict[str, str], entry: dict[str, Any]) -> None:
     """Record that `action` with `params` changed something at entry["time"] (atomic replace)."""
     dir_fd = _open_dir(state_dir, "done")
     name = _marker_name(action, params)

@@ -8,13 +8,13 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from mcp_infra_target import pra_proc, pra_state
 from mcp_infra_target.refusal import Refusal
 
 
-def _step(spec: Optional[Dict[str, Any]], plan: Dict[str, Any], cap: int):
+def _step(spec: dict[str, Any] | None, plan: dict[str, Any], cap: int):
     if spec is None:
         return None
     result = pra_proc.run(spec["argv"], plan["timeout"], cap, plan["user"], plan["cwd"])
@@ -39,8 +39,8 @@ def _satisfied(check, plan, last_done, now):
     return False, "not done within the %d s idempotency window" % window
 
 
-def execute(plan: Dict[str, Any], action: str, params: Dict[str, str], state_dir: str,
-            cap: int, now: int, marker: Dict[str, Any]) -> Dict[str, Any]:
+def execute(plan: dict[str, Any], action: str, params: dict[str, str], state_dir: str,
+            cap: int, now: int, marker: dict[str, Any]) -> dict[str, Any]:
     """Run the plan; return {outcome, note, check, run, verify} (step results or None)."""
     last_done = pra_state.last_done(state_dir, action, params) if plan["window"] else None
     check = _step(plan["check"], plan, cap)

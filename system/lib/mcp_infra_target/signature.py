@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from typing import Dict
 
 from mcp_infra_target.approval import NAMESPACE
 from mcp_infra_target.refusal import Refusal
@@ -52,7 +51,7 @@ def classify(stderr: str) -> Refusal:
 
 
 def verify(document: bytes, signature: str, approver: str, allowed_signers: str,
-           scratch_parent: str, details: Dict[str, str]) -> str:
+           scratch_parent: str, details: dict[str, str]) -> str:
     """Verify `signature` over `document` for `approver`; return the key fingerprint.
 
     `details` receives ssh-keygen's stderr for the log. The signature file lives in a fresh
@@ -71,8 +70,7 @@ def verify(document: bytes, signature: str, approver: str, allowed_signers: str,
         argv = [KEYGEN, "-Y", "verify", "-f", allowed_signers, "-I", approver,
                 "-n", NAMESPACE, "-s", sigfile]
         try:
-            proc = subprocess.run(argv, input=document, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=ENV, cwd="/",
+            proc = subprocess.run(argv, input=document, capture_output=True, env=ENV, cwd="/",
                                   timeout=TIMEOUT_SECONDS, check=False)
         except subprocess.TimeoutExpired:
             raise Refusal("bad_signature", "signature", "verification timed out") from None
