@@ -43,7 +43,7 @@ def test_default_catalog_loads_with_the_issue_actions():
     units = loaded.actions["restart_service"].params["unit"]["values"]
     assert {"nginx", "unbound", "cron", "rsyslog", "lab-app", "lab-broken"} <= set(units)
     django = loaded.actions["django_manage"]
-    assert django.user == "lab-app"
+    assert django.user == "www-data"
     assert set(django.plans) == {"migrate", "collectstatic", "check"}
 
 
@@ -72,9 +72,9 @@ def test_plan_substitutes_whole_tokens_only():
 def test_vars_fill_the_executable_and_variants_select_steps():
     loaded = load_catalog(str(DEFAULT))
     plan = loaded.actions["django_manage"].plan({"command": "migrate"})
-    assert plan["check"]["argv"] == ["/srv/lab-app/venv/bin/python", "/srv/lab-app/manage.py",
+    assert plan["check"]["argv"] == ["/usr/bin/python3", "/srv/lab-app/manage.py",
                                      "migrate", "--check", "--noinput"]
-    assert plan["user"] == "lab-app" and plan["cwd"] == "/srv/lab-app"
+    assert plan["user"] == "www-data" and plan["cwd"] == "/srv/lab-app"
     check = loaded.actions["django_manage"].plan({"command": "check"})
     assert check["run"] is None and check["verify"] is None
     docker = loaded.actions["restart_container"]

@@ -146,6 +146,11 @@ def test_log_line_format_and_mode(root):
     (lambda r: (r.path / "etc/mcp-infra/actions.json").write_text("{}"), "actions.json"),
     (lambda r: (r.path / "etc/mcp-infra/allowed_signers").unlink(), "allowed_signers"),
     (lambda r: os.chmod(r.path / "var/lib/mcp-infra", 0o777), "state_dir"),
+    (lambda r: os.chmod(r.path / "etc/mcp-infra/allowed_signers", 0o666), "allowed_signers"),
+    (lambda r: os.chmod(r.path / "etc/mcp-infra/actions.json", 0o620), "actions.json"),
+    (lambda r: os.chmod(r.path / "etc/mcp-infra", 0o777), "actions.json"),
+    pytest.param(lambda r: os.chown(r.path / "etc/mcp-infra/host-id", 65534, 65534), "host_id",
+                 marks=pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")),
 ])
 def test_config_errors_refuse_and_log(root, breakage, rule):
     breakage(root)

@@ -17,7 +17,7 @@ from typing import Any
 
 from mcp_infra_target import approval, pra_log, pra_state, pra_steps, signature
 from mcp_infra_target.actions import CatalogError, ParamError, load_catalog
-from mcp_infra_target.paths import TEST_AUDIT_FILE
+from mcp_infra_target.paths import TEST_AUDIT_FILE, UntrustedPath, check_trusted
 from mcp_infra_target.refusal import Refusal, emit
 
 PATHS = {
@@ -28,6 +28,8 @@ PATHS = {
     "log": "/var/log/mcp-infra/pra-run.log",
     "scratch": "/run",
 }
+CONFIG_FILES = (("catalog", "actions.json"), ("host_id", "host_id"),
+                ("allowed_signers", "allowed_signers"))
 READ_TIMEOUT_SECONDS = 10
 EXIT_FAILED = 1
 
@@ -54,7 +56,18 @@ def _summary(step):
     return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error")}
 
 
-def _attempt(paths: dict[str, str], record: dict[str, Any], started: float,
+def _check_config(paths: dict[str, str], trust: tuple, record: dict[str, Any]) -> None:
+    """Refuse unless the files that decide (catalog, host id, allowed_signers) and their
+    directories are root's alone: the same ownership rule as the library's."""
+    for name, rule in CONFIG_FILES:
+        try:
+            check_trusted(paths[name], *trust)
+        except UntrustedPath as exc:
+            record["config_problem"] = str(exc)
+            raise Refusal("config_error", rule, "missing, or writable by others") from None
+
+
+def _attempt(paths: dict[str, str], trust: tuple, record: dict[str, Any], started: float,
              now: int) -> dict[str, Any]:
     """Everything after the log is open; returns the result or raises Refusal."""
     raw = approval.read_input(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
@@ -64,6 +77,7 @@ def _attempt(paths: dict[str, str], record: dict[str, Any], started: float,
     doc = approval.parse_document(envelope["document"])
     record.update({k: doc[k] for k in ("proposal", "host", "action", "params", "nonce",
                                        "approver", "not_before", "not_after")})
+    _check_config(paths, trust, record)
     try:
         catalog = load_catalog(paths["catalog"])
     except CatalogError as exc:
@@ -124,6 +138,7 @@ def main(root: str = "", argv=None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     os.umask(0o027)
     paths = {name: root + path for name, path in PATHS.items()}
+    trust = ({0, os.geteuid()}, root) if root else ({0}, "/")
     syslog_file = root + TEST_AUDIT_FILE if root else None
     record: dict[str, Any] = {
         "event": "pra-run", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
@@ -135,7 +150,7 @@ def main(root: str = "", argv=None) -> int:
         log = pra_log.AttemptLog(paths["log"], syslog_file)
         if argv:
             raise Refusal("bad_command", "pra_run", "pra-run takes no arguments")
-        result = _attempt(paths, record, started, now)
+        result = _attempt(paths, trust, record, started, now)
     except Exception as exc:  # noqa: BLE001 - every attempt ends in one log line
         refusal = exc if isinstance(exc, Refusal) else Refusal(
             "internal_error", "pra_run", "unexpected error; see the pra-run log")
