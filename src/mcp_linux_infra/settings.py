@@ -1,9 +1,20 @@
 """Settings from the environment (prefix LINUX_MCP_) and `.env`; every field is in .env.example."""
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Scope = Literal["read", "propose", "execute"]
+
+
+class TokenSpec(BaseModel):
+    """A bearer token as stored: only its SHA-256, so the settings file holds no secret."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = ["read"]
 
 
 class Settings(BaseSettings):
@@ -21,3 +32,54 @@ class Settings(BaseSettings):
     lab_port_base: int = Field(2201, ge=1024, le=65000, description="sshd port of the first target")
     lab_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror for the image")
     lab_boot_timeout: float = Field(180.0, gt=0, description="Seconds to wait for targets to boot")
+
+    # --- the MCP server (issue 4) ---
+    inventory: Annotated[list[Path], NoDecode] = Field(
+        [Path("ansible/inventory")],
+        description="Ansible inventories (INI or YAML files, or directories of them), comma-separated")
+    known_hosts: Path = Field(Path("state/known_hosts"),
+                              description="Host keys the server trusts; `hosts trust` appends here")
+    host_key_policy: Literal["strict", "accept-new"] = Field(
+        "strict", description="strict: refuse unknown host keys; accept-new: record them on first "
+        "use (a changed key is always refused)")
+    reader_user: str = Field("mcp-reader", description="Target user of the read-only tier")
+    reader_key: Path | None = Field(None, description="Private key of the read-only tier "
+                                    "(default: KEYS_DIR/mcp-reader.key)")
+    pra_user: str = Field("pra-runner", description="Target user of the action tier")
+    pra_key: Path | None = Field(None, description="Private key of the action tier "
+                                 "(default: KEYS_DIR/pra-exec.key)")
+    state_dir: Path = Field(Path("state"), description="SQLite state (refused commands, proposals)")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds for TCP connect + SSH handshake")
+    command_timeout: float = Field(60.0, gt=0, description="Client-side deadline per request; the "
+                                   "target enforces its own, shorter, per-command timeouts")
+    keepalive_interval: int = Field(15, ge=0, description="SSH keepalive seconds (0: off)")
+    output_cap_bytes: int = Field(4 * 1024 * 1024, ge=1024,
+                                  description="Most bytes read back per request (stdout + stderr)")
+    fanout_concurrency: int = Field(16, ge=1, le=256, description="Hosts contacted at once")
+    policy_cache_ttl: float = Field(300.0, ge=0, description="Seconds a host's policy is cached")
+    key_services: Annotated[list[str], NoDecode] = Field(
+        ["ssh", "cron", "rsyslog", "systemd-journald"],
+        description="Services diagnose_system checks on every host, comma-separated (a host "
+        "or group var mcp_key_services adds more)")
+    http_host: str = Field("127.0.0.1", description="Bind address of `serve --transport http`")
+    http_port: int = Field(8765, ge=1, le=65535, description="Port of `serve --transport http`")
+    http_tokens: list[TokenSpec] = Field(
+        [], description='Bearer tokens, JSON: [{"name": ..., "sha256": HEX, "scopes": [...]}]')
+    rate_limit_per_minute: float = Field(120.0, gt=0, description="Sustained requests per token")
+    rate_limit_burst: int = Field(30, ge=1, description="Requests a token may send at once")
+    audit_log: Path = Field(Path("state/audit.jsonl"), description="Audit log (JSON lines)")
+
+    @field_validator("inventory", "key_services", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _default_keys(self) -> "Settings":
+        if self.reader_key is None:
+            self.reader_key = self.keys_dir / "mcp-reader.key"
+        if self.pra_key is None:
+            self.pra_key = self.keys_dir / "pra-exec.key"
+        return self

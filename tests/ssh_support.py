@@ -1,0 +1,134 @@
+"""A real SSH server inside the test process (paramiko), so pool and tool tests need no lab.
+
+`FakeSSHD(handler)` listens on 127.0.0.1; each exec request calls
+`handler(command, stdin) -> (exit_code, stdout, stderr)` after the client closed stdin, the
+way the forced-command wrapper sees it. `wrapper_handler` runs the real mcp-wrapper from
+system/ for each request (test root, no sshd), so the protocol under test is the real one.
+"""
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+
+from mcp_linux_infra.inventory import Host
+
+Handler = Callable[[str, bytes], tuple[int, bytes, bytes]]
+
+
+def new_key(path: Path | None = None) -> paramiko.ECDSAKey:
+    """A fresh key (ECDSA: paramiko cannot generate ed25519), written to `path` if given."""
+    key = paramiko.ECDSAKey.generate()
+    if path is not None:
+        key.write_private_key_file(str(path))
+        os.chmod(path, 0o600)
+    return key
+
+
+def known_hosts_line(host: Host, key: paramiko.PKey) -> str:
+    name = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{name} {key.get_name()} {key.get_base64()}\n"
+
+
+class _Server(paramiko.ServerInterface):
+    def __init__(self, sshd: "FakeSSHD"):
+        self.sshd = sshd
+
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+    def check_auth_publickey(self, username, key):
+        self.sshd.logins.append((username, key.get_base64()))
+        if key.get_base64() in self.sshd.authorized:
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind, chanid):
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else \
+            paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel, command):
+        threading.Thread(target=self.sshd._serve_exec, args=(channel, command.decode()),
+                         daemon=True).start()
+        return True
+
+
+class FakeSSHD:
+    def __init__(self, handler: Handler, authorized: list[paramiko.PKey],
+                 host_key: paramiko.PKey | None = None, port: int = 0):
+        self.handler = handler
+        self.authorized = {k.get_base64() for k in authorized}
+        self.host_key = host_key or new_key()
+        self.connections = 0
+        self.commands: list[str] = []
+        self.logins: list[tuple[str, str]] = []
+        self._transports: list[paramiko.Transport] = []
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", port))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def host(self, name: str = "fake", **vars) -> Host:
+        return Host(name=name, address="127.0.0.1", port=self.port, groups=("fake",), vars=vars)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(self.host_key)
+            self._transports.append(transport)
+            try:
+                transport.start_server(server=_Server(self))
+            except (paramiko.SSHException, EOFError, OSError):
+                transport.close()
+
+    def _serve_exec(self, channel: paramiko.Channel, command: str) -> None:
+        self.commands.append(command)
+        stdin = bytearray()
+        try:
+            while True:
+                chunk = channel.recv(65536)
+                if not chunk:
+                    break
+                stdin += chunk
+            code, out, err = self.handler(command, bytes(stdin))
+            if err:
+                channel.sendall_stderr(err)
+            if out:
+                channel.sendall(out)
+            channel.send_exit_status(code)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            channel.close()
+
+    def stop(self) -> None:
+        """Like a host going down: the listener and every connection close."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._listener.close()
+        for transport in self._transports:
+            transport.close()
+        self._thread.join(timeout=5)
+
+
+def wrapper_handler(root: Path) -> Handler:
+    """Each request runs the real system/wrappers/mcp-wrapper under test root `root`."""
+    from wrapper_support import run_wrapper
+
+    def handle(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
+        done = run_wrapper(root, command, stdin=stdin or None)
+        return done.returncode, done.stdout, done.stderr
+    return handle
