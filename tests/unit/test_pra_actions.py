@@ -158,7 +158,8 @@ def test_catalog_top_level_errors(data):
 def test_settings_defaults_and_overrides():
     loaded = catalog(settings={"max_window_seconds": 600})
     assert loaded.settings == {"max_window_seconds": 600, "clock_skew_seconds": 60,
-                               "step_timeout_seconds": 120, "output_cap_bytes": 65536}
+                               "step_timeout_seconds": 120, "output_cap_bytes": 65536,
+                               "lock_wait_seconds": 30}
 
 
 def test_load_catalog_refuses_duplicate_keys_and_garbage(tmp_path):

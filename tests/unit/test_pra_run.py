@@ -1,6 +1,7 @@
 """pra-run's accepted path: check -> run -> verify, outcomes, result and log formats, config."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -127,6 +128,21 @@ def test_max_window_setting(root):
     assert result(approve(root, not_before=now - 10, not_after=now + 590))["outcome"] == "changed"
 
 
+def test_one_action_at_a_time(root):
+    """While another action holds the run lock: refused `busy`, and the nonce is not used."""
+    root.write_catalog(settings={"lock_wait_seconds": 1})
+    data = root.envelope()
+    approve(root)  # creates the state directory and the lock file
+    os.unlink(root.file("a"))
+    with open(root.path / "var/lib/mcp-infra/run.lock") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.monotonic()
+        assert refusal(root.pra_run(data))["reason"] == "busy"
+        assert 1 <= time.monotonic() - started < 5
+    assert not os.path.exists(root.file("a"))
+    assert result(root.pra_run(data))["outcome"] == "changed"
+
+
 def test_log_line_format_and_mode(root):
     result(approve(root, proposal="prop-9"))
     log_path = root.path / "var/log/mcp-infra/pra-run.log"
@@ -135,7 +151,7 @@ def test_log_line_format_and_mode(root):
     assert line["event"] == "pra-run" and line["decision"] == "accepted"
     assert line["proposal"] == "prop-9" and line["approver"] == "alice"
     assert line["signer_key"].startswith("SHA256:")
-    assert set(line["durations_ms"]) == {"signature", "steps", "total"}
+    assert set(line["durations_ms"]) == {"signature", "lock_wait", "steps", "total"}
     assert "stdout" not in line["run"]
     assert root.syslog()[-1] == line
 

@@ -25,6 +25,7 @@ SETTINGS = {
     "clock_skew_seconds": (60, 0, 600),
     "step_timeout_seconds": (120, 1, 3600),
     "output_cap_bytes": (65536, 1024, 1048576),
+    "lock_wait_seconds": (30, 0, 600),
 }
 STEP_NAMES = ("check", "run", "verify")
 STEP_SET_KEYS = {"check", "run", "verify", "idempotency_window_seconds", "timeout_seconds"}

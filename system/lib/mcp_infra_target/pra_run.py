@@ -1,8 +1,9 @@
 """pra-run (root, via `sudo -n` from pra-exec): verify a signed approval, run the action once.
 
 Order: open the log; read and parse the envelope; canonical document; config; signature
-(ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; nonce
-recorded durably; check -> run -> verify. Every attempt, accepted or refused, is one log line.
+(ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; the
+host's run lock (window checked again); nonce recorded durably; check -> run -> verify.
+Every attempt, accepted or refused, is one log line.
 Exit: 0 changed or already-satisfied, 1 failed, 126 refused.
 """
 from __future__ import annotations
@@ -104,14 +105,20 @@ def _attempt(paths: dict[str, str], trust: tuple, record: dict[str, Any], starte
         action.check_params(doc["params"])
     except ParamError as exc:
         raise Refusal("bad_params", "actions.%s.params" % action.name, str(exc)) from None
-    pra_state.record_nonce(paths["state"], doc["nonce"], {
-        "time": now, "proposal": doc["proposal"], "host": doc["host"], "action": action.name,
-        "params": doc["params"], "approver": doc["approver"], "not_after": doc["not_after"]})
-    steps_started = time.monotonic()
-    steps = pra_steps.execute(action.plan(doc["params"]), action.name, doc["params"],
-                              paths["state"], settings["output_cap_bytes"], now,
-                              {"time": now, "proposal": doc["proposal"], "nonce": doc["nonce"]})
-    record["durations_ms"]["steps"] = _ms(steps_started)
+    lock_started = time.monotonic()
+    with pra_state.exclusive(paths["state"], settings["lock_wait_seconds"]):
+        record["durations_ms"]["lock_wait"] = _ms(lock_started)
+        approval.check_window(doc, int(time.time()), settings["clock_skew_seconds"],
+                              settings["max_window_seconds"])
+        pra_state.record_nonce(paths["state"], doc["nonce"], {
+            "time": now, "proposal": doc["proposal"], "host": doc["host"], "action": action.name,
+            "params": doc["params"], "approver": doc["approver"], "not_after": doc["not_after"]})
+        steps_started = time.monotonic()
+        steps = pra_steps.execute(
+            action.plan(doc["params"]), action.name, doc["params"], paths["state"],
+            settings["output_cap_bytes"], int(time.time()),
+            {"time": int(time.time()), "proposal": doc["proposal"], "nonce": doc["nonce"]})
+        record["durations_ms"]["steps"] = _ms(steps_started)
     record["durations_ms"]["total"] = _ms(started)
     record.update(decision="accepted", outcome=steps["outcome"], note=steps["note"],
                   **{name: _summary(steps[name]) for name in ("check", "run", "verify")})

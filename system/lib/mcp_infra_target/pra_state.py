@@ -4,16 +4,22 @@ Nonce ledger (`nonces/`): one file per used nonce, named by the nonce's SHA-256,
 O_CREAT|O_EXCL and fsynced before anything runs. A crash after recording therefore burns the
 nonce; it can never allow a replay. Entries are never pruned.
 
+Run lock (`run.lock`): one action at a time per host, so that a check's answer still holds
+when its run starts; taken before the nonce is recorded, so waiting in vain burns nothing.
+
 Done markers (`done/`): when an action with an idempotency window changed something, a file
 named by the SHA-256 of (action, params) records the time; a later approval for the same
 action and params within the window is `already-satisfied`.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import stat
+import time
 from typing import Any
 
 from mcp_infra_target.approval import canonical
@@ -58,6 +64,32 @@ def _write_new(dir_fd: int, name: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.fsync(dir_fd)
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: str, wait_seconds: float):
+    """Hold the host's run lock; refuse `busy` if another action holds it past the wait."""
+    dir_fd = _open_checked(state_dir, None, 0o022)
+    try:
+        fd = os.open("run.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+    except OSError:
+        raise Refusal("config_error", "state_dir", "cannot open the run lock") from None
+    finally:
+        os.close(dir_fd)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Refusal("busy", "run_lock", "another action is running on this host")
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
 
 
 def nonce_name(nonce: str) -> str:
