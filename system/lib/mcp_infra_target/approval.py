@@ -21,7 +21,6 @@ NAMESPACE = "mcp-linux-infra-approval"
 ENVELOPE_MAX_BYTES = 65536
 # pra-exec may add a "trace" member to an envelope it accepted at ENVELOPE_MAX_BYTES
 ENVELOPE_READ_MAX_BYTES = ENVELOPE_MAX_BYTES + 256
-SIGNATURE_MAX_CHARS = 16384
 DOCUMENT_KEYS = frozenset(
     ("v", "proposal", "host", "action", "params", "nonce", "not_before", "not_after", "approver"))
 TRACE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
