@@ -10,8 +10,8 @@ import json
 import os
 import re
 import select
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from . import execute
 from .refusal import Refusal
@@ -66,6 +66,27 @@ def _result(ident, command):
             "stderr": "", "truncated": False, "duration_ms": 0, "refusal": None}
 
 
+def _run_pool(work, jobs, workers):
+    """Run `work(job)` for every job on at most `workers` threads (plain threading: the
+    wrapper starts per request, and concurrent.futures costs more to import than it saves)."""
+    pending = list(reversed(jobs))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                job = pending.pop()
+            work(job)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(workers, len(jobs)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def run(entries, prepare, limits, kill_grace_s):
     """Check every entry with `prepare(text) -> (plan, env, timeout_s, cap)` and run the allowed.
 
@@ -102,9 +123,7 @@ def run(entries, prepare, limits, kill_grace_s):
                       stdout=b"".join(streams["stdout"]).decode("utf-8", "replace"),
                       stderr=outcome.error or b"".join(streams["stderr"]).decode("utf-8", "replace"))
 
-    if jobs:
-        with ThreadPoolExecutor(max_workers=int(limits["batch_parallel"])) as pool:
-            list(pool.map(work, jobs))
+    _run_pool(work, jobs, int(limits["batch_parallel"]))
     summary = [{"id": r["id"], "status": r["status"], "exit": r["exit_code"],
                 "rule": r.get("rule") or (r["refusal"] or {}).get("rule"),
                 "reason": (r["refusal"] or {}).get("reason")} for r in results]
