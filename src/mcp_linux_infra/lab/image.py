@@ -77,6 +77,10 @@ def _provision(rootfs: Path, log) -> None:
     enabled.unlink(missing_ok=True)
     enabled.symlink_to("/etc/nginx/sites-available/default")
     _run(["systemctl", f"--root={rootfs}", "enable", *ENABLE_UNITS], log, 60)
+    # lab-app's state (SQLite database, collected static files) belongs to its user; migrations
+    # are left unapplied on purpose, for django_manage to apply.
+    (rootfs / "var/lib/lab-app").mkdir(exist_ok=True)
+    _run(["chroot", str(rootfs), "chown", "www-data:www-data", "/var/lib/lab-app"], log, 60)
     # Package lists, so that "which updates are pending" has a true answer on the targets.
     _run(["chroot", str(rootfs), "apt-get", "-q", "update"], log, 600)
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
