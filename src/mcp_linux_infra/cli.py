@@ -11,6 +11,7 @@ from rich.table import Table
 from mcp_linux_infra import __version__
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.ssh.errors import SSHError
 
 console = Console(stderr=True)
 out = Console()
@@ -105,6 +106,80 @@ def _lab_down(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.server.run import serve
+
+    return serve(settings, args.transport, args.host or settings.http_host,
+                 args.port or settings.http_port)
+
+
+def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.inventory import load_inventory
+    from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint
+
+    inventory = load_inventory(settings.inventory)
+    known = KnownHosts(settings.known_hosts)
+    table = Table(title=f"hosts in {', '.join(map(str, settings.inventory))}")
+    for col in ("name", "groups", "address", "host key"):
+        table.add_column(col)
+    for host in inventory.resolve(args.target) if args.target else inventory.hosts.values():
+        keys = known.known(host)
+        key = ", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items())) \
+            or "[yellow]unknown (hosts trust)[/]"
+        table.add_row(host.name, ",".join(host.groups), f"{host.address}:{host.port}", key)
+    out.print(table)
+    return 0
+
+
+def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.inventory import load_inventory
+    from mcp_linux_infra.ssh.connect import fetch_host_key
+    from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint, host_id
+
+    known = KnownHosts(settings.known_hosts)
+    failed = 0
+    for host in load_inventory(settings.inventory).resolve(args.target):
+        key = fetch_host_key(host, settings.connect_timeout)
+        recorded = known.known(host)
+        label = f"{host.name} ({host_id(host)})"
+        if recorded.get(key.get_name()) == key:
+            console.print(f"{label}: already trusted, {key.get_name()} {fingerprint(key)}")
+            continue
+        if recorded:
+            console.print(f"[red]{label}: presents {key.get_name()} {fingerprint(key)}, which "
+                          f"differs from the recorded key(s); refusing.[/] If the host was "
+                          f"reinstalled, verify out of band, remove the old entry (ssh-keygen "
+                          f"-R '{host_id(host)}' -f {settings.known_hosts}) and run this again.")
+            failed += 1
+            continue
+        console.print(f"{label} presents {key.get_name()} [bold]{fingerprint(key)}[/]")
+        if not args.yes and console.input("Does it match the host's own "
+                                          "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
+                                          "Trust it? [y/N] ").strip().lower() not in ("y", "yes"):
+            console.print("not trusted")
+            failed += 1
+            continue
+        known.add(host, key)
+        console.print(f"[green]trusted[/]: recorded in {settings.known_hosts}")
+    return 1 if failed else 0
+
+
+def _tokens_new(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    import secrets
+
+    from mcp_linux_infra.server.http import token_hash
+
+    token = secrets.token_urlsafe(32)
+    spec = {"name": args.name, "sha256": token_hash(token), "scopes": args.scopes}
+    console.print(f"token for {args.name} (shown once; give it to the client as "
+                  f"'Authorization: Bearer TOKEN'):")
+    print(token)
+    console.print("add this entry to the JSON list in LINUX_MCP_HTTP_TOKENS:")
+    print(json.dumps(spec))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-linux-infra",
@@ -136,6 +211,30 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.set_defaults(func=_lab_ssh)
     lab.add_parser("down", help="stop every target the lab started; remove its files"
                    ).set_defaults(func=_lab_down)
+
+    serve = sub.add_parser("serve", help="the MCP server (stdio for Claude Desktop, or http)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", help="http bind address (default: settings http_host)")
+    serve.add_argument("--port", type=int, help="http port (default: settings http_port)")
+    serve.set_defaults(func=_serve)
+
+    hosts = sub.add_parser("hosts", help="inventory hosts and their host keys"
+                           ).add_subparsers(dest="action", required=True)
+    hosts_list = hosts.add_parser("list", help="hosts, groups, addresses, trusted host keys")
+    hosts_list.add_argument("target", nargs="?", help="a host or group (default: all)")
+    hosts_list.set_defaults(func=_hosts_list)
+    trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it")
+    trust.add_argument("target", help="a host or group")
+    trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    trust.set_defaults(func=_hosts_trust)
+
+    tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http"
+                            ).add_subparsers(dest="action", required=True)
+    new = tokens.add_parser("new", help="make a token; print it once, and its hashed entry")
+    new.add_argument("name", help="who uses it, e.g. claude-desktop")
+    new.add_argument("--scopes", nargs="+", choices=["read", "propose", "execute"],
+                     default=["read"])
+    new.set_defaults(func=_tokens_new)
     return parser
 
 
@@ -143,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, Settings())
-    except UserError as exc:
+    except (UserError, SSHError) as exc:
         console.print(f"[red]error:[/] {exc}")
         if exc.hint:
             console.print(f"[dim]hint:[/] {exc.hint}")

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     # --- the MCP server (issue 4) ---
     inventory: Annotated[list[Path], NoDecode] = Field(
-        [Path("ansible/inventory")],
+        [Path("ansible/inventory/lab.ini")],
         description="Ansible inventories (INI or YAML files, or directories of them), comma-separated")
     known_hosts: Path = Field(Path("state/known_hosts"),
                               description="Host keys the server trusts; `hosts trust` appends here")

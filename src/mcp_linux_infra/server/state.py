@@ -1,0 +1,97 @@
+"""What lives as long as the server: settings, hosts, pool, caches, learning store, audit."""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.inventory import Host, Inventory, load_inventory
+from mcp_linux_infra.learning import LearningStore
+from mcp_linux_infra.protocol import Target
+from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.ssh.keyfile import signature
+from mcp_linux_infra.ssh.pool import Pool
+
+
+class HostCatalog:
+    """The inventory, read again when one of its files changes (`lab up` rewrites it)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = [Path(p) for p in paths]
+        self._lock = threading.Lock()
+        self._seen: tuple | None = None
+        self._inventory: Inventory | None = None
+
+    def _fingerprint(self) -> tuple:
+        parts = []
+        for path in self.paths:
+            roots = [path] if path.is_dir() else [path, path.parent / "group_vars",
+                                                  path.parent / "host_vars"]
+            for root in roots:
+                files = sorted(root.rglob("*")) if root.is_dir() else [root]
+                parts += [(str(f), signature(f)) for f in files]
+        return tuple(parts)
+
+    def get(self) -> Inventory:
+        with self._lock:
+            seen = self._fingerprint()
+            if self._inventory is None or seen != self._seen:
+                self._inventory = load_inventory(self.paths)
+                self._seen = seen
+            return self._inventory
+
+
+class PolicyCache:
+    """Each host's effective policy (mcp:policy, ~70 KB), kept for `ttl` seconds."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, dict]] = {}
+
+    def get(self, target: Target) -> dict:
+        name = target.host.name
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        policy = target.policy()
+        with self._lock:
+            self._entries[name] = (time.monotonic(), policy)
+        return policy
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    hosts: HostCatalog
+    pool: Pool
+    policies: PolicyCache
+    learning: LearningStore
+    audit: Audit
+
+    @classmethod
+    def open(cls, settings: Settings, audit: Audit | None = None) -> "AppState":
+        return cls(settings=settings, hosts=HostCatalog(settings.inventory),
+                   pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
+                   learning=LearningStore(settings.state_dir / "learning.sqlite3"),
+                   audit=audit or Audit(settings.audit_log))
+
+    def resolve(self, target: str) -> list[Host]:
+        return self.hosts.get().resolve(target)
+
+    def close(self) -> None:
+        self.pool.close()
+        self.learning.close()
+        self.audit.close()
+
+
+StateFactory = Callable[[], AppState]
+
+
+class Runtime:
+    """Where static resources, which get no Context, find the state the lifespan opened."""
+
+    state: AppState | None = None

@@ -1,0 +1,124 @@
+"""A whole fake estate for the MCP server's tests, with nothing fake on the protocol path.
+
+Each host is a real SSH server in-process (ssh_support.FakeSSHD) that hands every request
+to the real system/wrappers/mcp-wrapper with the real default policy, except that each
+command's executable is a stand-in printing the output captured from a real lab target
+(tests/data/target_outputs.json, keyed by the argv the wrapper would execute). So every
+command a tool sends must pass the real policy, and parsers see real output.
+"""
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssh_support import FakeSSHD, known_hosts_line, new_key, wrapper_handler
+from wrapper_support import default_policy_document, make_root, remove_root
+
+from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.server.app import build_server
+from mcp_linux_infra.server.state import AppState
+from mcp_linux_infra.settings import Settings
+
+OUTPUTS = Path(__file__).parent / "data" / "target_outputs.json"
+
+MISS = "[stand-in] no captured output for: "
+_STAND_IN = """#!{python} -I
+# Prints the captured output for this argv; a missing entry is reported, never invented.
+import json, os, sys, time
+key = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+outputs = json.load(open(os.environ["FAKE_OUTPUTS"]))
+answer = outputs.get(key)
+if answer is None:
+    sys.stderr.write("%s" + key + "\\n")
+    sys.exit(97)""" % MISS + """
+time.sleep(answer.get("sleep", 0))
+sys.stdout.write(answer.get("stdout", "") * answer.get("repeat", 1))
+sys.stderr.write(answer.get("stderr", ""))
+sys.exit(answer.get("exit", 0))
+"""
+
+
+def fake_root(work: Path, extra_outputs: dict | None = None,
+              policy_defaults: dict | None = None) -> Path:
+    """A wrapper test root whose executables are stand-ins."""
+    outputs = json.loads(OUTPUTS.read_text())["outputs"]
+    outputs.update(extra_outputs or {})
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "outputs.json").write_text(json.dumps(outputs))
+    bindir = work / "bin"
+    bindir.mkdir()
+    script = bindir / ".stand-in"
+    script.write_text(_STAND_IN.format(python=sys.executable))
+    script.chmod(0o755)
+    document = default_policy_document()
+    for plugin in document["plugins"].values():
+        for name, spec in plugin["commands"].items():
+            (bindir / name).symlink_to(script)
+            spec["executable"] = [str(bindir / name)]
+    document["environment"]["FAKE_OUTPUTS"] = str(work / "outputs.json")
+    document["defaults"].update(policy_defaults or {})
+    for path in (work, bindir):
+        path.chmod(0o755)
+    return make_root(document)
+
+
+@dataclass
+class Estate:
+    settings: Settings
+    hosts: dict[str, FakeSSHD]
+    root: Path
+    misses: list[str]
+    audit_lines: list[str]
+
+    def open_state(self) -> AppState:
+        class Lines:
+            def write(inner, text):
+                self.audit_lines.extend(t for t in text.splitlines() if t)
+
+            def flush(inner):
+                pass
+        return AppState.open(self.settings, audit=Audit(self.settings.audit_log, Lines()))
+
+    def server(self):
+        return build_server(self.open_state)
+
+    def audit(self) -> list[dict]:
+        return [json.loads(line) for line in self.audit_lines]
+
+    def close(self) -> None:
+        for sshd in self.hosts.values():
+            sshd.stop()
+        remove_root(self.root)
+
+
+def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = None,
+                policy_defaults: dict | None = None, group: str = "web",
+                **settings) -> Estate:
+    root = fake_root(tmp_path / "target", extra_outputs, policy_defaults)
+    reader = new_key(tmp_path / "reader.key")
+    new_key(tmp_path / "pra.key")
+    misses: list[str] = []
+    real = wrapper_handler(root)
+
+    def handler(command: str, stdin: bytes):
+        code, out, err = real(command, stdin)
+        for text in (out.decode(), err.decode(), out.decode("unicode_escape", "replace")):
+            misses.extend(line.split(MISS, 1)[1].split("\\n")[0] for line in
+                          text.splitlines() if MISS in line)
+        return code, out, err
+    hosts = {name: FakeSSHD(handler, [reader]) for name in names}
+    lines = [f"[{group}]"] + [f"{n} ansible_host=127.0.0.1 ansible_port={s.port}"
+                              for n, s in hosts.items()]
+    (tmp_path / "inventory.ini").write_text("\n".join(lines) + "\n")
+    known = "".join(known_hosts_line(s.host(n), s.host_key) for n, s in hosts.items())
+    (tmp_path / "known_hosts").write_text(known)
+    os.chmod(tmp_path / "known_hosts", 0o600)
+    config = dict(_env_file=None, inventory=[tmp_path / "inventory.ini"],
+                  known_hosts=tmp_path / "known_hosts", reader_key=tmp_path / "reader.key",
+                  pra_key=tmp_path / "pra.key", state_dir=tmp_path / "state",
+                  audit_log=tmp_path / "state" / "audit.jsonl", connect_timeout=2,
+                  command_timeout=20, keepalive_interval=0)
+    config.update(settings)
+    return Estate(Settings(**config), hosts, root, misses, [])
