@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from wrapper_support import WRAPPER, make_root, remove_root  # noqa: E402
+from wrapper_support import WRAPPER, make_root, remove_root
 
 COMMANDS = ["uptime", "df -h", "free -m", "cat /proc/loadavg", "ps aux", "ip -br a",
             "ss -tln", "mcp:version"]

@@ -87,7 +87,7 @@ def run_wrapper(root, command, stdin=None, as_user=None, extra_env=None, timeout
     if command is not None:
         env_bytes[b"SSH_ORIGINAL_COMMAND"] = command.encode() if isinstance(command, str) else command
     return subprocess.run(
-        [str(WRAPPER)], input=stdin, capture_output=True, env=env_bytes, timeout=timeout,
+        [str(WRAPPER)], input=stdin, capture_output=True, env=env_bytes, timeout=timeout, check=False,
         preexec_fn=_drop(as_user) if as_user else None, cwd="/")
 
 

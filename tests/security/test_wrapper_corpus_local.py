@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from wrapper_corpus import Canaries, load_corpus, run_case
 from wrapper_support import make_root, remove_root, run_wrapper, unprivileged_user
 
@@ -83,7 +82,7 @@ def world():
         (canary_dir / file_name).chmod(0o644)
     (etc_dir / "credentials.txt").write_text(secret + "\n")
     (etc_dir / "credentials.txt").chmod(0o644)
-    (canary_dir / "plain.log").write_text("PUBLIC-%s\n" % token)
+    (canary_dir / "plain.log").write_text(f"PUBLIC-{token}\n")
     (canary_dir / "plain.log").chmod(0o644)
     (canary_dir / "link.log").symlink_to(canary_dir / "server.key")
     (canary_dir / "shadow-link.log").symlink_to("/etc/shadow")

@@ -32,7 +32,7 @@ class Canaries:
     never appear, a listener that must never be reached, processes that must not linger."""
 
     def __init__(self, values, secrets, must_not_exist, connections=lambda: 0,
-                 leftover_processes=lambda: []):
+                 leftover_processes=list):
         self.values = values
         self.secrets = [s.encode() if isinstance(s, str) else s for s in secrets]
         self.must_not_exist = must_not_exist
@@ -67,16 +67,16 @@ def _outcome_problems(case, code, stdout, stderr):
     if batch:
         statuses = [r.get("status") for r in json.loads(stdout)["results"]]
         if case["expect"] == "refused" and set(statuses) != {"refused"}:
-            problems.append("batch entries not all refused: %s" % statuses)
+            problems.append(f"batch entries not all refused: {statuses}")
         return problems
     refusal = _refusal(stderr) if code == REFUSED else None
     if case["expect"] == "refused":
         if refusal is None:
-            problems.append("expected a refusal, got exit %s" % code)
+            problems.append(f"expected a refusal, got exit {code}")
         elif stdout:
             problems.append("refused but printed %d bytes" % len(stdout))
     elif refusal is not None and refusal.get("reason") not in HOST_DEPENDENT:
-        problems.append("expected allowed, refused: %s" % refusal.get("reason"))
+        problems.append("expected allowed, refused: {}".format(refusal.get("reason")))
     return problems
 
 
@@ -89,7 +89,7 @@ def run_case(runner, case, canaries, time_limit_s=25.0):
     try:
         code, stdout, stderr = runner(command, stdin)
     except Exception as error:  # noqa: BLE001 - a runner failure is a finding, not a crash
-        return ["runner failed: %r" % (error,)]
+        return [f"runner failed: {error!r}"]
     elapsed = time.monotonic() - start
     problems = _outcome_problems(case, code, stdout, stderr)
     for secret in canaries.secrets:
@@ -97,12 +97,12 @@ def run_case(runner, case, canaries, time_limit_s=25.0):
             problems.append("canary secret in output")
     for path in canaries.must_not_exist:
         if Path(path).exists():
-            problems.append("file created: %s" % path)
+            problems.append(f"file created: {path}")
     if canaries.connections() != before:
         problems.append("listener was reached")
     leftovers = canaries.leftover_processes()
     if leftovers:
-        problems.append("processes left behind: %s" % leftovers)
+        problems.append(f"processes left behind: {leftovers}")
     if elapsed > time_limit_s:
-        problems.append("took %.1fs" % elapsed)
+        problems.append(f"took {elapsed:.1f}s")
     return problems

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from wrapper_support import POLICY_FILE, REPO
+from wrapper_support import POLICY_FILE, REPO  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse, policy, tokenise
 from mcp_infra_target.refusal import Refusal
 
@@ -128,7 +128,7 @@ def _help_text(argv):
     texts = []
     for extra in (["--help"], ["--help", "all"]):
         try:
-            done = subprocess.run(argv + extra, capture_output=True, timeout=10,
+            done = subprocess.run(argv + extra, capture_output=True, timeout=10, check=False,
                                   stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -164,9 +164,9 @@ def test_long_options_are_complete_names_of_the_installed_binary(loaded):
             for spelling in longs:
                 if spelling in hidden:
                     continue
-                if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(spelling), text):
+                if not re.search(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])", text):
                     problems.append((node.rule, spelling, "not in --help"))
-                elif re.search(r"(?<![\w-])%s\[=" % re.escape(spelling), text) and \
+                elif re.search(rf"(?<![\w-]){re.escape(spelling)}\[=", text) and \
                         node.options[spelling].mode not in ("attached", "lookahead"):
                     problems.append((node.rule, spelling, "optional argument not attached"))
     assert problems == []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from wrapper_support import load_document, mini_policy
+from wrapper_support import load_document, mini_policy  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse
 from mcp_infra_target.refusal import Refusal
 

@@ -1,6 +1,5 @@
 """The supervised runner: timeout, output cap, process groups, environment, file limit."""
 
-import os
 import time
 
 import wrapper_support  # noqa: F401
@@ -41,7 +40,7 @@ def test_output_and_exit_code():
 
 
 def test_fixed_environment_stdin_and_cwd():
-    outcome, out, _ = run(["/bin/sh", "-c", "env; pwd; cat; echo end"], env={"PATH": "/bin", "X": "1"})
+    _outcome, out, _ = run(["/bin/sh", "-c", "env; pwd; cat; echo end"], env={"PATH": "/bin", "X": "1"})
     lines = out.decode().splitlines()
     assert "X=1" in lines and "/" in lines and lines[-1] == "end"
     assert not any(line.startswith(("LD_", "MCP_", "SSH_")) for line in lines)
@@ -81,7 +80,7 @@ def test_background_leftovers_are_killed_when_the_leader_exits():
 
 def test_children_cannot_grow_files(tmp_path):
     target = tmp_path / "written"
-    outcome, _, _ = run(["/bin/sh", "-c", "echo data > %s" % target])
+    outcome, _, _ = run(["/bin/sh", "-c", f"echo data > {target}"])
     assert outcome.exit_code == 128 + 25  # SIGXFSZ
     assert not target.exists() or target.stat().st_size == 0
     with open(tmp_path / "parent-still-writes", "w") as handle:

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import wrapper_support  # noqa: F401
+import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from mcp_infra_target.pathrules import PathRules, lexical
 from mcp_infra_target.refusal import Refusal
 

@@ -6,7 +6,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wrapper_support import POLICY_FILE
+from wrapper_support import POLICY_FILE  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse, pathrules, policy, screen, tokenise
 from mcp_infra_target.refusal import Refusal
 
@@ -99,7 +99,7 @@ def test_unknown_first_words_are_always_refused(words):
     except Refusal as refusal:
         assert refusal.reason in ("unknown_command", "command_path_not_allowed")
         return
-    raise AssertionError("a command outside the policy was planned: %r" % words)
+    raise AssertionError(f"a command outside the policy was planned: {words!r}")
 
 
 COMPONENTS = ["etc", "shadow", "passwd", "..", ".", "var", "log", "proc", "self", "environ",

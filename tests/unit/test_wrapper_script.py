@@ -10,9 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from wrapper_support import (REPO, WRAPPER, audit_records, make_root, mini_policy, refusal_of,
-                             remove_root, run_wrapper, unprivileged_user, write_policy)
+from wrapper_support import (
+    REPO,
+    WRAPPER,
+    audit_records,
+    make_root,
+    mini_policy,
+    refusal_of,
+    remove_root,
+    run_wrapper,
+    unprivileged_user,
+    write_policy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +85,7 @@ def test_refusals_are_one_json_line_and_exit_126(root, command, reason):
 def test_refusal_names_rule_and_command(root, data):
     refusal = refusal_of(run_wrapper(root, "cat %s" % (data / "server.key")))
     assert refusal == {"reason": "path_denied", "rule": "paths/deny:*.key",
-                       "detail": "%r is denied" % str(data / "server.key"), "command": "cat"}
+                       "detail": "{!r} is denied".format(str(data / "server.key")), "command": "cat"}
 
 
 def test_shell_request_and_invalid_utf8(root):

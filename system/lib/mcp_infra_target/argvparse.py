@@ -36,10 +36,10 @@ def plan(policy, tokens):
     name = tokens[0]
     if "/" in name:
         raise Refusal("command_path_not_allowed", "policy/commands",
-                      "commands are named, not given as paths: %r" % name)
+                      f"commands are named, not given as paths: {name!r}")
     command = policy.commands.get(name)
     if command is None:
-        raise Refusal("unknown_command", "policy/commands", "%r is not in the policy" % name)
+        raise Refusal("unknown_command", "policy/commands", f"{name!r} is not in the policy")
     try:
         return _emit(command, _Parser(command, tokens[1:]).run())
     except Refusal as refusal:
@@ -74,7 +74,7 @@ class _Parser:
 
     def take_next(self, spelling):
         if self.pos >= len(self.words):
-            self.fail("option_needs_value", "%s needs a value" % spelling)
+            self.fail("option_needs_value", f"{spelling} needs a value")
         self.pos += 1
         return self.words[self.pos - 1]
 
@@ -101,13 +101,13 @@ class _Parser:
         elif spec.mode == "lookahead":
             self.result.options[spec.level].append(("option", word, spec, self.peek_value(spec)))
         elif spec.mode == "equals":
-            self.fail("option_needs_value", "%s needs =VALUE" % word)
+            self.fail("option_needs_value", f"{word} needs =VALUE")
         else:
             self.add_option(spec, word, self.take_next(word))
 
     def attached(self, spec, spelling, value):
         if not spec.takes_value:
-            self.fail("option_takes_no_value", "%s takes no value" % spelling)
+            self.fail("option_takes_no_value", f"{spelling} takes no value")
         self.add_option(spec, spelling, value)
 
     def run(self):
@@ -128,7 +128,7 @@ class _Parser:
                 self.result.options[0].append(("tagged", word[0], None, value))
             elif word.startswith("-") and len(word) > 1:
                 if not gnu or word.startswith("--"):
-                    self.fail("unknown_option", "%s is not an allowed option" % word.split("=")[0])
+                    self.fail("unknown_option", "{} is not an allowed option".format(word.split("=")[0]))
                 self.short_cluster(word)
             elif self.command.bsd_flags and word.isalpha() and set(word) <= set(self.command.bsd_flags):
                 self.result.options[0].append(("bsd", word, None, None))
@@ -154,8 +154,7 @@ class _Parser:
             spelling = "-" + word[index]
             spec = self.lookup(spelling)
             if spec is None:
-                self.fail("unknown_option", "%s is not an allowed option%s"
-                          % (spelling, " (in %s)" % word if len(word) > 2 else ""))
+                self.fail("unknown_option", "{} is not an allowed option{}".format(spelling, f" (in {word})" if len(word) > 2 else ""))
             rest = word[index + 1:]
             if not spec.takes_value:
                 self.add_option(spec, spelling, None)
@@ -163,7 +162,7 @@ class _Parser:
                 continue
             if rest:
                 if spec.mode == "equals":
-                    self.fail("option_needs_value", "%s needs =VALUE" % spelling)
+                    self.fail("option_needs_value", f"{spelling} needs =VALUE")
                 self.add_option(spec, spelling, rest)
             else:
                 self.whole_word(spec, spelling)
@@ -174,8 +173,7 @@ class _Parser:
         if node.subcommands and not self.result.operands:
             child = node.subcommands.get(word)
             if child is None:
-                self.fail("unknown_subcommand", "%r is not an allowed subcommand of %s"
-                          % (word, node.rule))
+                self.fail("unknown_subcommand", f"{word!r} is not an allowed subcommand of {node.rule}")
             self.result.path.append(child)
             self.result.options.append([])
             return
@@ -201,8 +199,7 @@ def _operands(leaf, parsed, present):
             break
     count = len(parsed.operands)
     if leaf.subcommands and not leaf.bare:
-        raise Refusal("missing_subcommand", leaf.rule, "%s needs one of: %s"
-                      % (leaf.rule, ", ".join(sorted(c.name for c in leaf.children))))
+        raise Refusal("missing_subcommand", leaf.rule, "{} needs one of: {}".format(leaf.rule, ", ".join(sorted(c.name for c in leaf.children))))
     if count > spec.max:
         raise Refusal("too_many_operands", leaf.rule, "%d operands, at most %d" % (count, spec.max))
     if count < spec.min:
@@ -219,8 +216,7 @@ def _emit(command, parsed):
     operands = _operands(leaf, parsed, present)
     executable = command.executable()
     if executable is None:
-        raise Refusal("command_not_installed", command.rule, "no executable of %s is installed"
-                      % command.name, command=command.name)
+        raise Refusal("command_not_installed", command.rule, f"no executable of {command.name} is installed", command=command.name)
     argv = [executable]
     items = []
     for depth, node in enumerate(parsed.path):

@@ -27,7 +27,7 @@ def read_stdin(fd, max_bytes, timeout_s):
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            raise Refusal("batch_stdin_timeout", RULE, "stdin not closed within %ss" % timeout_s)
+            raise Refusal("batch_stdin_timeout", RULE, f"stdin not closed within {timeout_s}s")
         chunk = os.read(fd, 65536)
         if not chunk:
             return data

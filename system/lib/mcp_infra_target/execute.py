@@ -103,7 +103,7 @@ def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0):
     try:
         process = _spawn(argv, env)
     except OSError as error:
-        outcome.error = "%s: %s" % (argv[0], error.strerror)
+        outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED
         return outcome
     try:

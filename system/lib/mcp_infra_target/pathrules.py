@@ -77,7 +77,7 @@ class PathRules:
         checked, and `ls -l`/`readlink` should show the link the client named).
         """
         if not raw.startswith("/"):
-            raise Refusal("path_not_absolute", rule, "%r: paths must be absolute" % raw)
+            raise Refusal("path_not_absolute", rule, f"{raw!r}: paths must be absolute")
         if len(raw) > MAX_PATH or "\x00" in raw:
             raise Refusal("bad_value", rule, "path too long or contains NUL")
         plain = lexical(raw)
@@ -85,18 +85,18 @@ class PathRules:
         for form in (plain, resolved):
             pattern = self.denied_by(form)
             if pattern is not None:
-                raise Refusal("path_denied", "paths/deny:" + pattern, "%r is denied" % raw)
+                raise Refusal("path_denied", "paths/deny:" + pattern, f"{raw!r} is denied")
         if self.root_of(resolved, access) is None:
-            raise Refusal("path_outside_roots", "paths/%s_roots" % access,
-                          "%r resolves to %r, outside the allowed roots" % (raw, resolved))
+            raise Refusal("path_outside_roots", f"paths/{access}_roots",
+                          f"{raw!r} resolves to {resolved!r}, outside the allowed roots")
         try:
             info = os.stat(resolved)
         except OSError:
-            raise Refusal("path_not_found", rule, "%r does not exist" % raw)
+            raise Refusal("path_not_found", rule, f"{raw!r} does not exist")
         if access == "list":
             return raw
         if not stat.S_ISREG(info.st_mode):
-            raise Refusal("path_not_regular", rule, "%r is not a regular file" % raw)
+            raise Refusal("path_not_regular", rule, f"{raw!r} is not a regular file")
         self._confirm_open(resolved, rule)
         return resolved
 
@@ -107,13 +107,13 @@ class PathRules:
         try:
             fd = os.open(resolved, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
-            raise Refusal("path_changed", rule, "%r changed while being checked" % resolved)
+            raise Refusal("path_changed", rule, f"{resolved!r} changed while being checked")
         try:
             opened = os.readlink("/proc/self/fd/%d" % fd)
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except OSError:
-            raise Refusal("path_unverifiable", rule, "cannot confirm %r" % resolved)
+            raise Refusal("path_unverifiable", rule, f"cannot confirm {resolved!r}")
         finally:
             os.close(fd)
         if opened != resolved or not regular:
-            raise Refusal("path_changed", rule, "%r changed while being checked" % resolved)
+            raise Refusal("path_changed", rule, f"{resolved!r} changed while being checked")

@@ -26,7 +26,7 @@ def check_trusted(path, owners, stop="/"):
         try:
             info = os.lstat(current)
         except OSError as error:
-            raise UntrustedPath("%s: %s" % (current, error.strerror))
+            raise UntrustedPath(f"{current}: {error.strerror}")
         if info.st_uid not in owners or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise UntrustedPath("%s: owner %d mode %o is not trusted" % (
                 current, info.st_uid, stat.S_IMODE(info.st_mode)))

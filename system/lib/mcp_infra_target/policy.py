@@ -35,7 +35,7 @@ OPERAND_KEYS = {"min", "max", "counts", "items", "rest"}
 
 def _expect(value, kind, where):
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise PolicyError("%s: expected %s" % (where, getattr(kind, "__name__", kind)))
+        raise PolicyError("{}: expected {}".format(where, getattr(kind, "__name__", kind)))
     return value
 
 
@@ -43,10 +43,10 @@ def _keys(obj, allowed, where, required=()):
     _expect(obj, dict, where)
     unknown = set(obj) - set(allowed)
     if unknown:
-        raise PolicyError("%s: unknown keys %s" % (where, sorted(unknown)))
+        raise PolicyError(f"{where}: unknown keys {sorted(unknown)}")
     missing = set(required) - set(obj)
     if missing:
-        raise PolicyError("%s: missing keys %s" % (where, sorted(missing)))
+        raise PolicyError(f"{where}: missing keys {sorted(missing)}")
 
 
 def _strings(value, where):
@@ -95,7 +95,7 @@ class OperandSpec:
             for count in _expect(self.counts, list, where + ".counts"):
                 _expect(count, int, where + ".counts")
         if self.rest is None and self.max > len(self.items):
-            raise PolicyError("%s: max exceeds the typed items and there is no rest type" % where)
+            raise PolicyError(f"{where}: max exceeds the typed items and there is no rest type")
 
     def checker(self, index):
         return self.items[index] if index < len(self.items) else self.rest
@@ -122,7 +122,7 @@ class Node:
         self.options = {}
         self.option_list = []
         for key, value in _expect(data.get("options", {}), dict, where + ".options").items():
-            self._add_option(key, value, "%s.options[%r]" % (where, key), context, style)
+            self._add_option(key, value, f"{where}.options[{key!r}]", context, style)
         self.operands = OperandSpec(data.get("operands", {}), where + ".operands", context)
         self.variants = []
         for index, variant in enumerate(_expect(data.get("operand_variants", []), list,
@@ -142,26 +142,26 @@ class Node:
         self.children = []
         for sub_name, sub_data in _expect(data.get("subcommands", {}), dict,
                                           where + ".subcommands").items():
-            swhere = "%s.subcommands[%r]" % (where, sub_name)
+            swhere = f"{where}.subcommands[{sub_name!r}]"
             _keys(sub_data, NODE_KEYS, swhere)
             child = Node(sub_name, sub_data, swhere, context, self, style)
             self.children.append(child)
             for word in [sub_name] + child.aliases:
                 if word in self.subcommands:
-                    raise PolicyError("%s: subcommand word %r defined twice" % (swhere, word))
+                    raise PolicyError(f"{swhere}: subcommand word {word!r} defined twice")
                 self.subcommands[word] = child
 
     def _add_option(self, key, value, where, context, style):
         spellings = key.split()
         if not spellings:
-            raise PolicyError("%s: empty option key" % where)
+            raise PolicyError(f"{where}: empty option key")
         for spelling in spellings:
             if "=" in spelling or not spelling.isprintable() or spelling in self.options:
-                raise PolicyError("%s: bad or repeated spelling %r" % (where, spelling))
+                raise PolicyError(f"{where}: bad or repeated spelling {spelling!r}")
             if style == "gnu" and spelling.startswith("-") and not (
                     re.fullmatch(r"-[A-Za-z0-9?]", spelling)
                     or re.fullmatch(r"--[A-Za-z0-9][A-Za-z0-9-]+", spelling)):
-                raise PolicyError("%s: %r is neither -x nor --long" % (where, spelling))
+                raise PolicyError(f"{where}: {spelling!r} is neither -x nor --long")
         if value is None:
             spec = OptionSpec(spellings, None, None, self.depth)
         else:
@@ -169,7 +169,7 @@ class Node:
             type_spec = dict(value)
             mode = type_spec.pop("mode", "required")
             if mode not in MODES:
-                raise PolicyError("%s: mode must be one of %s" % (where, MODES))
+                raise PolicyError(f"{where}: mode must be one of {MODES}")
             spec = OptionSpec(spellings, mode, compile_type(type_spec, where, context), self.depth)
         self.option_list.append(spec)
         for spelling in spellings:
@@ -178,8 +178,7 @@ class Node:
     def walk(self):
         yield self
         for child in self.children:
-            for node in child.walk():
-                yield node
+            yield from child.walk()
 
 
 class Command(Node):
@@ -188,10 +187,10 @@ class Command(Node):
     def __init__(self, name, plugin, data, where, context):
         _keys(data, COMMAND_KEYS, where, required=("executable",))
         if not _COMMAND_NAME.fullmatch(name):
-            raise PolicyError("%s: bad command name" % where)
+            raise PolicyError(f"{where}: bad command name")
         style = data.get("style", "gnu")
         if style not in STYLES:
-            raise PolicyError("%s: style must be one of %s" % (where, STYLES))
+            raise PolicyError(f"{where}: style must be one of {STYLES}")
         self.style = style
         self.plugin = plugin
         Node.__init__(self, name, data, where, context, None, style)
@@ -202,7 +201,7 @@ class Command(Node):
         self.executables = _strings(data["executable"], where + ".executable")
         for candidate in self.executables:
             if not candidate.startswith("/") or "/../" in candidate or "/./" in candidate:
-                raise PolicyError("%s: executables must be absolute, normal paths" % where)
+                raise PolicyError(f"{where}: executables must be absolute, normal paths")
         self.optional = _expect(data.get("optional", False), bool, where + ".optional")
         self.permute = _expect(data.get("permute", style == "gnu"), bool, where + ".permute")
         self.end_of_options = _expect(data.get("end_of_options", style == "gnu"), bool,
@@ -212,12 +211,12 @@ class Command(Node):
         self.bsd_flags = _expect(data.get("bsd_flags", ""), str, where + ".bsd_flags")
         self.numeric_option = data.get("numeric_option")
         if self.numeric_option is not None and self.numeric_option not in self.options:
-            raise PolicyError("%s: numeric_option must name a root option" % where)
+            raise PolicyError(f"{where}: numeric_option must name a root option")
         self.tagged = {}
         for tag, type_spec in _expect(data.get("tagged", {}), dict, where + ".tagged").items():
             if len(tag) != 1 or tag.isalnum() or tag == "-":
-                raise PolicyError("%s: a tag is one punctuation character" % where)
-            self.tagged[tag] = compile_type(type_spec, "%s.tagged[%r]" % (where, tag), context)
+                raise PolicyError(f"{where}: a tag is one punctuation character")
+            self.tagged[tag] = compile_type(type_spec, f"{where}.tagged[{tag!r}]", context)
 
     def executable(self):
         """The first candidate that is a root-owned, not group/world-writable regular file."""
@@ -261,7 +260,7 @@ class Policy:
         for name in limit_names:
             value = _expect(document["limits"][name], (int, float), "limits." + name)
             if value <= 0:
-                raise PolicyError("limits.%s must be positive" % name)
+                raise PolicyError(f"limits.{name} must be positive")
             self.limits[name] = value
         self.environment = self._environment(document["environment"])
         paths = document["paths"]
@@ -270,7 +269,7 @@ class Policy:
         for key in ("read_roots", "list_roots", "deny"):
             for pattern in _strings(paths[key], "paths." + key):
                 if not pattern.startswith("/"):
-                    raise PolicyError("paths.%s: %r is not absolute" % (key, pattern))
+                    raise PolicyError(f"paths.{key}: {pattern!r} is not absolute")
         self.paths = PathRules(paths["read_roots"], paths["list_roots"], paths["deny"],
                                _strings(paths["deny_names"], "paths.deny_names"))
         context = {"paths": self.paths, "named": {}}
@@ -280,9 +279,9 @@ class Policy:
         for plugin, pdata in _expect(document["plugins"], dict, "policy.plugins").items():
             _keys(pdata, {"description", "commands"}, "plugins." + plugin, required=("commands",))
             for name, cdata in _expect(pdata["commands"], dict, plugin + ".commands").items():
-                where = "plugins.%s.commands.%s" % (plugin, name)
+                where = f"plugins.{plugin}.commands.{name}"
                 if name in self.commands:
-                    raise PolicyError("%s: command defined in two plugins" % where)
+                    raise PolicyError(f"{where}: command defined in two plugins")
                 self.commands[name] = Command(name, plugin, cdata, where, context)
 
     @staticmethod
@@ -290,7 +289,7 @@ class Policy:
         _expect(env, dict, "policy.environment")
         for name, value in env.items():
             if not _ENV_NAME.fullmatch(name) or _ENV_FORBIDDEN.fullmatch(name):
-                raise PolicyError("environment: %r may not be set" % name)
+                raise PolicyError(f"environment: {name!r} may not be set")
             _expect(value, str, "environment." + name)
         if not env.get("PATH", "").startswith("/"):
             raise PolicyError("environment: PATH must be set to absolute directories")
@@ -309,5 +308,5 @@ def load(path):
     try:
         document = json.loads(data.decode("utf-8"))
     except ValueError as error:
-        raise PolicyError("policy is not JSON: %s" % error)
+        raise PolicyError(f"policy is not JSON: {error}")
     return Policy(document, hashlib.sha256(data).hexdigest())

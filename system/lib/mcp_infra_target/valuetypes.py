@@ -13,7 +13,7 @@ from .refusal import Refusal
 _INT = re.compile(r"-?[0-9]{1,18}")
 _NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_HOSTNAME = re.compile(r"(?=.{1,253}$)%s(\.%s)*\.?" % (_LABEL, _LABEL))
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?")
 
 
 class PolicyError(Exception):
@@ -25,10 +25,10 @@ def _int(spec, where):
 
     def check(value, rule):
         if not _INT.fullmatch(value):
-            raise Refusal("bad_value", rule, "%r is not an integer" % value)
+            raise Refusal("bad_value", rule, f"{value!r} is not an integer")
         number = int(value)
         if (low is not None and number < low) or (high is not None and number > high):
-            raise Refusal("bad_value", rule, "%s is outside %s..%s" % (value, low, high))
+            raise Refusal("bad_value", rule, f"{value} is outside {low}..{high}")
         return value
     return check
 
@@ -38,10 +38,10 @@ def _number(spec, where):
 
     def check(value, rule):
         if not _NUMBER.fullmatch(value):
-            raise Refusal("bad_value", rule, "%r is not a plain decimal number" % value)
+            raise Refusal("bad_value", rule, f"{value!r} is not a plain decimal number")
         number = float(value)
         if (low is not None and number < low) or (high is not None and number > high):
-            raise Refusal("bad_value", rule, "%s is outside %s..%s" % (value, low, high))
+            raise Refusal("bad_value", rule, f"{value} is outside {low}..{high}")
         return value
     return check
 
@@ -51,7 +51,7 @@ def _enum(spec, where):
 
     def check(value, rule):
         if value not in values:
-            raise Refusal("bad_value", rule, "%r is not one of %s" % (value, ", ".join(sorted(values))))
+            raise Refusal("bad_value", rule, "{!r} is not one of {}".format(value, ", ".join(sorted(values))))
         return value
     return check
 
@@ -73,12 +73,13 @@ def _regex(spec, where):
     try:
         pattern = re.compile(spec["pattern"])
     except re.error as error:
-        raise PolicyError("%s: bad pattern: %s" % (where, error))
+        raise PolicyError(f"{where}: bad pattern: {error}")
     max_len = spec.get("max_len", 256)
+    shown = spec["pattern"] if len(spec["pattern"]) <= 80 else spec["pattern"][:77] + "..."
 
     def check(value, rule):
         if len(value) > max_len or not pattern.fullmatch(value):
-            raise Refusal("bad_value", rule, "%r does not match %s" % (value, spec["pattern"]))
+            raise Refusal("bad_value", rule, f"{value[:200]!r} does not match {shown}")
         return value
     return check
 
@@ -95,7 +96,7 @@ def _text(spec, where):
 
 def _hostname(value, rule):
     if not _HOSTNAME.fullmatch(value):
-        raise Refusal("bad_value", rule, "%r is not a host name" % value)
+        raise Refusal("bad_value", rule, f"{value!r} is not a host name")
     return value
 
 
@@ -103,9 +104,9 @@ def _ip(value, rule):
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise Refusal("bad_value", rule, "%r is not an IP address" % value)
+        raise Refusal("bad_value", rule, f"{value!r} is not an IP address")
     if "%" in value:
-        raise Refusal("bad_value", rule, "%r: scoped addresses are not accepted" % value)
+        raise Refusal("bad_value", rule, f"{value!r}: scoped addresses are not accepted")
     return value
 
 
@@ -113,7 +114,7 @@ def _network(value, rule):
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise Refusal("bad_value", rule, "%r is not an address or prefix" % value)
+        raise Refusal("bad_value", rule, f"{value!r} is not an address or prefix")
     return value
 
 
@@ -127,7 +128,7 @@ def _host(value, rule):
 def _path(spec, where, context):
     access = spec.get("access", "read")
     if access not in ("read", "list"):
-        raise PolicyError("%s: access must be read or list" % where)
+        raise PolicyError(f"{where}: access must be read or list")
     rules = context["paths"]
 
     def check(value, rule):
@@ -171,17 +172,17 @@ _NEEDS_CONTEXT = {"list", "path", "any_of"}
 def compile_type(spec, where, context):
     """Compile a type spec: a kind from KINDS or the name of a type in the policy's `types`."""
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise PolicyError("%s: a type needs {\"type\": ...}" % where)
+        raise PolicyError(f"{where}: a type needs {{\"type\": ...}}")
     kind = spec["type"]
     named = context["named"]
     if kind not in KINDS:
         if kind not in named or len(spec) != 1:
-            raise PolicyError("%s: unknown type %r" % (where, kind))
+            raise PolicyError(f"{where}: unknown type {kind!r}")
         return named[kind]
     builder, params = KINDS[kind]
     unknown = set(spec) - set(params) - {"type"}
     if unknown:
-        raise PolicyError("%s: unknown keys %s for type %s" % (where, sorted(unknown), kind))
+        raise PolicyError(f"{where}: unknown keys {sorted(unknown)} for type {kind}")
     if kind in _NEEDS_CONTEXT:
         return builder(spec, where, context)
     return builder(spec, where)

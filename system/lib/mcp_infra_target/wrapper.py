@@ -34,7 +34,7 @@ def _plan_words(loaded, tokens):
         raise Refusal("empty", "request/reserved", "no command given")
     if tokens[0].startswith("mcp:"):
         raise Refusal("reserved_word_not_allowed_here", "request/reserved",
-                      "%r cannot be used inside another request" % tokens[0][:32])
+                      f"{tokens[0][:32]!r} cannot be used inside another request")
     plan = argvparse.plan(loaded, tokens)
     return (plan, loaded.environment, plan.limit(loaded, "timeout_s"),
             plan.limit(loaded, "output_cap_bytes"))
@@ -84,12 +84,12 @@ def _run_single(loaded, tokens, record):
                   timed_out=outcome.timed_out)
     if outcome.error:
         record["error"] = outcome.error
-        sys.stderr.write("[mcp-wrapper: %s]\n" % outcome.error)
+        sys.stderr.write(f"[mcp-wrapper: {outcome.error}]\n")
     if outcome.truncated:
         sys.stdout.write(("" if out.ends_with_newline else "\n")
                          + "[mcp-wrapper: output truncated at %d bytes]\n" % cap)
     if outcome.timed_out:
-        sys.stderr.write("[mcp-wrapper: timed out after %s s]\n" % timeout_s)
+        sys.stderr.write(f"[mcp-wrapper: timed out after {timeout_s} s]\n")
     return outcome.exit_code
 
 
@@ -124,7 +124,7 @@ def _reserved(loaded, word, rest, record):
         _write_json(answer)
         return 0
     if rest:
-        raise Refusal("reserved_word_args", "request/reserved", "%s takes no arguments" % word)
+        raise Refusal("reserved_word_args", "request/reserved", f"{word} takes no arguments")
     if word == "mcp:policy":
         _write_json(_effective(loaded))
         return 0
@@ -141,7 +141,7 @@ def _reserved(loaded, word, rest, record):
         record["bytes"] = sum(len(r["stdout"]) + len(r["stderr"]) for r in results)
         _write_json({"results": results})
         return 0
-    raise Refusal("unknown_reserved_word", "request/reserved", "%r is not a reserved word" % word[:32])
+    raise Refusal("unknown_reserved_word", "request/reserved", f"{word[:32]!r} is not a reserved word")
 
 
 def _serve(layout, record):
@@ -157,7 +157,7 @@ def _serve(layout, record):
     if tokens[0].startswith(TRACE_PREFIX):
         trace = tokens[0][len(TRACE_PREFIX):]
         if not _TRACE.fullmatch(trace):
-            raise Refusal("bad_trace_id", "request/reserved", "trace ids match %s" % _TRACE.pattern)
+            raise Refusal("bad_trace_id", "request/reserved", f"trace ids match {_TRACE.pattern}")
         record["trace"] = trace
         tokens = tokens[1:]
         if not tokens:
