@@ -184,6 +184,14 @@ async def test_apt_upgradable_parsing(estate):
 
 
 @pytest.mark.anyio
+async def test_apt_killed_by_the_no_write_limit_is_explained(estate):
+    e = estate(["web-01"], extra_outputs={"apt list --upgradable": {"exit": 153}})
+    async with Client(e.server()) as client:
+        text = await error(client, "check_updates", host="web-01")
+    assert "SIGXFSZ" in text and "packages plugin" in text
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("mode", MODES)
 async def test_refusals_explained_recorded_and_learned(estate, mode):
     e = estate()

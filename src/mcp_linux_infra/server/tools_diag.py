@@ -1,5 +1,6 @@
 """The read-only diagnostic tools: each builds a request, sends it, parses, formats."""
 
+import signal
 from typing import Annotated, Literal
 
 from mcp.server import MCPServer
@@ -268,8 +269,13 @@ def register(mcp: MCPServer) -> None:
         call = current()
         h = call.host(host)
         out = checked(call, h, call.target(h).run(["apt", "list", "--upgradable"]))
+        if out.exit_code == 128 + signal.SIGXFSZ:
+            raise ToolError(f"apt was killed on {h.name} by the wrapper's no-write limit "
+                            "(SIGXFSZ: apt writes its package cache); the target tier must "
+                            "let the packages plugin run before this tool can work")
         if out.exit_code != 0:
-            raise ToolError(f"apt failed on {h.name}: {out.stderr.strip()[:300]}")
+            raise ToolError(f"apt failed on {h.name} (exit {out.exit_code}): "
+                            f"{out.stderr.strip()[:300]}")
         rows = parsers.apt_upgradable(out.stdout)
         return render({**_ran(h, out), "upgradable": len(rows),
                        "security": sum(r["security"] for r in rows), "packages": rows}, format)

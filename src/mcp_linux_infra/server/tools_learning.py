@@ -74,7 +74,10 @@ def suggestions(refused: list[RefusedCommand]) -> dict:
         if advice["recommendation"] == "ADD_AUTO" and "unknown_command" in item.reasons:
             drafts.setdefault(advice["binary"], []).append(item)
         else:
-            if "unknown_command" not in item.reasons:
+            if item.reasons == ["command_not_installed"]:
+                row["why_not"] = (f"{item.name} is allowed but not installed on "
+                                  f"{', '.join(item.hosts)}")
+            elif "unknown_command" not in item.reasons:
                 row["why_not"] = (f"{item.name} is in the policy; this form was refused "
                                   f"({', '.join(item.reasons)}: {item.detail}). Widening an "
                                   "existing command is a manual policy change.")
