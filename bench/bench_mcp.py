@@ -20,6 +20,7 @@ Rows (issue 4's targets in brackets):
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ SIX = ["load", "memory", "disk", "failed_units", "services", "errors"]
 sys.path.insert(0, str(REPO / "src"))
 from mcp_linux_infra.audit import Audit  # noqa: E402
 from mcp_linux_infra.inventory import load_inventory  # noqa: E402
+from mcp_linux_infra.lab.mounts import mounts_under  # noqa: E402
 from mcp_linux_infra.server.app import build_server  # noqa: E402
 from mcp_linux_infra.server.state import AppState  # noqa: E402
 from mcp_linux_infra.settings import Settings  # noqa: E402
@@ -191,6 +193,8 @@ def main() -> None:
         if env is not None:
             subprocess.run([CLI, "lab", "down"], env=env, cwd=REPO, capture_output=True,
                            timeout=600)
+        if not mounts_under(tmp):
+            shutil.rmtree(tmp)
     print(f"{'row':8} {'measured':44} {'value':>10} {'against':36} {'value':>10} "
           f"{'ratio':>7}  target")
     for row, what, value, against, base, target in rows:

@@ -91,3 +91,19 @@ def test_audit_writes_json_lines_to_file_and_stream(tmp_path):
     record = json.loads(line)
     assert record["trace"] == "t1" and record["arguments"]["password"] == "[REDACTED]"
     assert (tmp_path / "state" / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_drafted_spec_compiles_in_the_targets_own_policy_loader():
+    from wrapper_support import default_policy_document, load_document
+
+    from mcp_linux_infra.learning import RefusedCommand
+    from mcp_linux_infra.server.tools_learning import draft_spec
+
+    seen = [RefusedCommand("tree -L 2 /etc", "tree", 3, ["a"], ["unknown_command"], 0, 0, ""),
+            RefusedCommand("tree --charset=ascii -d /var/log", "tree", 2, ["b"],
+                           ["unknown_command"], 0, 0, "")]
+    spec = draft_spec("tree", seen)
+    assert spec["options"] == {"-L": None, "--charset": {"type": "short_text"}, "-d": None}
+    document = default_policy_document()
+    document["plugins"]["site"] = {"description": "site additions", "commands": {"tree": spec}}
+    assert "tree" in load_document(document).commands

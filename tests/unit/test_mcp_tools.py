@@ -170,6 +170,21 @@ async def test_the_other_diagnostic_tools(estate):
 
 
 @pytest.mark.anyio
+async def test_read_file_ranges(estate):
+    numbered = "".join(f"line {i}\n" for i in range(1, 31))
+    e = estate(["web-01"], extra_outputs={
+        "head -n 11 /etc/hosts": {"stdout": "".join(numbered.splitlines(True)[:11])},
+        "tail -n +25 /etc/hosts": {"stdout": "".join(numbered.splitlines(True)[24:])}})
+    async with Client(e.server()) as client:
+        top = await data(client, "read_file", host="web-01", path="/etc/hosts", max_lines=10)
+        assert (top["lines"][-1], len(top["lines"]), top["more"]) == ("line 10", 10, True)
+        end = await data(client, "read_file", host="web-01", path="/etc/hosts", start_line=25,
+                         max_lines=10)
+        assert (end["lines"], end["more"]) == ([f"line {i}" for i in range(25, 31)], False)
+        assert end["command"] == "tail -n +25 /etc/hosts"
+
+
+@pytest.mark.anyio
 async def test_apt_upgradable_parsing(estate):
     listing = ("Listing...\nopenssl/stable-security 3.0.15-1~deb12u1 amd64 [upgradable from: "
                "3.0.14-1~deb12u2]\ntzdata/stable-updates 2024b-0+deb12u1 all [upgradable "
@@ -206,7 +221,7 @@ async def test_refusals_explained_recorded_and_learned(estate, mode):
                            command="journalctl --vacuum-size=1M")
         assert "unknown_option" in text and "journalctl [" in text and "HIGH" in text
         shadow = await error(client, "read_file", host="web-01", path="/etc/shadow")
-        assert "web-01 refused `head -n 200 /etc/shadow`" in shadow
+        assert "web-01 refused `head -n 201 /etc/shadow`" in shadow
         for _ in range(2):
             await error(client, "run_diagnostic", host="web-02", command="tree -L 2 /etc")
         stats = await data(client, "get_learning_stats")

@@ -294,10 +294,14 @@ def register(mcp: MCPServer) -> None:
         users' homes are refused by the target)."""
         call = current()
         h = call.host(host)
-        end = start_line + max_lines - 1
-        out = checked(call, h, call.target(h).run(["head", "-n", str(end), path]))
+        # head from the top, tail +N further down: the target's output cap then applies
+        # from the first line asked for, not from the top of the file
+        words = ["head", "-n", str(max_lines + 1), path] if start_line == 1 else \
+            ["tail", "-n", f"+{start_line}", path]
+        out = checked(call, h, call.target(h).run(words))
         if out.exit_code != 0:
             raise ToolError(f"reading {path} on {h.name} failed: {out.stderr.strip()[:300]}")
-        lines = out.stdout.splitlines()[start_line - 1:]
+        lines = out.stdout.splitlines()
         return render({**_ran(h, out), "path": path, "start_line": start_line,
-                       "lines": lines, "more": len(lines) == max_lines}, format)
+                       "lines": lines[:max_lines],
+                       "more": len(lines) > max_lines or out.truncated}, format)
