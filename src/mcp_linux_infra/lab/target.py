@@ -6,6 +6,7 @@ systemd-nspawn (LISTEN_FDS); the container's systemd hands it to lab-ssh-proxy.s
 relays to the target's own sshd.
 """
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -90,13 +91,19 @@ def prepare(image: Path, upper: Path, name: str, port: int, bootstrap_pub: Path)
     return " ".join(host_key.with_name(host_key.name + ".pub").read_text().split()[:2])
 
 
+def machine_name(name: str, upper: Path) -> str:
+    """nspawn's machine name (it keys host-side state such as /run/systemd/nspawn/propagate/):
+    unique per lab instance, so two labs may both have a lab-01."""
+    return f"{name}-{hashlib.sha256(str(upper).encode()).hexdigest()[:8]}"
+
+
 def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, log: Path
           ) -> Target:
     """Boot the target in the background; the caller's copy of the socket can then be closed."""
     nspawn = [
         "/usr/bin/systemd-nspawn", "--quiet", "--directory", str(image),
         f"--overlay={image}:{upper}:/", "--boot", "--register=no", "--keep-unit",
-        f"--machine={name}", f"--hostname={name}", "--private-network",
+        f"--machine={machine_name(name, upper)}", f"--hostname={name}", "--private-network",
         "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=passive",
     ]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS": "1"}
