@@ -1,0 +1,220 @@
+"""deploy-mcp-infra.yml on a real target: what it installed (testinfra), that a second run and
+a check-mode run change nothing, that it repairs drift, and that it refuses bad variables
+before changing anything."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import testinfra
+
+from conftest import REPO
+
+pytest_plugins = ["integration.deployed"]
+pytestmark = pytest.mark.lab
+
+SYSTEM = REPO / "system"
+WRAPPER = "/usr/local/libexec/mcp-infra/mcp-wrapper"
+PRA_EXEC = "/usr/local/libexec/mcp-infra/pra-exec"
+PACKAGE = "/usr/local/lib/mcp-infra/mcp_infra_target"
+LAB_UNITS = ["nginx", "unbound", "cron", "rsyslog", "lab-app", "lab-broken"]
+# path -> (directory?, mode); all root:root
+LAYOUT = {
+    "/usr/local/libexec/mcp-infra": (True, 0o755),
+    WRAPPER: (False, 0o755),
+    PRA_EXEC: (False, 0o755),
+    "/usr/local/sbin/pra-run": (False, 0o755),
+    "/usr/local/lib/mcp-infra": (True, 0o755),
+    PACKAGE: (True, 0o755),
+    "/etc/mcp-infra": (True, 0o755),
+    "/etc/mcp-infra/readonly.json": (False, 0o644),
+    "/etc/mcp-infra/actions.json": (False, 0o644),
+    "/etc/mcp-infra/allowed_signers": (False, 0o644),
+    "/etc/mcp-infra/host-id": (False, 0o644),
+    "/etc/ssh/authorized_keys": (True, 0o755),
+    "/etc/ssh/authorized_keys/mcp-reader": (False, 0o644),
+    "/etc/ssh/authorized_keys/pra-runner": (False, 0o644),
+    "/etc/ssh/sshd_config.d/50-mcp-infra.conf": (False, 0o644),
+    "/etc/sudoers.d/pra-runner": (False, 0o440),
+    "/var/lib/mcp-infra": (True, 0o700),
+    "/var/lib/mcp-infra/nonces": (True, 0o700),
+    "/var/log/mcp-infra": (True, 0o750),
+}
+SOURCES = {WRAPPER: SYSTEM / "wrappers/mcp-wrapper", PRA_EXEC: SYSTEM / "wrappers/pra-exec",
+           "/usr/local/sbin/pra-run": SYSTEM / "pra-run",
+           "/etc/sudoers.d/pra-runner": SYSTEM / "sudoers.d/pra-runner"}
+SOURCES.update({f"{PACKAGE}/{p.name}": p for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")})
+# sshd -T keyword -> value, for both accounts (plus their own forcecommand)
+SSHD_EFFECTIVE = {
+    "authorizedkeysfile": "/etc/ssh/authorized_keys/%u", "authorizedkeyscommand": "none",
+    "authenticationmethods": "publickey", "passwordauthentication": "no",
+    "kbdinteractiveauthentication": "no", "disableforwarding": "yes",
+    "allowtcpforwarding": "no", "allowagentforwarding": "no",
+    "allowstreamlocalforwarding": "no", "x11forwarding": "no", "permittunnel": "no",
+    "permittty": "no", "permituserrc": "no", "exposeauthinfo": "yes",
+}
+
+
+@pytest.fixture(scope="module")
+def target(deployed):
+    """testinfra host for the main target, as root over a strictly checked ssh."""
+    return testinfra.get_host(
+        f"ssh://root@127.0.0.1:{deployed.port}", ssh_config="/dev/null",
+        ssh_identity_file=str(deployed.root_key),
+        ssh_extra_args=f"-o UserKnownHostsFile={deployed.known_hosts} "
+                       "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes")
+
+
+def effective(target, user: str) -> dict[str, str]:
+    out = target.check_output(f"/usr/sbin/sshd -T -C user={user},host=x,addr=127.0.0.1")
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def test_accounts(target):
+    for name, groups in (("mcp-reader", {"mcp-reader", "adm", "systemd-journal"}),
+                         ("pra-runner", {"pra-runner"})):
+        user = target.user(name)
+        assert user.exists and user.shell == "/bin/sh" and user.home == "/"
+        assert user.password == "*"
+        assert set(user.groups) == groups
+        assert "docker" not in user.groups
+    home = target.file("/")
+    assert home.user == "root" and home.group == "root" and not home.mode & 0o022
+
+
+def test_every_deployed_path_is_root_owned_with_its_mode(target):
+    seen = {}
+    for line in target.check_output("stat -c '%n|%F|%U|%G|%a' " + " ".join(LAYOUT)).splitlines():
+        path, kind, user, group, mode = line.split("|")
+        seen[path] = (kind == "directory", user, group, int(mode, 8))
+    assert seen == {path: (is_dir, "root", "root", mode)
+                    for path, (is_dir, mode) in LAYOUT.items()}
+    # nothing under the deployed trees that another user owns or may write, parents included
+    trees = " ".join(p for p, (is_dir, _) in LAYOUT.items() if is_dir)
+    assert target.check_output(f"find {trees} \\( ! -user root -o -perm /022 \\) -print") == ""
+    parents = "/usr/local/lib /usr/local/libexec /usr/local/sbin /usr/local /usr /etc /etc/ssh " \
+              "/var/lib /var /"
+    assert target.check_output(f"find {parents} -maxdepth 0 \\( ! -user root -o -perm /022 \\) "
+                               "-print") == ""
+
+
+def test_code_and_sudoers_are_the_repository_files(target):
+    sums = dict(reversed(line.split()) for line in target.check_output(
+        "sha256sum " + " ".join(sorted(SOURCES))).splitlines())
+    for path, source in SOURCES.items():
+        assert sums[path] == hashlib.sha256(source.read_bytes()).hexdigest(), path
+    installed = set(target.check_output(f"ls {PACKAGE}").split()) - {"__pycache__"}
+    assert installed == {p.name for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")}
+
+
+def test_host_id_signers_and_keys(target, deployed):
+    assert target.file("/etc/mcp-infra/host-id").content_string == f"{deployed.host}\n"
+    signers = [l for l in target.file("/etc/mcp-infra/allowed_signers").content_string
+               .splitlines() if l and not l.startswith("#")]
+    operator = " ".join((deployed.keys_dir / "operator.key.pub").read_text().split()[:2])
+    expired = " ".join((deployed.keys_dir / "expired-operator.key.pub").read_text().split()[:2])
+    assert signers == [
+        f'operator namespaces="mcp-linux-infra-approval" {operator}',
+        f'expired-operator namespaces="mcp-linux-infra-approval",valid-before="20200101" {expired}']
+    for user, command, key in (("mcp-reader", WRAPPER, deployed.reader_key),
+                               ("pra-runner", PRA_EXEC, deployed.pra_key)):
+        lines = [l for l in target.file(f"/etc/ssh/authorized_keys/{user}").content_string
+                 .splitlines() if l and not l.startswith("#")]
+        public = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
+        assert lines == [f'restrict,command="{command}" {public}']
+
+
+def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target):
+    default = json.loads((SYSTEM / "policy/readonly.json").read_text())
+    policy = json.loads(target.file("/etc/mcp-infra/readonly.json").content_string)
+    assert policy == default  # all plugins, no site additions: the repository's policy as is
+    catalog = json.loads(target.file("/etc/mcp-infra/actions.json").content_string)
+    actions = catalog["actions"]
+    # restart_container: no container configured, so not offered at all
+    assert sorted(actions) == ["django_manage", "flush_dns_cache", "reload_service",
+                               "reset_failed_unit", "restart_service", "rotate_logs",
+                               "start_service"]
+    for name in ("start_service", "restart_service", "reset_failed_unit"):
+        assert actions[name]["params"]["unit"]["values"] == LAB_UNITS
+    assert actions["reload_service"]["params"]["unit"]["values"] == ["nginx", "unbound"]
+    assert actions["rotate_logs"]["params"]["config"]["values"] == [
+        "/etc/logrotate.d/nginx", "/etc/logrotate.d/rsyslog"]
+    assert actions["django_manage"]["user"] == "www-data"
+    assert actions["django_manage"]["vars"] == {"python": "/usr/bin/python3",
+                                                "manage_py": "/srv/lab-app/manage.py"}
+
+
+def test_effective_sshd_settings_of_both_accounts(target):
+    for user, command in (("mcp-reader", WRAPPER), ("pra-runner", PRA_EXEC)):
+        settings = effective(target, user)
+        assert settings["forcecommand"] == command
+        assert {k: settings.get(k) for k in SSHD_EFFECTIVE} == SSHD_EFFECTIVE, user
+    # the Match blocks apply to these two accounts only
+    assert effective(target, "root")["forcecommand"] == "none"
+
+
+def test_sudo_allows_pra_runner_exactly_one_command(target):
+    out = target.check_output("sudo -l -U pra-runner")
+    rules = out.split("may run the following commands on", 1)[1].splitlines()[1:]
+    assert [r.strip() for r in rules if r.strip()] == ['(root) NOPASSWD: /usr/local/sbin/pra-run ""']
+    assert "not allowed to run sudo" in target.run("sudo -l -U mcp-reader").stdout
+
+
+def test_a_deploy_repairs_drift(deployed, target):
+    """Tampered modes, contents, groups and keys are put back by the next run."""
+    policy_sha = target.file("/etc/mcp-infra/readonly.json").sha256sum
+    keys_before = target.file("/etc/ssh/authorized_keys/mcp-reader").content_string
+    deployed.root_ok(
+        f"chmod 0664 {PACKAGE}/policy.py && echo '{{}}' > /etc/mcp-infra/readonly.json && "
+        "groupadd docker && usermod -aG docker mcp-reader && "
+        "echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjkedzo1d4d' "
+        ">> /etc/ssh/authorized_keys/mcp-reader")
+    try:
+        out = deployed.playbook("deploy-mcp-infra.yml", limit=deployed.host)
+        assert deployed.recap(out.stdout)[deployed.host]["changed"] >= 3
+        assert target.file(f"{PACKAGE}/policy.py").mode == 0o644
+        assert target.file("/etc/mcp-infra/readonly.json").sha256sum == policy_sha
+        assert target.file("/etc/ssh/authorized_keys/mcp-reader").content_string == keys_before
+        assert "docker" not in target.user("mcp-reader").groups
+    finally:
+        deployed.ssh_root("groupdel docker")
+
+
+def test_a_second_run_changes_nothing(deployed):
+    out = deployed.playbook("deploy-mcp-infra.yml", limit=deployed.host)
+    counts = deployed.recap(out.stdout)[deployed.host]
+    assert (counts["changed"], counts["failed"], counts["unreachable"]) == (0, 0, 0), out.stdout
+
+
+def test_check_mode_on_the_converged_host_is_clean(deployed):
+    out = deployed.playbook("deploy-mcp-infra.yml", "--check", limit=deployed.host)
+    counts = deployed.recap(out.stdout)[deployed.host]
+    assert (counts["changed"], counts["failed"], counts["unreachable"]) == (0, 0, 0), out.stdout
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjkedzo1d4d"
+
+
+@pytest.mark.parametrize("variables, message", [
+    # a second line in a key would be a second, unrestricted authorized_keys entry
+    ({"mcp_infra_reader_keys": [KEY + "\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJunk"]},
+     "each key must be one ssh public key line"),
+    ({"mcp_infra_reader_keys": ['command="/bin/sh" ' + KEY]},
+     "each key must be one ssh public key line"),
+    # a quote in from= would end the option and add another one
+    ({"mcp_infra_pra_from": ['10.0.0.1",command="/bin/sh']}, "from= entries are addresses"),
+    # a wildcard principal would let this key approve as anyone
+    ({"mcp_infra_operators": [{"principal": "*", "public_key": KEY}]}, "each operator needs"),
+    ({"mcp_infra_operators": [{"principal": "op", "public_key": KEY,
+                               "valid_before": "20300101\nmallory " + KEY}]},
+     "each operator needs"),
+    ({"mcp_infra_reader_groups": ["adm", "docker"]}, "mcp_infra_reader_groups must not contain"),
+], ids=["key-newline", "key-options", "from-quote", "principal-wildcard",
+        "valid-before-newline", "docker-group"])
+def test_bad_variables_are_refused_before_any_change(deployed, variables, message):
+    out = deployed.playbook("deploy-mcp-infra.yml", "-e", json.dumps(variables),
+                            limit=deployed.host, check=False)
+    assert out.returncode != 0
+    assert deployed.recap(out.stdout)[deployed.host]["changed"] == 0
+    assert " ".join(message.split()) in " ".join(out.stdout.split())
