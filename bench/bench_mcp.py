@@ -38,18 +38,18 @@ PREFIX, PORT_BASE = "b4", 2751
 SIX = ["load", "memory", "disk", "failed_units", "services", "errors"]
 
 sys.path.insert(0, str(REPO / "src"))
-from mcp_linux_infra.audit import Audit  # noqa: E402
-from mcp_linux_infra.inventory import load_inventory  # noqa: E402
-from mcp_linux_infra.lab.mounts import mounts_under  # noqa: E402
-from mcp_linux_infra.server.app import build_server  # noqa: E402
-from mcp_linux_infra.server.state import AppState  # noqa: E402
-from mcp_linux_infra.settings import Settings  # noqa: E402
-from mcp_linux_infra.ssh.pool import Pool  # noqa: E402
+from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.inventory import load_inventory
+from mcp_linux_infra.lab.mounts import mounts_under
+from mcp_linux_infra.server.app import build_server
+from mcp_linux_infra.server.state import AppState
+from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.ssh.pool import Pool
 
 
 def run(argv, env, cwd=REPO, timeout=1800):
     out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                         timeout=timeout)
+                         timeout=timeout, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return out
@@ -77,11 +77,14 @@ async def atimed(fn, n):
     return samples
 
 
-def setup(tmp: Path, hosts: int) -> tuple[dict, Settings]:
-    env = dict(os.environ, LINUX_MCP_LAB_DIR=str(tmp / "lab"),
-               LINUX_MCP_LAB_INVENTORY=str(tmp / "inventory.ini"),
-               LINUX_MCP_LAB_NAME_PREFIX=PREFIX, LINUX_MCP_LAB_PORT_BASE=str(PORT_BASE),
-               ANSIBLE_CONFIG=str(REPO / "ansible/ansible.cfg"))
+def lab_env(tmp: Path) -> dict:
+    return dict(os.environ, LINUX_MCP_LAB_DIR=str(tmp / "lab"),
+                LINUX_MCP_LAB_INVENTORY=str(tmp / "inventory.ini"),
+                LINUX_MCP_LAB_NAME_PREFIX=PREFIX, LINUX_MCP_LAB_PORT_BASE=str(PORT_BASE),
+                ANSIBLE_CONFIG=str(REPO / "ansible/ansible.cfg"))
+
+
+def setup(tmp: Path, env: dict, hosts: int) -> Settings:
     run([CLI, "keys", "init", "--dir", str(tmp / "keys")], env)
     print(f"lab up --hosts {hosts} ...", file=sys.stderr)
     run([CLI, "lab", "up", "--hosts", str(hosts)], env)
@@ -96,7 +99,7 @@ def setup(tmp: Path, hosts: int) -> tuple[dict, Settings]:
                         keys_dir=tmp / "keys", known_hosts=tmp / "state/known_hosts",
                         state_dir=tmp / "state", audit_log=tmp / "state/audit.jsonl",
                         fanout_concurrency=max(16, hosts))
-    return env, settings
+    return settings
 
 
 def ssh_argv(tmp: Path, port: int, *options: str) -> list[str]:
@@ -175,7 +178,8 @@ async def measure(tmp: Path, env: dict, settings: Settings, n: int, hosts: int) 
     cold = timed(fresh_pool, n)
     rows.insert(1, ("cold", "fresh pool connection + uptime", median_ms(cold),
                     "fresh ssh uptime", median_ms(fresh_ssh), ""))
-    subprocess.run(master[:-1] + ["-O", "exit", "mcp-reader@127.0.0.1"], capture_output=True)
+    subprocess.run(master[:-1] + ["-O", "exit", "mcp-reader@127.0.0.1"], capture_output=True,
+                   check=False)
     return rows
 
 
@@ -185,14 +189,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-mcp-"))
-    env = None
+    env = lab_env(tmp)
     try:
-        env, settings = setup(tmp, args.hosts)
+        settings = setup(tmp, env, args.hosts)
         rows = anyio.run(measure, tmp, env, settings, args.iterations, args.hosts)
     finally:
-        if env is not None:
-            subprocess.run([CLI, "lab", "down"], env=env, cwd=REPO, capture_output=True,
-                           timeout=600)
+        subprocess.run([CLI, "lab", "down"], env=env, cwd=REPO, capture_output=True,
+                       timeout=600, check=False)
         if not mounts_under(tmp):
             shutil.rmtree(tmp)
     print(f"{'row':8} {'measured':44} {'value':>10} {'against':36} {'value':>10} "

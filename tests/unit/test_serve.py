@@ -124,7 +124,8 @@ async def test_http_tokens_scopes_and_rate_limit(http_server):
 def test_non_loopback_without_tokens_is_refused(estate, tmp_path):
     out = subprocess.run([CLI, "serve", "--transport", "http", "--host", "0.0.0.0",
                           "--port", str(free_port())], env=dict(os.environ, **env_of(estate)),
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         check=False)
     assert out.returncode == 2
     assert "refusing to serve 0.0.0.0" in out.stderr and "tokens new" in out.stderr
 
