@@ -43,7 +43,11 @@ def _lab_up(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab import manager
 
     with console.status("lab up") as spinner:
-        started = manager.up(settings, args.hosts, status=lambda m: spinner.update(m))
+        def step(message: str) -> None:
+            console.print(f"[dim]·[/] {message}")
+            spinner.update(message)
+
+        started = manager.up(settings, args.hosts, status=step)
     if started:
         console.print(f"[green]started {len(started)} target(s):[/] {', '.join(started)}")
     else:

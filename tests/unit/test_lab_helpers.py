@@ -129,3 +129,16 @@ def test_cli_errors_are_clear_and_exit_2(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "--hosts must be between 1 and 64" in err
     assert "no lab target named 'lab-09'" in err
+
+
+def test_inotify_limit_is_raised_to_fit_the_lab_never_lowered(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    monkeypatch.setattr(manager, "INOTIFY_LIMIT", limit)
+    said = []
+    limit.write_text("128\n")
+    manager._ensure_inotify_instances(20, said.append)
+    assert int(limit.read_text()) == 20 * manager.INOTIFY_PER_TARGET + 128
+    assert said and "from 128 to 288" in said[0]
+    limit.write_text("100000\n")
+    manager._ensure_inotify_instances(20, said.append)
+    assert limit.read_text() == "100000\n" and len(said) == 1

@@ -109,6 +109,22 @@ def _prune_dead(state: LabState) -> list[str]:
     return dead
 
 
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_TARGET = 8  # measured: a booted Debian 12 target's systemd and services use ~7
+
+
+def _ensure_inotify_instances(targets: int, status: Status) -> None:
+    """Each target's systemd needs inotify instances, and all of them count against root's
+    one per-user limit (128 by default: about 15 targets). Raise the running value (never
+    lower it; not persisted) to fit the lab, and say so."""
+    needed = INOTIFY_PER_TARGET * targets + 128
+    current = int(INOTIFY_LIMIT.read_text())
+    if current < needed:
+        INOTIFY_LIMIT.write_text(f"{needed}\n")
+        status(f"raised fs.inotify.max_user_instances from {current} to {needed} "
+               f"for {targets} targets (until reboot)")
+
+
 def up(settings: Settings, hosts: int, status: Status = lambda _: None) -> list[str]:
     """Start the missing targets among prefix-01..prefix-NN; return the names started."""
     if not 1 <= hosts <= MAX_HOSTS:
@@ -130,6 +146,7 @@ def up(settings: Settings, hosts: int, status: Status = lambda _: None) -> list[
             for name in wanted:  # every port is checked before anything starts
                 sockets[name] = lab_target.bind_port(ports[name])
             img = lab_image.ensure_image(settings.lab_cache_dir, settings.lab_mirror, status)
+            _ensure_inotify_instances(len(state.targets) + len(wanted), status)
             _ensure_bootstrap_key(paths)
             status(f"booting {len(wanted)} target(s)")
             started: list[Target] = []
