@@ -5,10 +5,11 @@ Use it from any test module with
     pytest_plugins = ["integration.deployed"]
 
 (always this name, so that the whole session shares one lab), then the fixture `deployed`.
-It boots an isolated lab of two Debian 12 targets, makes client and operator keys, records a
-snapshot of each target, runs ansible/playbooks/deploy-mcp-infra.yml on both, and yields a
-`Deployed` handle. `deployed.host` is the target for every test; `deployed.removal_host` belongs to
-test_remove.py, which deploys nothing else there and removes the tier at the end.
+It boots an isolated lab of three Debian 12 targets, makes client and operator keys, records a
+snapshot of each target, runs ansible/playbooks/deploy-mcp-infra.yml on all three, and yields
+a `Deployed` handle. `deployed.host` is the target for every test. The other two belong to
+test_remove.py: `removal_host`, and `fallback_host`, whose sshd_config had its Include line
+commented out before the deploy (so the role wrote its Match blocks into sshd_config itself).
 
 Everything goes through real OpenSSH clients with strict host key checking and without
 connection sharing, so each call is a fresh login through sshd and the forced command.
@@ -35,7 +36,9 @@ ANSIBLE = REPO / "ansible"
 PLAYBOOK = str(REPO / ".venv/bin/ansible-playbook")
 NAMESPACE = "mcp-linux-infra-approval"
 LAB_PREFIX = "itd"
-LAB_PORTS = range(2531, 2600, 2)  # the first pair of free ports; sessions may run side by side
+LAB_HOSTS = 3
+LAB_PORTS = range(2531, 2600, LAB_HOSTS)  # the first free ones: sessions may run side by side
+INCLUDE = "Include /etc/ssh/sshd_config.d/\\*.conf"  # as a sed pattern
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
                       r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
 
@@ -102,6 +105,10 @@ class Deployed:
     @property
     def removal_host(self) -> str:
         return sorted(self.hosts)[1]
+
+    @property
+    def fallback_host(self) -> str:
+        return sorted(self.hosts)[2]
 
     @property
     def port(self) -> int:
@@ -179,6 +186,11 @@ class Deployed:
     def ssh_root(self, command: str, stdin=None, **kw) -> subprocess.CompletedProcess:
         return self.ssh("root", command, stdin, **kw)
 
+    def comment_include(self, host: str, undo: bool = False) -> None:
+        """Comment out (or back in) the Include line of sshd_config on `host`."""
+        sed = f"s|^#\\({INCLUDE}\\)$|\\1|" if undo else f"s|^{INCLUDE}$|#&|"
+        self.root_ok(f"sed -i '{sed}' /etc/ssh/sshd_config", host)
+
     def key_for(self, user: str, host: Optional[str] = None) -> Path:
         """The local private key whose public half `host` accepts for `user` now (after a
         rotation on some hosts only, that may be a retired copy)."""
@@ -238,6 +250,17 @@ class Deployed:
         return {m.group(1): dict(zip(names, map(int, m.groups()[1:])))
                 for m in RECAP_RE.finditer(output)}
 
+    @staticmethod
+    def changed_tasks(output: str) -> List[str]:
+        """Names of the tasks that reported a change, from ansible-playbook's output."""
+        tasks, task = [], None
+        for line in output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed: ") and task and task not in tasks:
+                tasks.append(task)
+        return tasks
+
     def playbook(self, name: str, *args: str, limit: Optional[str] = None,
                  check: bool = True) -> subprocess.CompletedProcess:
         """Run ansible/playbooks/`name` against the lab with the test keys and variables."""
@@ -260,16 +283,20 @@ class Deployed:
         return json.loads(out.stdout)
 
 
-def _free_port_pair() -> int:
+def _free_ports() -> int:
+    """The first port of LAB_HOSTS consecutive free ports."""
     for base in LAB_PORTS:
+        sockets = [socket.socket() for _ in range(LAB_HOSTS)]
         try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", base))
-                b.bind(("127.0.0.1", base + 1))
+            for offset, sock in enumerate(sockets):
+                sock.bind(("127.0.0.1", base + offset))
             return base
         except OSError:
             continue
-    raise AssertionError(f"no two free ports in {LAB_PORTS}")
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise AssertionError(f"no {LAB_HOSTS} free ports in {LAB_PORTS}")
 
 
 def _run(argv: List[str], env: Dict[str, str]) -> subprocess.CompletedProcess:
@@ -310,17 +337,18 @@ def deployed(tmp_path_factory) -> Deployed:
     env = dict(os.environ, LINUX_MCP_LAB_DIR=str(root / "lab"),
                LINUX_MCP_LAB_INVENTORY=str(root / "inventory.ini"),
                LINUX_MCP_LAB_NAME_PREFIX=LAB_PREFIX,
-               LINUX_MCP_LAB_PORT_BASE=str(_free_port_pair()))
+               LINUX_MCP_LAB_PORT_BASE=str(_free_ports()))
     keys_dir = root / "keys"
     _make_keys(keys_dir, env)
     vars_file = root / "vars.json"
     _write_vars(vars_file, keys_dir)
-    _run([CLI, "lab", "up", "--hosts", "2"], env)
+    _run([CLI, "lab", "up", "--hosts", str(LAB_HOSTS)], env)
     try:
         state = json.loads((root / "lab" / "state.json").read_text())
         handle = Deployed(root=root, env=env, keys_dir=keys_dir, vars_file=vars_file,
                           hosts={name: t["port"] for name, t in state["targets"].items()})
         handle.pre_deploy = {name: handle.snapshot(name) for name in handle.hosts}
+        handle.comment_include(handle.fallback_host)
         handle.playbook("deploy-mcp-infra.yml")
         yield handle
     finally:
