@@ -210,10 +210,10 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
     # a quote in from= would end the option and add another one
     ({"mcp_infra_pra_from": ['10.0.0.1",command="/bin/sh']}, "from= entries are addresses"),
     # a wildcard principal would let this key approve as anyone
-    ({"mcp_infra_operators": [{"principal": "*", "public_key": KEY}]}, "each operator needs"),
+    ({"mcp_infra_operators": [{"principal": "*", "public_key": KEY}]}, "Each operator needs"),
     ({"mcp_infra_operators": [{"principal": "op", "public_key": KEY,
                                "valid_before": "20300101\nmallory " + KEY}]},
-     "each operator needs"),
+     "Each operator needs"),
     ({"mcp_infra_reader_groups": ["adm", "docker"]}, "mcp_infra_reader_groups must not contain"),
 ], ids=["key-newline", "key-options", "from-quote", "principal-wildcard",
         "valid-before-newline", "docker-group"])
