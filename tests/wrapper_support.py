@@ -111,7 +111,8 @@ def mini_policy(commands, paths=None, **overrides):
 
 
 def load_document(document):
-    """Compile a policy document in-process (what policy.load does after reading the file)."""
+    """A policy document as the wrapper holds it after reading the file: top level checked,
+    commands compiled on first use (`.validate()` or `.commands` compile all, as `policy.load`)."""
     from mcp_infra_target import policy
     data = json.dumps(document).encode()
     return policy.Policy(json.loads(data), hashlib.sha256(data).hexdigest())

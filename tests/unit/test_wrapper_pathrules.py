@@ -1,8 +1,11 @@
 """Path rules against real files and symlinks: roots, deny list, resolution, races."""
 
+import fnmatch
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from mcp_infra_target.pathrules import PathRules, lexical
@@ -123,3 +126,42 @@ def test_swapped_component_is_detected(tree, monkeypatch):
     (base / "logs/app/app.log").unlink()
     (base / "logs/app/app.log").symlink_to(base / "secret/data")
     assert reason_of(rules, str(base / "logs/to-secret")) in ("path_changed", "path_not_regular")
+
+
+def test_an_unresolvable_path_is_refused_not_an_error(tree, monkeypatch):
+    """realpath raises on a link it may not read (/proc/1/root without ptrace access)."""
+    base, rules = tree
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(os.path, "realpath", denied)
+    assert reason_of(rules, str(base / "logs/app/app.log")) == "path_unverifiable"
+    assert reason_of(rules, str(base / "secret/data")) == "path_denied"
+
+
+GLOB_CASES = [("*", "x"), ("**", "ab"), ("a*a", "a"), ("a*a", "aa"), ("a*a", "aba"),
+              ("*.key", ".key"), ("*.key", "x.key.bak"), ("id_rsa.*", "id_rsa."),
+              ("*_key.*", "a_key.b"), ("*secret*", "secret"), ("*secret*", "my-secrets"),
+              ("*se*cr*et*", "secret"), ("ab*ba*ab", "abab"), ("ab*ba*ab", "abbaab"),
+              ("[0-9]*", "12"), ("?x", "ax"), ("x", "x"), ("x", "xx")]
+
+
+def _matches(pattern, name):
+    """Whether `pattern` covers the component `name`, as a deny name and as a deny path."""
+    by_name = PathRules([], [], [], [pattern]).denied_by("/" + name) is not None
+    by_path = PathRules([], [], ["/" + pattern], []).denied_by("/" + name) is not None
+    assert by_name == by_path
+    return by_name
+
+
+@pytest.mark.parametrize("pattern, name", GLOB_CASES)
+def test_globs_match_exactly_like_fnmatch(pattern, name):
+    assert _matches(pattern, name) == fnmatch.fnmatchcase(name, pattern)
+
+
+COMPONENT = "ab.*?[]-!\\\n"
+
+
+@given(st.text(COMPONENT, min_size=1, max_size=8), st.text(COMPONENT, min_size=1, max_size=8))
+def test_globs_agree_with_fnmatch_everywhere(pattern, name):
+    assert _matches(pattern, name) == fnmatch.fnmatchcase(name, pattern)

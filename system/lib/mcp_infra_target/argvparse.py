@@ -11,6 +11,7 @@ that starts with `-`), so the binary cannot read it differently from how it was 
 """
 
 from .refusal import Refusal
+from .valuetypes import PolicyError
 
 
 class Plan:
@@ -37,7 +38,10 @@ def plan(policy, tokens):
     if "/" in name:
         raise Refusal("command_path_not_allowed", "policy/commands",
                       f"commands are named, not given as paths: {name!r}")
-    command = policy.commands.get(name)
+    try:
+        command = policy.command(name)
+    except PolicyError as error:
+        raise Refusal("policy_invalid", "policy/load", str(error), command=name)
     if command is None:
         raise Refusal("unknown_command", "policy/commands", f"{name!r} is not in the policy")
     try:

@@ -7,10 +7,11 @@ swallowed. Records are single-line JSON with every non-printable character escap
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import syslog
+
+from .digest import sha256
 
 MAX_FIELD_CHARS = 8192
 
@@ -42,7 +43,7 @@ def key_fingerprint(user_auth_path):
                 blob = base64.b64decode(parts[2], validate=True)
             except (binascii.Error, ValueError):
                 return None
-            digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii")
+            digest = base64.b64encode(sha256(blob).digest()).decode("ascii")
             return "SHA256:" + digest.rstrip("=")
     return None
 

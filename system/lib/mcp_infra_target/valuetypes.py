@@ -5,15 +5,15 @@ Refusal. Every type refuses the empty string. Types are parameterised by policy 
 (ranges, enums, patterns); the kinds themselves are the fixed list in KINDS.
 """
 
-import ipaddress
 import re
 
 from .refusal import Refusal
 
-_INT = re.compile(r"-?[0-9]{1,18}")
-_NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
+# Compiled on first use (re caches them): a request needs at most the few its command uses.
+_INT = r"-?[0-9]{1,18}"
+_NUMBER = r"[0-9]{1,9}(\.[0-9]{1,6})?"
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?")
+_HOSTNAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?"
 
 
 class PolicyError(Exception):
@@ -24,7 +24,7 @@ def _int(spec, where):
     low, high = spec.get("min"), spec.get("max")
 
     def check(value, rule):
-        if not _INT.fullmatch(value):
+        if not re.fullmatch(_INT, value):
             raise Refusal("bad_value", rule, f"{value!r} is not an integer")
         number = int(value)
         if (low is not None and number < low) or (high is not None and number > high):
@@ -37,7 +37,7 @@ def _number(spec, where):
     low, high = spec.get("min"), spec.get("max")
 
     def check(value, rule):
-        if not _NUMBER.fullmatch(value):
+        if not re.fullmatch(_NUMBER, value):
             raise Refusal("bad_value", rule, f"{value!r} is not a plain decimal number")
         number = float(value)
         if (low is not None and number < low) or (high is not None and number > high):
@@ -95,12 +95,13 @@ def _text(spec, where):
 
 
 def _hostname(value, rule):
-    if not _HOSTNAME.fullmatch(value):
+    if not re.fullmatch(_HOSTNAME, value):
         raise Refusal("bad_value", rule, f"{value!r} is not a host name")
     return value
 
 
 def _ip(value, rule):
+    import ipaddress  # here: only address types need it, and most requests have none
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -111,6 +112,7 @@ def _ip(value, rule):
 
 
 def _network(value, rule):
+    import ipaddress
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:

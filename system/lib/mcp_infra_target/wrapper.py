@@ -12,18 +12,20 @@ import resource
 import sys
 import time
 
-from . import VERSION, argvparse, audit, batch, execute, paths, policy, screen, tokenise
+from . import VERSION, argvparse, audit, execute, paths, policy, screen, tokenise
 from .refusal import EXIT_REFUSED, Refusal, emit
 
 NAME = "mcp-wrapper"
-_TRACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_TRACE = r"[A-Za-z0-9._-]{1,64}"
 TRACE_PREFIX = "mcp:trace="
 EXIT_CLIENT_GONE = 141
 
 
 def _load_policy(layout):
+    """The policy with its top level checked; commands are compiled when a request names
+    them (the whole file was validated at deployment, and `mcp:policy` validates it again)."""
     try:
-        return policy.load(layout.trusted_policy())
+        return policy.load_for_request(layout.trusted_policy())
     except (OSError, paths.UntrustedPath, policy.PolicyError) as error:
         raise Refusal("policy_invalid", "policy/load", str(error))
 
@@ -106,6 +108,10 @@ def _explain(loaded, words):
 
 
 def _effective(loaded):
+    try:
+        loaded.validate()
+    except policy.PolicyError as error:
+        raise Refusal("policy_invalid", "policy/load", str(error))
     commands = {}
     for name, command in sorted(loaded.commands.items()):
         commands[name] = {"rule": command.rule, "executable": command.executable(),
@@ -132,6 +138,7 @@ def _reserved(loaded, word, rest, record):
         _write_json({"name": NAME, "version": VERSION, "policy_sha256": loaded.sha256})
         return 0
     if word == "mcp:batch":
+        from . import batch  # threads and batch parsing: only this request needs them
         limits = loaded.limits
         data = batch.read_stdin(0, limits["batch_stdin_max_bytes"], limits["batch_stdin_timeout_s"])
         entries = batch.parse(data, limits["batch_max_commands"])
@@ -156,8 +163,8 @@ def _serve(layout, record):
     tokens = tokenise.split(text, loaded.limits["max_tokens"])
     if tokens[0].startswith(TRACE_PREFIX):
         trace = tokens[0][len(TRACE_PREFIX):]
-        if not _TRACE.fullmatch(trace):
-            raise Refusal("bad_trace_id", "request/reserved", f"trace ids match {_TRACE.pattern}")
+        if not re.fullmatch(_TRACE, trace):
+            raise Refusal("bad_trace_id", "request/reserved", f"trace ids match {_TRACE}")
         record["trace"] = trace
         tokens = tokens[1:]
         if not tokens:
