@@ -171,3 +171,37 @@ def test_a_single_request_imports_only_what_it_needs():
                                  check=True, text=True).stdout.split())
     assert "mcp_infra_target.wrapper" in modules
     assert not modules & {"mcp_infra_target.batch", "ipaddress", "hashlib", "_hashlib"}
+
+
+def test_scratch_allowance_is_data_bounded_and_reaches_only_its_command():
+    """apt may write scratch files (bounded); every other command still runs with none."""
+    import resource
+
+    from mcp_infra_target import execute
+    from mcp_infra_target.policy import SCRATCH_MAX, Policy
+    from mcp_infra_target.argvparse import plan as make_plan
+    from mcp_infra_target.valuetypes import PolicyError
+    from wrapper_support import default_policy_document
+
+    document = default_policy_document()
+    policy = Policy(document, "x")
+    apt = make_plan(policy, ["apt", "list", "--upgradable"])
+    uptime = make_plan(policy, ["uptime"])
+    assert apt.limit(policy, "scratch_bytes") == 128 * 1024 * 1024
+    assert uptime.limit(policy, "scratch_bytes") == 0
+
+    def fsize_of_child(scratch):
+        chunks = []
+        execute.run(["/bin/sh", "-c", "ulimit -f"], {"PATH": "/usr/bin:/bin"}, 5, 4096,
+                    lambda _, chunk: chunks.append(chunk), scratch_bytes=scratch)
+        return b"".join(chunks).strip()
+
+    assert fsize_of_child(0) == b"0"
+    assert fsize_of_child(1024 * 512) == b"1024"  # ulimit -f counts 512-byte blocks
+    assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] != 0, "the wrapper's own limit restored"
+
+    for bad in (-1, SCRATCH_MAX + 1, "1", 1.5, True):
+        broken = default_policy_document()
+        broken["plugins"]["packages"]["commands"]["apt"]["scratch_bytes"] = bad
+        with pytest.raises(PolicyError, match="scratch_bytes"):
+            Policy(broken, "x").validate()

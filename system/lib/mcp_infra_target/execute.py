@@ -55,12 +55,15 @@ def _signal_group(pid, signum):
         pass
 
 
-def _spawn(argv, env):
-    """Start the child with RLIMIT_FSIZE soft 0; the wrapper's own limit is lowered only for
-    the fork and restored at once (the lock keeps batch threads from interleaving)."""
+def _spawn(argv, env, scratch_bytes):
+    """Start the child with RLIMIT_FSIZE soft `scratch_bytes` (0 unless its spec grants some);
+    the wrapper's own limit is lowered only for the fork and restored at once (the lock keeps
+    batch threads from interleaving)."""
     with _SPAWN_LOCK:
         saved = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, saved[1]))
+        hard = saved[1]
+        soft = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         try:
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -95,13 +98,13 @@ def _pump(process, deadline, cap_bytes, sink, outcome):
                     return
 
 
-def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0):
+def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0):
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + timeout_s
     try:
-        process = _spawn(argv, env)
+        process = _spawn(argv, env, scratch_bytes)
     except OSError as error:
         outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED

@@ -22,12 +22,17 @@ from .valuetypes import PolicyError, compile_type
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 SCHEMA = 1
 STYLES = ("gnu", "words")
+# Commands run with RLIMIT_FSIZE 0 (no file may grow); a command whose read-only work needs
+# scratch files (apt builds its package cache in an unlinked /tmp file when the system cache is
+# stale) may be given a bounded allowance, as data, in its spec.
+SCRATCH_MAX = 256 * 1024 * 1024
 MODES = ("required", "attached", "lookahead", "equals")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 NODE_KEYS = {"description", "aliases", "options", "operands", "operand_variants",
-             "subcommands", "bare", "forced", "defaults", "timeout_s", "output_cap_bytes"}
+             "subcommands", "bare", "forced", "defaults", "timeout_s", "output_cap_bytes",
+             "scratch_bytes"}
 COMMAND_KEYS = NODE_KEYS - {"aliases"} | {"executable", "optional", "style", "permute",
                                           "tagged", "bsd_flags", "numeric_option",
                                           "operands_first", "end_of_options"}
@@ -134,6 +139,10 @@ class Node:
             _expect(self.timeout_s, (int, float), where + ".timeout_s")
         if self.output_cap_bytes is not None:
             _expect(self.output_cap_bytes, int, where + ".output_cap_bytes")
+        self.scratch_bytes = data.get("scratch_bytes")
+        if self.scratch_bytes is not None and not (
+                type(self.scratch_bytes) is int and 0 <= self.scratch_bytes <= SCRATCH_MAX):
+            raise PolicyError(f"{where}.scratch_bytes: an integer from 0 to {SCRATCH_MAX}")
         self.options = {}
         self.option_list = []
         for key, value in _expect(data.get("options", {}), dict, where + ".options").items():
@@ -311,6 +320,7 @@ class Policy:
         self.timeout_s = _expect(defaults["timeout_s"], (int, float), "defaults.timeout_s")
         self.output_cap_bytes = _expect(defaults["output_cap_bytes"], int, "defaults.output_cap")
         self.kill_grace_s = _expect(defaults["kill_grace_s"], (int, float), "defaults.kill_grace_s")
+        self.scratch_bytes = 0
         limit_names = ("request_max_bytes", "max_tokens", "batch_max_commands",
                        "batch_stdin_max_bytes", "batch_stdin_timeout_s", "batch_timeout_s",
                        "batch_output_cap_bytes", "batch_parallel")

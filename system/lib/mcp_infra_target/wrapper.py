@@ -39,7 +39,7 @@ def _plan_words(loaded, tokens):
                       f"{tokens[0][:32]!r} cannot be used inside another request")
     plan = argvparse.plan(loaded, tokens)
     return (plan, loaded.environment, plan.limit(loaded, "timeout_s"),
-            plan.limit(loaded, "output_cap_bytes"))
+            plan.limit(loaded, "output_cap_bytes"), plan.limit(loaded, "scratch_bytes"))
 
 
 def _prepare(loaded, text):
@@ -81,7 +81,8 @@ def _run_single(loaded, tokens, record):
     out = _Stdout()
     cap = plan.limit(loaded, "output_cap_bytes")
     timeout_s = plan.limit(loaded, "timeout_s")
-    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, out, loaded.kill_grace_s)
+    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, out, loaded.kill_grace_s,
+                          plan.limit(loaded, "scratch_bytes"))
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
                   timed_out=outcome.timed_out)
     if outcome.error:
@@ -99,7 +100,7 @@ def _explain(loaded, words):
     answer = {"allowed": False, "command": words[0] if words else None, "argv": None,
               "rule": None, "reason": None, "detail": None}
     try:
-        plan, _, timeout_s, cap = _plan_words(loaded, words)
+        plan, _, timeout_s, cap, _ = _plan_words(loaded, words)
         answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
                       output_cap_bytes=cap)
     except Refusal as refusal:
