@@ -128,7 +128,10 @@ def test_host_id_signers_and_keys(target, deployed):
 def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target):
     default = json.loads((SYSTEM / "policy/readonly.json").read_text())
     policy = json.loads(target.file("/etc/mcp-infra/readonly.json").content_string)
-    assert policy == default  # all plugins, no site additions: the repository's policy as is
+    # all plugins, no site commands, one site path denied (the fixture's variables)
+    default["paths"]["deny"].append("/srv/lab-app/labapp/settings.py")
+    assert policy == default
+    assert list(policy["types"]) == list(default["types"])  # order kept: types refer back
     catalog = json.loads(target.file("/etc/mcp-infra/actions.json").content_string)
     actions = catalog["actions"]
     # restart_container: no container configured, so not offered at all

@@ -178,6 +178,12 @@ def test_reader_runs_ordinary_diagnostics(deployed, command, expect):
     assert expect in out.stdout
 
 
+def test_a_site_denied_path_is_refused(deployed):
+    """The fixture deploys with mcp_infra_readonly_extra_deny = lab-app's settings.py."""
+    assert refusal(deployed.ssh_reader("cat /srv/lab-app/labapp/settings.py"))["reason"] == "path_denied"
+    assert deployed.ssh_reader("cat /srv/lab-app/manage.py").returncode == 0
+
+
 def test_reader_identity_is_the_restricted_account(deployed):
     out = deployed.ssh_reader("id")
     assert out.stdout.startswith("uid=") and "(mcp-reader)" in out.stdout
