@@ -2,7 +2,8 @@
 
 `FakeSSHD(handler)` listens on 127.0.0.1; each exec request calls
 `handler(command, stdin) -> (exit_code, stdout, stderr)` after the client closed stdin, the
-way the forced-command wrapper sees it. `wrapper_handler` runs the real mcp-wrapper from
+way the forced-command wrapper sees it (`users={"pra-runner": other}` gives a login name its
+own handler, as each account has its own forced command). `wrapper_handler` runs the real mcp-wrapper from
 system/ for each request (test root, no sshd), so the protocol under test is the real one.
 """
 
@@ -58,8 +59,10 @@ class _Server(paramiko.ServerInterface):
 
 class FakeSSHD:
     def __init__(self, handler: Handler, authorized: list[paramiko.PKey],
-                 host_key: paramiko.PKey | None = None, port: int = 0):
+                 host_key: paramiko.PKey | None = None, port: int = 0,
+                 users: dict[str, Handler] | None = None):
         self.handler = handler
+        self.users = users or {}
         self.authorized = {k.get_base64() for k in authorized}
         self.host_key = host_key or new_key()
         self.connections = 0
@@ -101,7 +104,8 @@ class FakeSSHD:
                 if not chunk:
                     break
                 stdin += chunk
-            code, out, err = self.handler(command, bytes(stdin))
+            user = channel.get_transport().get_username()
+            code, out, err = self.users.get(user, self.handler)(command, bytes(stdin))
             if err:
                 channel.sendall_stderr(err)
             if out:

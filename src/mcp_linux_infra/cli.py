@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mcp_linux_infra import __version__
+from mcp_linux_infra.approvals import cli as approvals_cli
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.errors import SSHError
@@ -231,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("target", help="a host or group")
     trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     trust.set_defaults(func=_hosts_trust)
+
+    approvals_cli.add_parser(sub)
 
     tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http"
                             ).add_subparsers(dest="action", required=True)

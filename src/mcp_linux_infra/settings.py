@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_linux_infra.approvals.document import parse_ttl
+
 Scope = Literal["read", "propose", "execute"]
 
 
@@ -69,11 +71,28 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(30, ge=1, description="Requests a token may send at once")
     audit_log: Path = Field(Path("state/audit.jsonl"), description="Audit log (JSON lines)")
 
+    # --- approvals (issue 5) ---
+    operator_key: Path | None = Field(
+        None, description="The operator's signing key, used by `approvals approve` only, never "
+        "by the server (default: KEYS_DIR/operator.key; a .pub path signs through ssh-agent)")
+    approver: str = Field("operator", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$",
+                          description="The operator's principal in the targets' allowed_signers")
+    approval_ttl: str = Field("15m", description="Default lifetime of an approval (900s, 15m, "
+                              "1h); capped at the host's max_window_seconds")
+    proposal_ttl: float = Field(86400.0, gt=0, description="Seconds a proposal may wait for "
+                                "approval before it expires")
+
     @field_validator("inventory", "key_services", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("approval_ttl")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_ttl(value)
         return value
 
     @model_validator(mode="after")
@@ -82,4 +101,6 @@ class Settings(BaseSettings):
             self.reader_key = self.keys_dir / "mcp-reader.key"
         if self.pra_key is None:
             self.pra_key = self.keys_dir / "pra-exec.key"
+        if self.operator_key is None:
+            self.operator_key = self.keys_dir / "operator.key"
         return self

@@ -8,6 +8,7 @@ from mcp.server import MCPServer
 
 from mcp_linux_infra import __version__
 from mcp_linux_infra.server import (
+    tools_actions,
     tools_catalog,
     tools_commands,
     tools_diag,
@@ -17,10 +18,13 @@ from mcp_linux_infra.server import (
 from mcp_linux_infra.server.state import AppState, Runtime, StateFactory
 
 INSTRUCTIONS = """\
-Read-only diagnostics of Linux hosts over SSH. Every host enforces its own whitelist: a
-command outside it is refused by the host, with the reason and similar allowed forms.
-Start with list_hosts, then diagnose_system on a host or group. There is no shell: one
-command per run_diagnostic call, no pipes or redirections. Nothing here changes a host."""
+Diagnostics of Linux hosts over SSH, and fixes that a human approves. Every host enforces
+its own whitelist: a command outside it is refused by the host, with the reason and similar
+allowed forms. Start with list_hosts, then diagnose_system on a host or group. There is no
+shell: one command per run_diagnostic call, no pipes or redirections. The read-only tools
+change nothing. To fix something: list_pra_actions(host), propose_pra_action (with your
+evidence as the rationale), then a human approves it outside this server; only then does
+execute_pra_action run it, once; verify_service confirms the result."""
 
 
 def build_server(open_state: StateFactory, **server_kwargs) -> MCPServer:
@@ -46,4 +50,5 @@ def build_server(open_state: StateFactory, **server_kwargs) -> MCPServer:
     tools_commands.register(mcp)
     tools_catalog.register(mcp)
     tools_learning.register(mcp)
+    tools_actions.register(mcp)
     return mcp

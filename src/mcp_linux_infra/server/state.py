@@ -1,4 +1,5 @@
-"""What lives as long as the server: settings, hosts, pool, caches, learning store, audit."""
+"""What lives as long as the server: settings, hosts, pool, caches, learning and approval
+stores, audit."""
 
 import threading
 import time
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_linux_infra.approvals.store import ApprovalStore
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
 from mcp_linux_infra.learning import LearningStore
@@ -70,14 +72,16 @@ class AppState:
     pool: Pool
     policies: PolicyCache
     learning: LearningStore
+    approvals: ApprovalStore
     audit: Audit
 
     @classmethod
     def open(cls, settings: Settings, audit: Audit | None = None) -> "AppState":
+        audit = audit or Audit(settings.audit_log)
         return cls(settings=settings, hosts=HostCatalog(settings.inventory),
                    pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
                    learning=LearningStore(settings.state_dir / "learning.sqlite3"),
-                   audit=audit or Audit(settings.audit_log))
+                   approvals=open_approvals(settings, audit), audit=audit)
 
     def resolve(self, target: str) -> list[Host]:
         return self.hosts.get().resolve(target)
@@ -85,7 +89,14 @@ class AppState:
     def close(self) -> None:
         self.pool.close()
         self.learning.close()
+        self.approvals.close()
         self.audit.close()
+
+
+def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
+    """The one approval store of this state directory (the server's and the CLI's)."""
+    return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
+                         pending_ttl=settings.proposal_ttl)
 
 
 StateFactory = Callable[[], AppState]

@@ -93,6 +93,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             "3. Resources: get_top_processes for load or memory findings; disk findings: "
             "run_diagnostic `du -x -d1 -h MOUNT`.\n"
             "4. Network symptoms: get_network_status, check_port, dns_lookup.\n"
-            "5. Conclude with the likely cause, the evidence, and the remediation an "
-            "operator should approve. Never claim you changed anything: these tools only "
-            "read.")]
+            "5. Conclude with the likely cause and the evidence. If one of the host's "
+            "actions (list_pra_actions) fixes it, propose it with propose_pra_action and "
+            "your evidence as the rationale; a human approves it, then execute_pra_action "
+            "and verify. Never claim you changed anything that was not executed.")]

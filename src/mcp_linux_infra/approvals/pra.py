@@ -1,0 +1,147 @@
+"""The client side of the action protocol (pra-runner's forced command pra-exec), and the
+one place the read tier is asked what pra-run recorded.
+
+`list` gives the host's catalog; `run` takes the envelope {document, signature} on stdin and
+answers the result JSON (exit 0 or 1) or one refusal line (exit 126). pra-run also writes
+every attempt to syslog as root; the reader (group systemd-journal) finds the record of a
+nonce there, which is how an execution whose answer was lost learns what happened.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.inventory import Host
+from mcp_linux_infra.protocol import EXIT_REFUSED, ProtocolError, Refusal, Target, with_trace
+from mcp_linux_infra.ssh.pool import Pool
+
+RESULT_EXITS = (0, 1)  # changed or already-satisfied; failed
+
+
+class ActionRefused(Exception):
+    """The target refused the request (pra-exec or pra-run); nothing ran."""
+
+    def __init__(self, refusal: Refusal):
+        super().__init__(f"{refusal.reason}: {refusal.detail}")
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A host's `list` answer: its host id, settings and actions by name."""
+
+    host_id: str
+    settings: dict[str, Any]
+    actions: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, data: dict) -> "Catalog":
+        actions = data.get("actions")
+        if not isinstance(actions, list) or not isinstance(data.get("settings"), dict):
+            raise ProtocolError("pra-exec list answered without actions and settings")
+        return cls(host_id=str(data.get("host")), settings=data["settings"],
+                   actions={a["name"]: a for a in actions if isinstance(a, dict) and "name" in a})
+
+    @property
+    def max_window(self) -> int:
+        return int(self.settings.get("max_window_seconds", 3600))
+
+    def action(self, name: str) -> dict[str, Any]:
+        if name not in self.actions:
+            raise UserError(f"{self.host_id} offers no action {name!r}",
+                            hint=f"its actions: {', '.join(sorted(self.actions)) or 'none'}")
+        return self.actions[name]
+
+    def check_params(self, name: str, params: dict[str, str]) -> None:
+        """Exactly the action's params, each one of its allowed values (the target checks
+        this again; checking here gives the model the allowed values at once)."""
+        spec = self.action(name).get("params") or {}
+        unknown = sorted(set(params) - set(spec))
+        missing = sorted(set(spec) - set(params))
+        if unknown or missing:
+            raise UserError(f"{name} takes exactly the params {sorted(spec) or 'none'}"
+                            + (f"; unknown: {unknown}" if unknown else "")
+                            + (f"; missing: {missing}" if missing else ""))
+        for key, value in params.items():
+            allowed = spec[key].get("values") or []
+            if value not in allowed:
+                raise UserError(f"{name}: {key}={value!r} is not allowed on {self.host_id}",
+                                hint=f"allowed values: {', '.join(map(str, allowed))}")
+
+
+def _refusal(stderr: bytes) -> Refusal | None:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    try:
+        data = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("mcp_refusal"), dict):
+        return Refusal.of(data["mcp_refusal"])
+    return None
+
+
+class ActionTier:
+    """One host's action tier, for one call (its trace id goes on every request)."""
+
+    def __init__(self, pool: Pool, host: Host, trace: str | None = None):
+        self.pool, self.host, self.trace = pool, host, trace
+
+    def _request(self, verb: str, stdin: bytes | None = None,
+                 timeout: float | None = None) -> tuple[int, bytes, bytes]:
+        done = self.pool.run(self.host, with_trace(verb, self.trace), tier="pra", stdin=stdin,
+                             timeout=timeout)
+        if done.exit_code == EXIT_REFUSED:
+            refusal = _refusal(done.stderr)
+            if refusal is not None:
+                raise ActionRefused(refusal)
+        if done.truncated:
+            raise ProtocolError(f"pra-exec {verb}: the answer was cut at the client's cap")
+        return done.exit_code, done.stdout, done.stderr
+
+    def catalog(self) -> Catalog:
+        code, out, err = self._request("list")
+        if code != 0:
+            raise ProtocolError(f"pra-exec list failed (exit {code}): "
+                                f"{err.decode('utf-8', 'replace').strip()[:300]}")
+        try:
+            return Catalog.of(json.loads(out))
+        except ValueError:
+            raise ProtocolError(f"pra-exec list did not answer JSON: {out[:200]!r}") from None
+
+    def run(self, document: str, signature: str, timeout: float) -> dict[str, Any]:
+        """Send the signed envelope; the result (outcome changed, already-satisfied or
+        failed), or ActionRefused when the target refused it before running anything."""
+        envelope = json.dumps({"document": document, "signature": signature}).encode()
+        code, out, err = self._request("run", envelope, timeout)
+        if code not in RESULT_EXITS:
+            raise ProtocolError(f"pra-exec run ended with exit {code}: "
+                                f"{err.decode('utf-8', 'replace').strip()[:300]}")
+        try:
+            result = json.loads(out)
+        except ValueError:
+            raise ProtocolError(f"pra-exec run did not answer JSON: {out[:200]!r}") from None
+        if not isinstance(result, dict) or result.get("outcome") not in (
+                "changed", "already-satisfied", "failed"):
+            raise ProtocolError(f"pra-exec run answered no outcome: {out[:200]!r}")
+        return result
+
+
+def recorded_attempt(pool: Pool, host: Host, nonce: str, since: int,
+                     trace: str | None = None) -> dict[str, Any] | None:
+    """pra-run's own record of the accepted attempt with this nonce, read from the target's
+    journal through the read tier (root's records only: _UID=0), or None if there is none."""
+    out = Target(pool, host, trace).run(["journalctl", "-t", "pra-run", "-g", nonce, "-o", "cat",
+                                         "-q", "--since", f"@{since}", "_UID=0"])
+    if out.status != "ok":
+        raise ProtocolError(f"the read tier could not search the journal: {out.status} "
+                            f"{out.refusal.reason if out.refusal else out.stderr[:200]}")
+    for line in out.stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(record, dict) and record.get("nonce") == nonce
+                and record.get("decision") == "accepted" and record.get("outcome")):
+            return record
+    return None

@@ -1,0 +1,195 @@
+"""`mcp-linux-infra approvals ...` as an operator runs it (real processes, real ssh-keygen):
+what it shows, when it refuses to sign, passphrase keys and ssh-agent, the ttl cap."""
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from approval_support import make_action_estate
+from pra_support import HOST, NAMESPACE, keys, root  # noqa: F401 (fixtures)
+
+from mcp_linux_infra.approvals.document import canonical
+from mcp_linux_infra.server.state import open_approvals
+
+CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
+
+
+@pytest.fixture
+def estate(tmp_path, keys, root):  # noqa: F811
+    e = make_action_estate(tmp_path, keys, root)
+    e.store = open_approvals(e.settings, e.audit())
+    yield e
+    e.store.close()
+    e.close()
+
+
+def propose(estate, max_window=3600):
+    return estate.store.create(HOST, "touch_file", {"file": estate.root.file("a")},
+                               "the file is missing, see the log", max_window,
+                               preview={"available": False, "why": "no read-only equivalent"},
+                               action_info={"description": "Desired state: the file exists.",
+                                            "runs_as": "root"})
+
+
+def cli(estate, *args, **env):
+    return subprocess.run([CLI, "approvals", *args], env=estate.env(**env), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
+                          cwd=estate.settings.state_dir.parent)
+
+
+def verifies(estate, proposal, public_key: str, principal: str) -> bool:
+    signers = estate.settings.state_dir / "signers"
+    signers.write_text(f"{principal} {public_key}\n")
+    sig = estate.settings.state_dir / "doc.sig"
+    sig.write_text(proposal.signature)
+    done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
+                           "-n", NAMESPACE, "-s", str(sig)],
+                          input=canonical(proposal.document()).encode(), capture_output=True,
+                          check=False)
+    return done.returncode == 0
+
+
+def test_without_a_terminal_it_shows_then_refuses_to_sign(estate):
+    p = propose(estate)
+    done = cli(estate, "approve", p.id, COLUMNS="200")
+    assert done.returncode == 2
+    assert "stdin is not a terminal" in done.stderr and "--yes" in done.stderr
+    for shown in (HOST, "touch_file", f"file={estate.root.file('a')}", "the file is missing",
+                  "no preview: no read-only equivalent", "Desired state: the file exists."):
+        assert shown in done.stdout, shown
+    assert estate.store.get(p.id).state == "pending"
+
+
+def test_yes_signs_exactly_the_stored_document(estate, keys):  # noqa: F811
+    p = propose(estate)
+    done = cli(estate, "approve", p.id, "--yes", "--ttl", "10m")
+    assert done.returncode == 0, done.stderr
+    assert f"execute_pra_action(proposal_id='{p.id}')" in " ".join(done.stderr.split())
+    a = estate.store.get(p.id)
+    assert a.state == "approved" and a.approver == "alice"
+    assert a.not_after - a.not_before == 600 and abs(a.not_before - time.time()) < 60
+    assert verifies(estate, a, keys.public("alice"), "alice")
+    assert not verifies(estate, a, keys.public("bob"), "alice")
+    history = estate.store.transitions(p.id)
+    assert history[-1]["actor"] == "operator:alice" and history[-1]["to_state"] == "approved"
+    records = [json.loads(line) for line in estate.settings.audit_log.read_text().splitlines()]
+    assert [r["to_state"] for r in records if r.get("proposal") == p.id] == ["pending",
+                                                                            "approved"]
+    again = cli(estate, "approve", p.id, "--yes")
+    assert again.returncode == 2 and "is approved; only a pending" in again.stderr
+
+
+def test_ttl_is_capped_at_the_hosts_window(estate):
+    p = propose(estate, max_window=900)
+    done = cli(estate, "approve", p.id, "--yes", "--ttl", "2h")
+    assert done.returncode == 0 and "capped at 900 s" in done.stderr
+    a = estate.store.get(p.id)
+    assert a.not_after - a.not_before == 900
+    assert cli(estate, "approve", p.id, "--ttl", "soon").returncode == 2
+
+
+def test_a_confirmation_on_a_terminal(estate):
+    def run(answer: bytes):
+        p = propose(estate)
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([CLI, "approvals", "approve", p.id], env=estate.env(),
+                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+        os.close(follower)
+        seen, deadline = b"", time.monotonic() + 60
+        while b"? [y/N] " not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 1)[0]:
+                seen += os.read(leader, 65536)
+        assert b"? [y/N] " in seen, seen[-500:]
+        os.write(leader, answer)
+        try:
+            while select.select([leader], [], [], 5)[0]:
+                seen += os.read(leader, 65536)
+        except OSError:
+            pass  # the child closed the terminal
+        proc.wait(timeout=60)
+        os.close(leader)
+        return proc.returncode, seen.decode(errors="replace"), estate.store.get(p.id)
+
+    code, text, p = run(b"n\n")
+    assert code == 1 and "nothing was signed" in text and p.state == "pending"
+    code, text, p = run(b"y\n")
+    assert code == 0 and p.state == "approved"
+    assert "Sign touch_file" in re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_a_passphrase_protected_key_through_ssh_askpass(estate, tmp_path):
+    key = tmp_path / "operator.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(key)],
+                   check=True)
+    askpass = tmp_path / "askpass"
+    askpass.write_text("#!/bin/sh\necho \"$PASSPHRASE\"\n")
+    askpass.chmod(0o755)
+    env = {"LINUX_MCP_OPERATOR_KEY": str(key), "SSH_ASKPASS": str(askpass),
+           "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": "none", "SSH_AUTH_SOCK": ""}
+    p = propose(estate)
+    wrong = cli(estate, "approve", p.id, "--yes", PASSPHRASE="wrong", **env)
+    assert wrong.returncode == 2 and "could not sign" in wrong.stderr
+    assert estate.store.get(p.id).state == "pending"
+    done = cli(estate, "approve", p.id, "--yes", PASSPHRASE="correct horse", **env)
+    assert done.returncode == 0, done.stderr
+    public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    assert verifies(estate, estate.store.get(p.id), public, "alice")
+
+
+def test_an_agent_signs_when_the_key_setting_is_the_public_half(estate, tmp_path):
+    key = tmp_path / "agent-op.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass phrase", "-f", str(key)],
+                   check=True)
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True)
+    env = dict(line.split(";")[0].split("=", 1) for line in agent.stdout.splitlines()
+               if line.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")))
+    try:
+        askpass = tmp_path / "askpass"
+        askpass.write_text("#!/bin/sh\necho 'pass phrase'\n")
+        askpass.chmod(0o755)
+        subprocess.run(["ssh-add", str(key)], env=dict(os.environ, **env, SSH_ASKPASS=str(
+            askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY="none"), check=True,
+            stdin=subprocess.DEVNULL, capture_output=True)
+        key.rename(tmp_path / "elsewhere")  # the private key is not even on this machine now
+        p = propose(estate)
+        done = cli(estate, "approve", p.id, "--yes", LINUX_MCP_OPERATOR_KEY=f"{key}.pub",
+                   SSH_ASKPASS_REQUIRE="never", **env)
+        assert done.returncode == 0, done.stderr
+        public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        assert verifies(estate, estate.store.get(p.id), public, "alice")
+    finally:
+        subprocess.run(["kill", env["SSH_AGENT_PID"]], check=False)
+
+
+def test_reject_list_show(estate):
+    a, b = propose(estate), propose(estate)
+    done = cli(estate, "reject", a.id, "--reason", "wait for the maintenance window")
+    assert done.returncode == 0 and estate.store.get(a.id).reason == \
+        "wait for the maintenance window"
+    assert cli(estate, "reject", a.id, "--reason", "again").returncode == 2
+    listing = cli(estate, "list", COLUMNS="200")
+    assert a.id in listing.stdout and b.id in listing.stdout and "rejected" in listing.stdout
+    only = cli(estate, "list", "--state", "pending")
+    assert b.id in only.stdout and a.id not in only.stdout
+    shown = cli(estate, "show", a.id, COLUMNS="200")
+    assert "wait for the maintenance window" in shown.stdout
+    assert "pending" in shown.stdout and "rejected" in shown.stdout  # the history
+    assert cli(estate, "show", "p00000000").returncode == 2
+
+
+def test_approve_and_execute_at_once(estate):
+    p = propose(estate)
+    done = cli(estate, "approve", p.id, "--yes", "--execute")
+    assert done.returncode == 0, done.stderr
+    assert estate.store.get(p.id).state == "succeeded"
+    assert os.path.exists(estate.root.file("a"))

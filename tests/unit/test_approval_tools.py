@@ -1,0 +1,252 @@
+"""The action tools through a real MCP client (both eras, in-process and over HTTP with
+scoped tokens) against the real action tier (approval_support): what the model can and
+cannot do, and that nothing the server exposes can reach the operator key."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from approval_support import make_action_estate
+from pra_support import HOST, keys, root  # noqa: F401 (fixtures)
+
+from mcp_linux_infra.approvals.decide import approve, reject
+from mcp_linux_infra.server.app import build_server
+from mcp_linux_infra.server.http import token_hash
+from mcp_linux_infra.server.state import AppState, open_approvals
+
+CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
+MODES = ["auto", "legacy"]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def estate(tmp_path, keys, root):  # noqa: F811
+    e = make_action_estate(tmp_path, keys, root)
+    e.store = open_approvals(e.settings, e.audit())
+    e.server = lambda: build_server(lambda: AppState.open(e.settings, audit=e.audit()))
+    yield e
+    e.store.close()
+    e.close()
+
+
+async def call(client, tool, **args):
+    result = await client.call_tool(tool, args)
+    return result.is_error, result.structured_content, result.content[0].text
+
+
+async def ok(client, tool, **args):
+    failed, data, text = await call(client, tool, **args)
+    assert not failed, text
+    return data
+
+
+async def refused(client, tool, **args):
+    failed, _, text = await call(client, tool, **args)
+    assert failed, f"{tool} should have been refused: {text}"
+    return text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_annotations_and_no_tool_that_approves(estate, mode):
+    async with Client(estate.server(), mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    execute = tools["execute_pra_action"].annotations
+    assert execute.destructive_hint is True and execute.read_only_hint is False
+    assert tools["propose_pra_action"].annotations.read_only_hint is False
+    assert tools["propose_pra_action"].annotations.destructive_hint is False
+    for name in ("list_pra_actions", "get_proposal", "list_proposals", "verify_service"):
+        assert tools[name].annotations.read_only_hint is True, name
+    for tool in tools.values():
+        words = json.dumps(tool.input_schema).lower() + tool.name
+        assert "approve" not in tool.name and "sign" not in tool.name
+        assert "signature" not in words and "nonce" not in words and "approver" not in words
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_propose_approve_execute_and_every_refusal(estate, mode):
+    target = estate.root.file("a")
+    async with Client(estate.server(), mode=mode) as client:
+        listed = await ok(client, "list_pra_actions", host=HOST)
+        names = [a["name"] for a in listed["actions"]]
+        assert "touch_file" in names and listed["max_approval_window_s"] == 3600
+        text = await refused(client, "propose_pra_action", host=HOST, action="rm_rf",
+                             params={}, rationale="because I can")
+        assert "offers no action 'rm_rf'" in text and "touch_file" in text
+        text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
+                             params={"file": "/etc/passwd"}, rationale="because I can")
+        assert "is not allowed" in text and target in text  # the allowed values
+        text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
+                             params={"file": target, "mode": "x"}, rationale="because I can")
+        assert "unknown: ['mode']" in text
+        proposed = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
+                            params={"file": target}, rationale="the app needs the file a")
+        pid = proposed["proposal_id"]
+        assert proposed["state"] == "pending" and proposed["preview"]["available"] is False
+        assert f"mcp-linux-infra approvals approve {pid}" in proposed["next_step"]
+        text = await refused(client, "execute_pra_action", proposal_id=pid)
+        assert "not approved yet" in text and f"approvals approve {pid}" in text
+        approve(estate.store, estate.store.get(pid), 600, "alice",
+                estate.settings.operator_key)
+        done = await ok(client, "execute_pra_action", proposal_id=pid)
+        assert done["state"] == "succeeded" and done["outcome"] == "changed"
+        assert done["steps"]["run"] == {"exit": 0, "ok": True, "timed_out": False}
+        assert os.path.exists(target)
+        text = await refused(client, "execute_pra_action", proposal_id=pid)
+        assert "already executed: succeeded" in text and "works once" in text
+        got = await ok(client, "get_proposal", proposal_id=pid)
+        assert [h["to_state"] for h in got["history"]] == ["pending", "approved", "executing",
+                                                           "succeeded"]
+        assert got["result"]["outcome"] == "changed" and "signature" not in got
+        other = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
+                         params={"file": estate.root.file("b")}, rationale="and the file b")
+        reject(estate.store, other["proposal_id"], "alice", "b is not needed")
+        text = await refused(client, "execute_pra_action", proposal_id=other["proposal_id"])
+        assert "rejected: b is not needed" in text
+        listing = await ok(client, "list_proposals", state="rejected")
+        assert [p["id"] for p in listing["proposals"]] == [other["proposal_id"]]
+        assert "no proposal" in await refused(client, "get_proposal", proposal_id="p00000000")
+        assert "pattern" in await refused(client, "get_proposal", proposal_id="../etc")
+    assert [r["outcome"] for r in estate.root.log()] == ["changed"]
+
+
+# -- the operator key: never opened, never named --------------------------------------------
+_PROBE = textwrap.dedent("""
+    import json, os, sys
+    sys.path[:0] = {paths!r}
+    opened = []
+
+    def hook(event, args):
+        if event in ("open", "sqlite3.connect") and args and isinstance(args[0], (str, os.PathLike)):
+            opened.append(str(args[0]))
+        elif event == "subprocess.Popen":
+            opened.append(" ".join(map(str, args[1])))
+    sys.addaudithook(hook)
+    import anyio
+    from mcp import Client
+    from mcp_linux_infra.server.app import build_server
+    from mcp_linux_infra.server.state import AppState
+    from mcp_linux_infra.settings import Settings
+    settings = Settings.model_validate_json(sys.argv[1])
+    texts = []
+
+    async def main():
+        server = build_server(lambda: AppState.open(settings))
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+            texts.extend(json.dumps(t.model_dump(mode="json")) for t in tools)
+            for uri in ("linux-infra://hosts", "linux-infra://hosts/{host}/policy"):
+                try:
+                    texts.append(str(await client.read_resource(uri)))
+                except Exception as exc:
+                    texts.append(repr(exc))
+            texts.append(str(await client.get_prompt("triage", {{"host": "{host}"}})))
+            calls = [("list_hosts", {{}}), ("list_pra_actions", {{"host": "{host}"}}),
+                     ("propose_pra_action", {{"host": "{host}", "action": "touch_file",
+                      "params": {{"file": sys.argv[2]}}, "rationale": "probe the tools"}}),
+                     ("list_proposals", {{}})]
+            for name, args in calls:
+                texts.append((await client.call_tool(name, args)).content[0].text)
+            pid = json.loads(texts[-2])["proposal_id"]
+            for name in ("get_proposal", "execute_pra_action"):
+                texts.append((await client.call_tool(name, {{"proposal_id": pid}})).content[0].text)
+    anyio.run(main)
+    print(json.dumps({{"opened": opened, "texts": texts, "modules": sorted(sys.modules)}}))
+""")
+
+
+def test_nothing_the_server_exposes_reads_or_names_the_operator_key(estate):
+    key = estate.settings.operator_key
+    code = _PROBE.format(paths=[str(TESTS), str(TESTS.parent / "src")], host=HOST)
+    done = subprocess.run([sys.executable, "-c", code, estate.settings.model_dump_json(),
+                           estate.root.file("a")], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert any(p.endswith("approvals.sqlite3") for p in seen["opened"])  # the hook works
+    assert str(estate.settings.pra_key) in seen["opened"]
+    assert not [p for p in seen["opened"] if p.startswith(str(key))]
+    assert "mcp_linux_infra.approvals.signing" not in seen["modules"]
+    assert "mcp_linux_infra.approvals.decide" not in seen["modules"]
+    everything = "\n".join(seen["texts"])
+    assert "not approved yet" in everything  # execute_pra_action was really called
+    assert str(key) not in everything and key.name not in everything
+    assert "operator_key" not in everything and "OPERATOR_KEY" not in everything
+    server_code = TESTS.parent / "src/mcp_linux_infra/server"
+    assert not [p for p in server_code.glob("*.py") if "operator_key" in p.read_text()]
+
+
+# -- over HTTP, the token's scopes decide who may propose and who may execute ---------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_url(estate, tmp_path):
+    """`serve --transport http` with three tokens: read; read+propose; read+propose+execute."""
+    tokens = {"reader": ["read"], "proposer": ["read", "propose"],
+              "executor": ["read", "propose", "execute"]}
+    port = _free_port()
+    specs = [{"name": n, "sha256": token_hash(f"{n}-token"), "scopes": s}
+             for n, s in tokens.items()]
+    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],
+                            env=estate.env(LINUX_MCP_HTTP_TOKENS=json.dumps(specs)),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _session(url: str, name: str):
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {name}-token"},
+                              timeout=httpx2.Timeout(30, read=60))
+    return http, Client(streamable_http_client(url, http_client=http))
+
+
+@pytest.mark.anyio
+async def test_http_scopes_gate_proposing_and_executing(estate, http_url):
+    args = {"host": HOST, "action": "touch_file", "params": {"file": estate.root.file("a")},
+            "rationale": "needed for the test"}
+    http, client = _session(http_url, "reader")
+    async with http, client:
+        assert "lacks the 'propose' scope" in await refused(client, "propose_pra_action", **args)
+    http, client = _session(http_url, "proposer")
+    async with http, client:
+        pid = (await ok(client, "propose_pra_action", **args))["proposal_id"]
+        approve(estate.store, estate.store.get(pid), 600, "alice", estate.settings.operator_key)
+        assert "lacks the 'execute' scope" in await refused(client, "execute_pra_action",
+                                                             proposal_id=pid)
+    http, client = _session(http_url, "executor")
+    async with http, client:
+        done = await ok(client, "execute_pra_action", proposal_id=pid)
+    assert done["state"] == "succeeded"
+    history = estate.store.transitions(pid)
+    assert history[0]["actor"] == "model:proposer"
+    assert history[-1]["actor"] == "model:executor"
