@@ -22,13 +22,13 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import pytest
 import yaml
-
 from conftest import REPO, require_lab
 
 CLI = str(REPO / ".venv/bin/mcp-linux-infra")
@@ -41,7 +41,7 @@ LAB_PORTS = range(2531, 2600, LAB_HOSTS)  # the first free ones: sessions may ru
 SITE_DENIED = "/srv/lab-app/labapp/settings.py"
 INCLUDE = "Include /etc/ssh/sshd_config.d/\\*.conf"  # as a sed pattern
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
-                      r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+                      r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.MULTILINE)
 
 # What the deploy touches, and what the removal must give back (see snapshot()).
 SNAPSHOT_PATHS = (
@@ -92,16 +92,16 @@ class Deployed:
     """Handle on the deployed lab: names, ports, key paths, and real-client helpers."""
 
     root: Path
-    env: Dict[str, str]
-    hosts: Dict[str, int]
+    env: dict[str, str]
+    hosts: dict[str, int]
     keys_dir: Path
     vars_file: Path
-    pre_deploy: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    pre_deploy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- where things are -------------------------------------------------------------------
     @property
     def host(self) -> str:
-        return sorted(self.hosts)[0]
+        return min(self.hosts)
 
     @property
     def removal_host(self) -> str:
@@ -150,15 +150,15 @@ class Deployed:
         return self.keys_dir / "expired-operator.key"
 
     # -- ssh ---------------------------------------------------------------------------------
-    def ssh_options(self, log_level: str = "ERROR") -> List[str]:
+    def ssh_options(self, log_level: str = "ERROR") -> list[str]:
         """Options of every client call: strict host keys, no sharing, no agent, no config."""
         return ["-F", "/dev/null", "-o", f"UserKnownHostsFile={self.known_hosts}",
                 "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
                 "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                 "-o", "ControlPath=none", "-o", "ConnectTimeout=10", "-o", f"LogLevel={log_level}"]
 
-    def ssh_argv(self, user: str, key: Optional[Path] = None, host: Optional[str] = None,
-                 options: Sequence[str] = (), log_level: str = "ERROR") -> List[str]:
+    def ssh_argv(self, user: str, key: Path | None = None, host: str | None = None,
+                 options: Sequence[str] = (), log_level: str = "ERROR") -> list[str]:
         """`ssh ... user@127.0.0.1` for `host` (default: the main target), without a command.
         The key defaults to the account's current key (the bootstrap key for root)."""
         key = key or {"mcp-reader": self.reader_key, "pra-runner": self.pra_key}.get(
@@ -166,8 +166,8 @@ class Deployed:
         return (["ssh"] + self.ssh_options(log_level) + list(options)
                 + ["-i", str(key), "-p", str(self.hosts[host or self.host]), f"{user}@127.0.0.1"])
 
-    def ssh(self, user: str, command: Optional[str], stdin: Optional[bytes | str] = None,
-            key: Optional[Path] = None, host: Optional[str] = None, options: Sequence[str] = (),
+    def ssh(self, user: str, command: str | None, stdin: bytes | str | None = None,
+            key: Path | None = None, host: str | None = None, options: Sequence[str] = (),
             timeout: float = 60, text: bool = True, log_level: str = "ERROR"
             ) -> subprocess.CompletedProcess:
         """One fresh login; `command` None sends no command (a shell request)."""
@@ -175,13 +175,15 @@ class Deployed:
                 + ([] if command is None else [command]))
         if text and isinstance(stdin, bytes):
             stdin = stdin.decode()
-        return subprocess.run(argv, input=stdin if stdin is not None else "" if text else b"",
-                              capture_output=True, text=text, timeout=timeout)
+        if stdin is None:
+            stdin = "" if text else b""
+        return subprocess.run(argv, check=False, input=stdin, capture_output=True, text=text,
+                              timeout=timeout)
 
-    def ssh_reader(self, command: Optional[str], stdin=None, **kw) -> subprocess.CompletedProcess:
+    def ssh_reader(self, command: str | None, stdin=None, **kw) -> subprocess.CompletedProcess:
         return self.ssh("mcp-reader", command, stdin, **kw)
 
-    def ssh_pra(self, command: Optional[str], stdin=None, **kw) -> subprocess.CompletedProcess:
+    def ssh_pra(self, command: str | None, stdin=None, **kw) -> subprocess.CompletedProcess:
         return self.ssh("pra-runner", command, stdin, **kw)
 
     def ssh_root(self, command: str, stdin=None, **kw) -> subprocess.CompletedProcess:
@@ -192,25 +194,26 @@ class Deployed:
         sed = f"s|^#\\({INCLUDE}\\)$|\\1|" if undo else f"s|^{INCLUDE}$|#&|"
         self.root_ok(f"sed -i '{sed}' /etc/ssh/sshd_config", host)
 
-    def key_for(self, user: str, host: Optional[str] = None) -> Path:
+    def key_for(self, user: str, host: str | None = None) -> Path:
         """The local private key whose public half `host` accepts for `user` now (after a
         rotation on some hosts only, that may be a retired copy)."""
         lines = self.root_ok(f"cat /etc/ssh/authorized_keys/{user}", host).splitlines()
-        accepted = {" ".join(l.split()[-2:]) for l in lines if l and not l.startswith("#")}
+        accepted = {" ".join(line.split()[-2:]) for line in lines
+                    if line and not line.startswith("#")}
         name = {"mcp-reader": "mcp-reader", "pra-runner": "pra-exec"}[user]
         for pub in sorted(self.keys_dir.glob(f"{name}.key.pub*")):
             if " ".join(pub.read_text().split()[:2]) in accepted:
                 return pub.with_name(pub.name.replace(".key.pub", ".key", 1))
         raise AssertionError(f"no local key is accepted for {user} on {host or self.host}")
 
-    def root_ok(self, command: str, host: Optional[str] = None) -> str:
+    def root_ok(self, command: str, host: str | None = None) -> str:
         """Run a root command that must succeed; its stdout."""
         out = self.ssh_root(command, host=host)
         assert out.returncode == 0, (command, out.returncode, out.stderr)
         return out.stdout
 
     # -- approvals ---------------------------------------------------------------------------
-    def sign(self, data: bytes | str, key: Optional[Path] = None,
+    def sign(self, data: bytes | str, key: Path | None = None,
              namespace: str = NAMESPACE) -> str:
         """Armored `ssh-keygen -Y sign` signature over `data` (default: the operator key)."""
         if isinstance(data, str):
@@ -220,8 +223,8 @@ class Deployed:
                              check=True, timeout=30)
         return out.stdout.decode("ascii")
 
-    def approval(self, action: str, params: Dict[str, str], host: Optional[str] = None,
-                 **overrides: Any) -> Dict[str, Any]:
+    def approval(self, action: str, params: dict[str, str], host: str | None = None,
+                 **overrides: Any) -> dict[str, Any]:
         """An approval document for `action` on `host`, valid for ten minutes, fresh nonce."""
         now = int(time.time())
         doc = {"v": 1, "proposal": f"test-{os.urandom(4).hex()}", "host": host or self.host,
@@ -230,14 +233,14 @@ class Deployed:
         doc.update(overrides)
         return doc
 
-    def envelope(self, document: Dict[str, Any], key: Optional[Path] = None,
+    def envelope(self, document: dict[str, Any], key: Path | None = None,
                  namespace: str = NAMESPACE) -> bytes:
         """The stdin of `pra-exec run`: the canonical document and its signature."""
         text = canonical(document)
         return json.dumps({"document": text,
                            "signature": self.sign(text, key, namespace)}).encode()
 
-    def run_action(self, action: str, params: Dict[str, str], host: Optional[str] = None
+    def run_action(self, action: str, params: dict[str, str], host: str | None = None
                    ) -> subprocess.CompletedProcess:
         """Sign an approval with the operator key and send it: ssh pra-runner -> pra-exec run."""
         doc = self.approval(action, params, host)
@@ -245,14 +248,14 @@ class Deployed:
 
     # -- ansible -----------------------------------------------------------------------------
     @staticmethod
-    def recap(output: str) -> Dict[str, Dict[str, int]]:
+    def recap(output: str) -> dict[str, dict[str, int]]:
         """The PLAY RECAP of an ansible-playbook run: host -> {ok, changed, ..., ignored}."""
         names = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
         return {m.group(1): dict(zip(names, map(int, m.groups()[1:])))
                 for m in RECAP_RE.finditer(output)}
 
     @staticmethod
-    def changed_tasks(output: str) -> List[str]:
+    def changed_tasks(output: str) -> list[str]:
         """Names of the tasks that reported a change, from ansible-playbook's output."""
         tasks, task = [], None
         for line in output.splitlines():
@@ -262,22 +265,22 @@ class Deployed:
                 tasks.append(task)
         return tasks
 
-    def playbook(self, name: str, *args: str, limit: Optional[str] = None,
+    def playbook(self, name: str, *args: str, limit: str | None = None,
                  check: bool = True) -> subprocess.CompletedProcess:
         """Run ansible/playbooks/`name` against the lab with the test keys and variables."""
         argv = [PLAYBOOK, "-i", str(self.inventory), f"playbooks/{name}",
                 "-e", f"@{self.vars_file}", *args] + (["--limit", limit] if limit else [])
         env = dict(self.env, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0")
-        out = subprocess.run(argv, cwd=ANSIBLE, env=env, capture_output=True, text=True,
-                             timeout=900)
+        out = subprocess.run(argv, check=False, cwd=ANSIBLE, env=env, capture_output=True,
+                             text=True, timeout=900)
         if check and out.returncode != 0:
             raise AssertionError(f"{name} {args} failed ({out.returncode}):\n"
                                  f"{out.stdout[-6000:]}\n{out.stderr[-3000:]}")
         return out
 
-    def snapshot(self, host: Optional[str] = None,
-                 paths: Sequence[str] = SNAPSHOT_PATHS) -> Dict[str, Any]:
+    def snapshot(self, host: str | None = None,
+                 paths: Sequence[str] = SNAPSHOT_PATHS) -> dict[str, Any]:
         """Owners, modes and contents under `paths`, accounts, effective sshd settings."""
         out = self.ssh_root("python3 - " + " ".join(paths), stdin=_SNAPSHOT_SCRIPT, host=host)
         assert out.returncode == 0, out.stderr
@@ -300,14 +303,15 @@ def _free_ports() -> int:
     raise AssertionError(f"no {LAB_HOSTS} free ports in {LAB_PORTS}")
 
 
-def _run(argv: List[str], env: Dict[str, str]) -> subprocess.CompletedProcess:
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=900,
+                         cwd=REPO)
     if out.returncode != 0:
         raise AssertionError(f"{argv} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out
 
 
-def _make_keys(keys_dir: Path, env: Dict[str, str]) -> None:
+def _make_keys(keys_dir: Path, env: dict[str, str]) -> None:
     _run([CLI, "keys", "init", "--dir", str(keys_dir)], env)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "expired operator",
                     "-f", str(keys_dir / "expired-operator.key")], check=True, timeout=60)
@@ -355,4 +359,5 @@ def deployed(tmp_path_factory) -> Deployed:
         handle.playbook("deploy-mcp-infra.yml")
         yield handle
     finally:
-        subprocess.run([CLI, "lab", "down"], env=env, capture_output=True, timeout=300, cwd=REPO)
+        subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
+                       timeout=300, cwd=REPO)

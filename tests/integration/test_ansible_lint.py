@@ -6,7 +6,7 @@ from conftest import REPO
 
 def test_ansible_lint_production_profile():
     out = subprocess.run([str(REPO / ".venv/bin/ansible-lint"), "--profile", "production",
-                          "--nocolor", "ansible/"], cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
+                          "--nocolor", "ansible/"], check=False, cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in out.stderr

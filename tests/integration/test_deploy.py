@@ -8,7 +8,6 @@ import json
 
 import pytest
 import testinfra
-
 from conftest import REPO
 
 pytest_plugins = ["integration.deployed"]
@@ -110,8 +109,8 @@ def test_code_and_sudoers_are_the_repository_files(target):
 
 def test_host_id_signers_and_keys(target, deployed):
     assert target.file("/etc/mcp-infra/host-id").content_string == f"{deployed.host}\n"
-    signers = [l for l in target.file("/etc/mcp-infra/allowed_signers").content_string
-               .splitlines() if l and not l.startswith("#")]
+    signers = [line for line in target.file("/etc/mcp-infra/allowed_signers").content_string
+               .splitlines() if line and not line.startswith("#")]
     operator = " ".join((deployed.keys_dir / "operator.key.pub").read_text().split()[:2])
     expired = " ".join((deployed.keys_dir / "expired-operator.key.pub").read_text().split()[:2])
     assert signers == [
@@ -119,8 +118,8 @@ def test_host_id_signers_and_keys(target, deployed):
         f'expired-operator namespaces="mcp-linux-infra-approval",valid-before="20200101" {expired}']
     for user, command, key in (("mcp-reader", WRAPPER, deployed.reader_key),
                                ("pra-runner", PRA_EXEC, deployed.pra_key)):
-        lines = [l for l in target.file(f"/etc/ssh/authorized_keys/{user}").content_string
-                 .splitlines() if l and not l.startswith("#")]
+        lines = [line for line in target.file(f"/etc/ssh/authorized_keys/{user}").content_string
+                 .splitlines() if line and not line.startswith("#")]
         public = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
         assert lines == [f'restrict,command="{command}" {public}']
 
@@ -159,7 +158,8 @@ def test_effective_sshd_settings_of_both_accounts(target):
 def test_sudo_allows_pra_runner_exactly_one_command(target):
     out = target.check_output("sudo -l -U pra-runner")
     rules = out.split("may run the following commands on", 1)[1].splitlines()[1:]
-    assert [r.strip() for r in rules if r.strip()] == ['(root) NOPASSWD: /usr/local/sbin/pra-run ""']
+    assert [r.strip() for r in rules if r.strip()] == [
+        '(root) NOPASSWD: /usr/local/sbin/pra-run ""']
     assert "not allowed to run sudo" in target.run("sudo -l -U mcp-reader").stdout
 
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.lab
 # the first run must change, whatever ran before (for windowed actions: no recent change).
 FORGET = "rm -rf /var/lib/mcp-infra/done"
 TWICE = [
-    ("start_service", {"unit": "lab-app"}, "systemctl stop lab-app", "systemctl is-active lab-app || true"),
+    ("start_service", {"unit": "lab-app"}, "systemctl stop lab-app",
+     "systemctl is-active lab-app || true"),
     ("restart_service", {"unit": "cron"}, FORGET, "systemctl show -p MainPID --value cron"),
     ("reset_failed_unit", {"unit": "lab-broken"},
      "systemctl start lab-broken; sleep 1; systemctl is-failed --quiet lab-broken",

@@ -17,7 +17,8 @@ KEYS = {"mcp-reader": ("mcp-reader", "mcp:version"), "pra-runner": ("pra-exec", 
 def test_rotating_both_keys(deployed):
     host = deployed.host
     before = deployed.snapshot(host, DEPLOYED_SET)
-    old = {user: (deployed.keys_dir / f"{name}.key").read_bytes() for user, (name, _) in KEYS.items()}
+    old = {user: (deployed.keys_dir / f"{name}.key").read_bytes()
+           for user, (name, _) in KEYS.items()}
 
     deployed.playbook("rotate-keys.yml", "-e", "mcp_infra_rotate=both", limit=host)
 
@@ -32,10 +33,10 @@ def test_rotating_both_keys(deployed):
         refused = deployed.ssh(user, probe, key=retired[0])
         assert refused.returncode == 255 and "Permission denied" in refused.stderr
         # the target accepts exactly the new key
-        lines = [l for l in deployed.root_ok(f"cat /etc/ssh/authorized_keys/{user}").splitlines()
-                 if l and not l.startswith("#")]
+        text = deployed.root_ok(f"cat /etc/ssh/authorized_keys/{user}")
+        lines = [line for line in text.splitlines() if line and not line.startswith("#")]
         public = key.with_name(key.name + ".pub").read_text().split()[:2]
-        assert [l.split()[-2:] for l in lines] == [public]
+        assert [line.split()[-2:] for line in lines] == [public]
 
     after = deployed.snapshot(host, DEPLOYED_SET)
     for snapshot in (before, after):

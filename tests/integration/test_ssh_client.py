@@ -26,7 +26,7 @@ USERS = ["mcp-reader", "pra-runner"]
 def refusal(proc) -> dict:
     """The wrapper's refusal: exit 126 and one JSON line on stderr."""
     assert proc.returncode == 126, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("{")]
     assert len(lines) == 1, proc.stderr
     return json.loads(lines[0])["mcp_refusal"]
 
@@ -78,7 +78,8 @@ def test_no_local_or_dynamic_forwarding(deployed, user, kind):
     """-N opens no session (so no forced command): only sshd's DisableForwarding stands
     between the client and the target's nginx on 127.0.0.1:80."""
     port = free_port()
-    spec = ["-L", f"127.0.0.1:{port}:127.0.0.1:80"] if kind == "local" else ["-D", f"127.0.0.1:{port}"]
+    spec = (["-L", f"127.0.0.1:{port}:127.0.0.1:80"] if kind == "local"
+            else ["-D", f"127.0.0.1:{port}"])
     argv = deployed.ssh_argv(user, options=["-N", "-o", "ExitOnForwardFailure=yes", *spec],
                              log_level="INFO")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -112,7 +113,7 @@ def test_no_sftp(deployed, user, tmp_path):
     argv = ["sftp", *deployed.ssh_options(), "-i", str(deployed.reader_key if user == "mcp-reader"
                                                        else deployed.pra_key),
             "-P", str(deployed.port), "-b", str(batch), f"{user}@127.0.0.1"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+    out = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60,
                          stdin=subprocess.DEVNULL)
     assert out.returncode != 0
     assert "mcp-sftp-canary" not in deployed.root_ok("ls /tmp")
@@ -125,11 +126,12 @@ def test_no_scp_either_way(deployed, user, legacy, tmp_path):
     scp = ["scp", *deployed.ssh_options(), "-i", str(key), "-P", str(deployed.port)]
     scp += ["-O"] if legacy else []
     local = tmp_path / "hostname"
-    down = subprocess.run(scp + [f"{user}@127.0.0.1:/etc/hostname", str(local)],
+    down = subprocess.run(scp + [f"{user}@127.0.0.1:/etc/hostname", str(local)], check=False,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert down.returncode != 0 and not local.exists()
     up = subprocess.run(scp + ["/etc/hostname", f"{user}@127.0.0.1:/tmp/mcp-scp-canary"],
-                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                        check=False, capture_output=True, text=True, timeout=60,
+                        stdin=subprocess.DEVNULL)
     assert up.returncode != 0
     assert "mcp-scp-canary" not in deployed.root_ok("ls /tmp")
 
@@ -144,14 +146,15 @@ def test_no_rsync(deployed, user, tmp_path):
     if shutil.which("rsync"):
         rsh = " ".join(deployed.ssh_argv(user)[:-1])
         out = subprocess.run(["rsync", "-e", rsh, f"{user}@127.0.0.1:/etc/hostname",
-                              str(tmp_path / "copy")], capture_output=True, text=True,
-                             timeout=60, stdin=subprocess.DEVNULL)
+                              str(tmp_path / "copy")], check=False, capture_output=True,
+                             text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert out.returncode != 0 and not (tmp_path / "copy").exists()
 
 
 @pytest.mark.parametrize("command", [
     "cat /etc/shadow", "bash -c id", "sh -i", "df -h; id", "python3 -c 'print(1)'",
-    "/usr/lib/openssh/sftp-server", "internal-sftp", "scp -t /tmp", "sudo -n /usr/local/sbin/pra-run",
+    "/usr/lib/openssh/sftp-server", "internal-sftp", "scp -t /tmp",
+    "sudo -n /usr/local/sbin/pra-run",
     "systemctl restart nginx", "journalctl --file /etc/shadow", "tail -f /var/log/syslog",
 ])
 def test_reader_refuses_with_exit_126_and_one_json_line(deployed, command):
@@ -159,7 +162,8 @@ def test_reader_refuses_with_exit_126_and_one_json_line(deployed, command):
     assert got["reason"] and got["rule"]
 
 
-@pytest.mark.parametrize("command", ["id", "run extra", "show", "list;id", "sudo -n /usr/local/sbin/pra-run",
+@pytest.mark.parametrize("command", ["id", "run extra", "show", "list;id",
+                                     "sudo -n /usr/local/sbin/pra-run",
                                      "/usr/lib/openssh/sftp-server", "scp -f /etc/hostname"])
 def test_pra_exec_refuses_with_exit_126_and_one_json_line(deployed, command):
     got = refusal(deployed.ssh_pra(command))
@@ -180,7 +184,8 @@ def test_reader_runs_ordinary_diagnostics(deployed, command, expect):
 
 def test_a_site_denied_path_is_refused(deployed):
     """The fixture deploys with mcp_infra_readonly_extra_deny = lab-app's settings.py."""
-    assert refusal(deployed.ssh_reader("cat /srv/lab-app/labapp/settings.py"))["reason"] == "path_denied"
+    denied = deployed.ssh_reader("cat /srv/lab-app/labapp/settings.py")
+    assert refusal(denied)["reason"] == "path_denied"
     assert deployed.ssh_reader("cat /srv/lab-app/manage.py").returncode == 0
 
 
