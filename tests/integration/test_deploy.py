@@ -103,7 +103,8 @@ def test_code_and_sudoers_are_the_repository_files(target):
         "sha256sum " + " ".join(sorted(SOURCES))).splitlines())
     for path, source in SOURCES.items():
         assert sums[path] == hashlib.sha256(source.read_bytes()).hexdigest(), path
-    installed = set(target.check_output(f"ls {PACKAGE}").split()) - {"__pycache__"}
+    # exactly the sources: no bytecode cache
+    installed = set(target.check_output(f"ls -A {PACKAGE}").split())
     assert installed == {p.name for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")}
 
 

@@ -97,8 +97,10 @@ def test_an_approval_works_once(deployed):
 
 
 def test_the_read_tier_still_trusts_its_library_after_root_ran_it(deployed):
-    """pra-run (root) may leave a root-only __pycache__ in the library; the read-only wrapper
-    (mcp-reader) must still accept the library and answer."""
+    """Root ran the library (pra-run) many times above: nothing it left behind may make the
+    read-only wrapper (mcp-reader) distrust the library."""
     out = deployed.ssh_reader("mcp:version")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["name"] == "mcp-wrapper"
+    package = "/usr/local/lib/mcp-infra/mcp_infra_target"
+    assert "__pycache__" not in deployed.root_ok(f"ls -A {package}")

@@ -30,7 +30,7 @@ def test_removal_leaves_the_hosts_as_before_the_deploy(deployed):
     assert "50-mcp-infra.conf" not in deployed.root_ok("ls /etc/ssh/sshd_config.d", fallback)
 
     # Use both tiers on both hosts first: the removal must also take what use leaves behind
-    # (pra-run's log, the nonce ledger, done markers, a root-written __pycache__).
+    # (pra-run's log, the nonce ledger, done markers, the run lock).
     keys = {}
     for host in hosts:
         keys[host] = reader, pra = (deployed.key_for("mcp-reader", host),
