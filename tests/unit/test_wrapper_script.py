@@ -244,3 +244,26 @@ def test_untrusted_library_or_policy_is_refused(data):
 def test_runs_as_an_unprivileged_user(root):
     done = run_wrapper(root, "id -u", as_user=unprivileged_user())
     assert done.returncode == 0 and int(done.stdout) == unprivileged_user()[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: root-owned sticky directories")
+def test_library_trust_accepts_root_sticky_ancestors_but_never_a_writable_library_dir():
+    """A clone under /tmp must work (only an entry's owner may rename it in a sticky dir),
+    but the library directory itself is on sys.path and must not be writable by others."""
+    import shutil
+
+    from wrapper_support import LIB, make_root, remove_root
+    root = make_root()
+    try:
+        library = root / "usr/local/lib/mcp-infra"
+        library.unlink()
+        shutil.copytree(LIB, library, ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "usr/local").chmod(0o1777)  # a root-owned sticky ancestor, like /tmp
+        assert run_wrapper(root, "uptime").returncode == 0
+        (root / "usr/local").chmod(0o777)  # writable without the sticky bit: anyone may swap
+        assert refusal_of(run_wrapper(root, "uptime"))["reason"] == "library_untrusted"
+        (root / "usr/local").chmod(0o755)
+        library.chmod(0o1777)  # sticky is no excuse for the directory on sys.path
+        assert refusal_of(run_wrapper(root, "uptime"))["reason"] == "library_untrusted"
+    finally:
+        remove_root(root)
