@@ -97,18 +97,28 @@ def test_top_level_faults_refuse_at_load():
         support.load_document(document)
 
 
-def test_named_types_may_only_use_earlier_types_as_before():
+def test_named_types_may_use_each_other_in_any_order_but_never_in_a_cycle():
     document = support.mini_policy({"t": {"executable": ["/usr/bin/true"],
                                           "operands": {"rest": {"type": "first"}}}})
+    for types in ({"first": {"type": "list", "item": {"type": "second"}},
+                   "second": {"type": "int"}},
+                  {"second": {"type": "int"},
+                   "first": {"type": "list", "item": {"type": "second"}}}):
+        document["types"] = types
+        loaded = support.load_document(document)
+        loaded.validate()
+        assert argvparse.plan(loaded, ["t", "1,2"]).argv[1:] == ["1,2"]
     document["types"] = {"first": {"type": "list", "item": {"type": "second"}},
-                         "second": {"type": "int"}}
+                         "second": {"type": "list", "item": {"type": "first"}}}
     loaded = support.load_document(document)
     assert refused(loaded, ["t"]).reason == "policy_invalid"
-    with pytest.raises(PolicyError, match="unknown type 'second'"):
+    with pytest.raises(PolicyError, match="cannot contain itself"):
         loaded.validate()
-    document["types"] = {"second": {"type": "int"},
-                         "first": {"type": "list", "item": {"type": "second"}}}
-    assert argvparse.plan(support.load_document(document), ["t", "1,2"]).argv[1:] == ["1,2"]
+
+
+def test_the_default_policy_loads_with_its_keys_sorted():
+    document = json.loads(json.dumps(support.default_policy_document(), sort_keys=True))
+    support.load_document(document).validate()
 
 
 # The forbidden-variable rule as it was written (a regex); the string tests must agree.

@@ -262,37 +262,41 @@ class Command(Node):
 class _NamedTypes:
     """The policy's `types`, each compiled on first use (a request needs only its command's).
 
-    A type may refer only to types defined before it, exactly as when they were compiled in
-    document order, so lazy compilation accepts the same documents and no cycle can form.
+    A type may use any other type, whatever their order in the document: tools that sort
+    JSON keys (Ansible's to_nice_json, jq -S) must not break a policy. A cycle is refused.
     """
 
     def __init__(self, specs, paths):
         self.specs = specs
-        self.rank = {name: index for index, name in enumerate(specs)}
         self.paths = paths
         self.compiled = {}
+        self.compiling = []
 
-    def context(self, limit=None):
-        """The compile context of a spec that may use the first `limit` types (default all)."""
-        return {"paths": self.paths,
-                "named": _Visible(self, len(self.rank) if limit is None else limit)}
+    def context(self):
+        return {"paths": self.paths, "named": _Visible(self)}
 
     def get(self, name):
         if name not in self.compiled:
-            self.compiled[name] = compile_type(self.specs[name], "types." + name,
-                                               self.context(self.rank[name]))
+            if name in self.compiling:
+                chain = " -> ".join(self.compiling[self.compiling.index(name):] + [name])
+                raise PolicyError(f"types.{name}: a type cannot contain itself ({chain})")
+            self.compiling.append(name)
+            try:
+                self.compiled[name] = compile_type(self.specs[name], "types." + name,
+                                                   self.context())
+            finally:
+                self.compiling.pop()
         return self.compiled[name]
 
 
 class _Visible:
-    """The `named` mapping compile_type consults: the types a spec is allowed to use."""
+    """The `named` mapping compile_type consults: every type the policy defines."""
 
-    def __init__(self, types, limit):
+    def __init__(self, types):
         self.types = types
-        self.limit = limit
 
     def __contains__(self, name):
-        return self.types.rank.get(name, self.limit) < self.limit
+        return name in self.types.specs
 
     def __getitem__(self, name):
         return self.types.get(name)
