@@ -1,8 +1,9 @@
 """Streamable HTTP: bearer tokens stored hashed, scopes, a per-token rate limit.
 
 Loopback by default. A non-loopback bind without tokens is refused: anyone who can reach
-the port could otherwise read every host. Scopes: `read` for the diagnostic tools (all
-there are today); `propose` and `execute` exist for the action tier.
+the port could otherwise read every host. Scopes: `read` to connect at all (every read-only
+tool); `propose` for propose_pra_action and `execute` for execute_pra_action, which check
+them themselves (server/tools_actions.py).
 """
 
 import hashlib
