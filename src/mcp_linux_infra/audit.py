@@ -82,7 +82,7 @@ class Audit:
     """`audit.info("event", key=value, ...)` writes one redacted JSON line to file and stderr."""
 
     def __init__(self, path: Path | None, stream: TextIO | None = None):
-        self._tee = _Tee(path, stream or sys.stderr)
+        self._tee = _Tee(path, stream if stream is not None else sys.stderr)
         self._log = structlog.wrap_logger(self._tee, processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -160,7 +160,7 @@ def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"{label} presents {key.get_name()} [bold]{fingerprint(key)}[/]")
         if not args.yes and console.input("Does it match the host's own "
                                           "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
-                                          "Trust it? [y/N] ").strip().lower() not in ("y", "yes"):
+                                          "Trust it? \\[y/N] ").strip().lower() not in ("y", "yes"):
             console.print("not trusted")
             failed += 1
             continue
