@@ -100,7 +100,7 @@ async def test_diagnose_propose_approve_execute_verify(deployed, env, mode):
         approved = operator(env, "approve", pid, "--yes")
         assert approved.returncode == 0, approved.stderr
         done = await ok(client, "execute_pra_action", proposal_id=pid)
-        assert (done["state"], done["outcome"]) == ("succeeded", "changed"), done
+        assert (done["state"], done["outcome"]) == ("succeeded", "changed"), json.dumps(done)
         assert "works once" in await refused(client, "execute_pra_action", proposal_id=pid)
         verified = await ok(client, "verify_service", host=host, service="lab-app")
         assert verified["active"] is True

@@ -122,6 +122,10 @@ def test_check_params_refuses(params, error):
     {"shell": True},                                                    # unknown key
     {"check": {"argv": ["/usr/bin/true"], "expect_stdout": []}},
     {"check": {"argv": ["/usr/bin/true"], "stdout": ["x"]}},
+    {"check": {"argv": ["/usr/bin/true"], "within_seconds": 5}},        # only verify waits
+    {"verify": {"argv": ["/usr/bin/true"], "within_seconds": 0}},
+    {"verify": {"argv": ["/usr/bin/true"], "within_seconds": 301}},
+    {"verify": {"argv": ["/usr/bin/true"], "within_seconds": 1.5}},
     {"variants": {}},                                                   # variants need variants_by
 ])
 def test_catalog_errors(changes):

@@ -90,6 +90,29 @@ def test_expect_stdout_and_verify_failure(root):
     assert out["verify"]["stdout"] == "no\n"
 
 
+def test_verify_waits_to_settle(root):
+    """A state that settles after the change (a unit still activating) passes on a later
+    attempt; one that never settles fails once its time is up, with the last attempt kept."""
+    root.write_catalog({"settles": {
+        "description": "the file appears a moment after run returns",
+        "params": {"file": {"type": "path", "values": [root.file("a")]}},
+        "check": ["/usr/bin/test", "-e", "{file}"],
+        "run": ["/usr/bin/setsid", "-f", "/usr/bin/sh", "-c", "exec >/dev/null 2>&1; sleep 0.6; touch \"$0\"",
+                "{file}"],
+        "verify": {"argv": ["/usr/bin/test", "-e", "{file}"], "within_seconds": 10}},
+        "never": {
+        "description": "verify never passes",
+        "check": None, "run": ["/usr/bin/true"],
+        "verify": {"argv": ["/usr/bin/false"], "within_seconds": 1}}})
+    out = result(approve(root, action="settles"))
+    assert out["outcome"] == "changed" and out["verify"]["attempts"] > 1, out
+    assert root.log()[-1]["verify"]["attempts"] == out["verify"]["attempts"]
+    started = time.monotonic()
+    out = result(approve(root, action="never", params={}))
+    assert out["outcome"] == "failed" and out["note"] == "verify failed"
+    assert 3 <= out["verify"]["attempts"] <= 5 and time.monotonic() - started < 10
+
+
 def test_step_timeout_and_output_cap(root):
     root.write_catalog({"slow": {
         "description": "check hangs, run is loud",

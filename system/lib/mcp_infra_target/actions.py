@@ -157,6 +157,10 @@ class Action:
                 or not set(STEP_NAMES) <= set(steps)):
             raise CatalogError("%s: check, run and verify (each may be null) expected" % where)
         out = {name: self._parse_step(steps[name], "%s.%s" % (where, name)) for name in STEP_NAMES}
+        for name in ("check", "run"):
+            if out[name] is not None and out[name]["within_seconds"] is not None:
+                raise CatalogError("%s.%s.within_seconds: only verify may wait to settle"
+                                   % (where, name))
         window = steps.get("idempotency_window_seconds")
         out["idempotency_window_seconds"] = None if window is None else _int(
             window, 1, 86400, where + ".idempotency_window_seconds")
@@ -170,11 +174,14 @@ class Action:
     def _parse_step(self, step, where):
         if step is None:
             return None
-        expect = None
+        expect = within = None
         if isinstance(step, dict):
-            if set(step) - {"argv", "expect_stdout"} or "argv" not in step:
-                raise CatalogError("%s: {argv, expect_stdout} expected" % where)
+            if set(step) - {"argv", "expect_stdout", "within_seconds"} or "argv" not in step:
+                raise CatalogError("%s: {argv, expect_stdout, within_seconds} expected" % where)
             expect = step.get("expect_stdout")
+            within = step.get("within_seconds")
+            if within is not None:
+                _int(within, 1, 300, where + ".within_seconds")
             if expect is not None and (not isinstance(expect, list) or not expect
                                        or not all(isinstance(e, str) for e in expect)):
                 raise CatalogError("%s.expect_stdout: non-empty list of text expected" % where)
@@ -195,7 +202,7 @@ class Action:
         program = self.vars.get(exe.group(1)) if exe else step[0]
         if program is None or not program.startswith("/"):
             raise CatalogError("%s: argv[0] must be an absolute path (literal or var)" % where)
-        return {"argv": list(step), "expect_stdout": expect}
+        return {"argv": list(step), "expect_stdout": expect, "within_seconds": within}
 
     def public(self) -> dict[str, Any]:
         """The action as `list`/`show` present it: what this host allows and would run."""
@@ -234,7 +241,7 @@ class Action:
             for arg in step["argv"]:
                 match = PLACEHOLDER_RE.match(arg)
                 argv.append(values[match.group(1)] if match else arg)
-            return {"argv": argv, "expect_stdout": step["expect_stdout"]}
+            return dict(step, argv=argv)
 
         plan = {name: render(steps[name]) for name in STEP_NAMES}
         plan.update(window=steps["idempotency_window_seconds"], timeout=steps["timeout_seconds"],

@@ -54,7 +54,8 @@ def _summary(step):
     """A step as the log keeps it: status only, never output."""
     if step is None:
         return None
-    return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error")}
+    return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error",
+                                 "attempts") if k in step}
 
 
 def _check_config(paths: dict[str, str], trust: tuple, record: dict[str, Any]) -> None:

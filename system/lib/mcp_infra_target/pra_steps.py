@@ -8,19 +8,42 @@
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from mcp_infra_target import pra_proc, pra_state
 from mcp_infra_target.refusal import Refusal
 
 
-def _step(spec: dict[str, Any] | None, plan: dict[str, Any], cap: int):
-    if spec is None:
-        return None
-    result = pra_proc.run(spec["argv"], plan["timeout"], cap, plan["user"], plan["cwd"])
+SETTLE_POLL_SECONDS = 0.25
+
+
+def _attempt(spec: dict[str, Any], plan: dict[str, Any], cap: int, timeout: float):
+    result = pra_proc.run(spec["argv"], timeout, cap, plan["user"], plan["cwd"])
     expect = spec["expect_stdout"]
     result["ok"] = (result["exit"] == 0 and not result["timed_out"]
                     and (expect is None or result["stdout"].strip() in expect))
+    return result
+
+
+def _step(spec: dict[str, Any] | None, plan: dict[str, Any], cap: int):
+    """One step; a step with `within_seconds` (verify only) is tried again until it passes or
+    that time is up, because a state right after a change may still be settling (a unit
+    `activating`, a restarting daemon). The last attempt is the result."""
+    if spec is None:
+        return None
+    within = spec.get("within_seconds")
+    deadline = time.monotonic() + (within or 0)
+    attempts = 0
+    while True:
+        attempts += 1
+        result = _attempt(spec, plan, cap, plan["timeout"])
+        left = deadline - time.monotonic()
+        if result["ok"] or left < SETTLE_POLL_SECONDS or result["timed_out"]:
+            break
+        time.sleep(SETTLE_POLL_SECONDS)
+    if within:
+        result["attempts"] = attempts
     return result
 
 
