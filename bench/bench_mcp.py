@@ -8,8 +8,10 @@ down again:
     .venv/bin/python bench/bench_mcp.py [--hosts 20] [--iterations 30]
 
 Rows (issue 4's targets in brackets):
-  warm    run_diagnostic `uptime` through the MCP server (in-process client, warm pool)
-          vs ssh through a ControlMaster socket, same command, same wrapper      [<= 1.0x]
+  warm    run_diagnostic `uptime` through the MCP server (in-process client, warm pool,
+          kept mcp:session) vs ssh through a ControlMaster socket, same command, same
+          wrapper (a new channel, so a wrapper start, per request)              [<= 1.0x]
+          and, for scale, the pool with a channel per request (reader_sessions=0)
   cold    a fresh pool connection + `uptime` vs a fresh `ssh` (no sharing)
   batch   diagnose_system (six checks, one host) vs one run_diagnostic         [<= 1.5x]
   fanout  diagnose_system(load) on all N hosts vs on one host                   [<= 2x]
@@ -169,6 +171,15 @@ async def measure(tmp: Path, env: dict, settings: Settings, n: int, hosts: int) 
                                                       "ControlPath=none") + ["uptime"],
                                              capture_output=True, check=True), n)
 
+    channels = Pool(settings.model_copy(update={"reader_sessions": 0}))
+    try:
+        channels.run(first, "uptime")
+        per_channel = timed(lambda: channels.run(first, "uptime"), n)
+    finally:
+        channels.close()
+    rows.insert(1, ("warm", "pool, a channel per request", median_ms(per_channel),
+                    "ssh ControlMaster uptime", median_ms(warm_ssh), ""))
+
     def fresh_pool():
         pool = Pool(settings)
         try:
@@ -176,7 +187,7 @@ async def measure(tmp: Path, env: dict, settings: Settings, n: int, hosts: int) 
         finally:
             pool.close()
     cold = timed(fresh_pool, n)
-    rows.insert(1, ("cold", "fresh pool connection + uptime", median_ms(cold),
+    rows.insert(2, ("cold", "fresh pool connection + uptime", median_ms(cold),
                     "fresh ssh uptime", median_ms(fresh_ssh), ""))
     subprocess.run(master[:-1] + ["-O", "exit", "mcp-reader@127.0.0.1"], capture_output=True,
                    check=False)

@@ -119,6 +119,7 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
                   known_hosts=tmp_path / "known_hosts", reader_key=tmp_path / "reader.key",
                   pra_key=tmp_path / "pra.key", state_dir=tmp_path / "state",
                   audit_log=tmp_path / "state" / "audit.jsonl", connect_timeout=2,
-                  command_timeout=20, keepalive_interval=0)
+                  command_timeout=20, keepalive_interval=0,
+                  reader_sessions=0)  # a channel per request: the fake sees each one
     config.update(settings)
     return Estate(Settings(**config), hosts, root, misses, [])

@@ -97,15 +97,26 @@ class FakeSSHD:
 
     def _serve_exec(self, channel: paramiko.Channel, command: str) -> None:
         self.commands.append(command)
+        user = channel.get_transport().get_username()
+        handler = self.users.get(user, self.handler)
         stdin = bytearray()
         try:
+            if command == "mcp:session":
+                if hasattr(handler, "session"):
+                    handler.session(channel)
+                    return
+                # like a forced command that knows no sessions: it answers without reading
+                code, out, err = handler(command, b"")
+                channel.sendall_stderr(err)
+                channel.sendall(out)
+                channel.send_exit_status(code)
+                return
             while True:
                 chunk = channel.recv(65536)
                 if not chunk:
                     break
                 stdin += chunk
-            user = channel.get_transport().get_username()
-            code, out, err = self.users.get(user, self.handler)(command, bytes(stdin))
+            code, out, err = handler(command, bytes(stdin))
             if err:
                 channel.sendall_stderr(err)
             if out:
@@ -129,10 +140,40 @@ class FakeSSHD:
 
 
 def wrapper_handler(root: Path) -> Handler:
-    """Each request runs the real system/wrappers/mcp-wrapper under test root `root`."""
-    from wrapper_support import run_wrapper
+    """Each request runs the real system/wrappers/mcp-wrapper under test root `root`; an
+    `mcp:session` runs it with the channel connected to its stdin and stdout."""
+    from wrapper_support import run_wrapper, wrapper_process
 
     def handle(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
         done = run_wrapper(root, command, stdin=stdin or None)
         return done.returncode, done.stdout, done.stderr
+
+    def session(channel: paramiko.Channel) -> None:
+        proc = wrapper_process(root, "mcp:session")
+
+        def feed() -> None:
+            try:
+                while chunk := channel.recv(65536):
+                    proc.stdin.write(chunk)
+                    proc.stdin.flush()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+            finally:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+        threading.Thread(target=feed, daemon=True).start()
+        try:
+            while data := os.read(proc.stdout.fileno(), 65536):
+                channel.sendall(data)
+            channel.sendall_stderr(proc.stderr.read())
+            channel.send_exit_status(proc.wait())
+        except (OSError, EOFError, paramiko.SSHException):
+            proc.kill()
+            proc.wait()
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+    handle.session = session
     return handle

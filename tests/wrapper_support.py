@@ -88,7 +88,17 @@ def run_wrapper(root, command, stdin=None, as_user=None, extra_env=None, timeout
         env_bytes[b"SSH_ORIGINAL_COMMAND"] = command.encode() if isinstance(command, str) else command
     return subprocess.run(
         [str(WRAPPER)], input=stdin, capture_output=True, env=env_bytes, timeout=timeout, check=False,
-        preexec_fn=_drop(as_user) if as_user else None, cwd="/")
+        preexec_fn=_drop(as_user) if as_user else None, cwd="/",
+        **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))
+
+
+def wrapper_process(root, command, as_user=None):
+    """The real wrapper as a running process with pipes (sessions), as sshd would start it."""
+    env = {"PATH": "/usr/bin:/bin", "MCP_INFRA_TEST_ROOT": str(root), "USER": "tester",
+           "SSH_ORIGINAL_COMMAND": command}
+    return subprocess.Popen([str(WRAPPER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd="/",
+                            preexec_fn=_drop(as_user) if as_user else None)
 
 
 def refusal_of(completed):

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     output_cap_bytes: int = Field(4 * 1024 * 1024, ge=1024,
                                   description="Most bytes read back per request (stdout + stderr)")
     fanout_concurrency: int = Field(16, ge=1, le=256, description="Hosts contacted at once")
+    reader_sessions: int = Field(4, ge=0, le=8, description="mcp:session channels kept open "
+                                 "per host for the read-only tier (0: a channel per request)")
     policy_cache_ttl: float = Field(300.0, ge=0, description="Seconds a host's policy is cached")
     key_services: Annotated[list[str], NoDecode] = Field(
         ["ssh", "cron", "rsyslog", "systemd-journald"],

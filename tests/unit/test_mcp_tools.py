@@ -10,6 +10,8 @@ from mcp import Client
 from mcp_support import make_estate
 from ssh_support import known_hosts_line, new_key
 
+from mcp_linux_infra.server.diagnose_view import restore
+
 MODES = ["auto", "legacy"]
 TOOLS = {"list_hosts", "diagnose_system", "get_service_status", "fetch_logs",
          "get_top_processes", "get_network_status", "check_port", "dns_lookup",
@@ -271,6 +273,35 @@ async def test_formats(estate):
     assert toon_format.loads(toon_text) == as_json
     assert len(toon_text) < 0.8 * len(json.dumps(as_json))
     assert text.splitlines()[:2] == ["hosts:", "  name    groups  address    port"]
+
+
+def _values(data) -> int:
+    """Bytes of the values alone, one separator each: no lossless layout needs fewer."""
+    if isinstance(data, dict):
+        return sum(map(_values, data.values()))
+    if isinstance(data, list):
+        return sum(map(_values, data))
+    return len(str(data).encode()) + 1
+
+
+@pytest.mark.anyio
+async def test_toon_carries_what_json_does(estate):
+    """The TOON text decodes to the JSON result (diagnose_system's through its by-check view,
+    tests/unit/test_diagnose_view.py). The catalog's results are mostly prose, descriptions
+    and option lists: their values alone weigh over 0.6 of the JSON, so there TOON is held
+    to little more than its values."""
+    async with Client(estate().server()) as client:
+        for tool, args in [("diagnose_system", {"target": "web", "checks": ["load"]}),
+                           ("diagnose_system", {"target": "web-01"}),
+                           ("list_command_plugins", {"host": "web-01"}),
+                           ("search_commands", {"host": "web-01", "query": "-"})]:
+            as_json = await data(client, tool, **args)
+            _, toon_text = await call(client, tool, format="toon", **args)
+            decoded = toon_format.loads(toon_text)
+            assert (restore(decoded) if tool == "diagnose_system" else decoded) == as_json
+            if tool != "diagnose_system":
+                assert _values(as_json) > 0.6 * len(json.dumps(as_json))
+                assert len(toon_text.encode()) < 1.1 * _values(as_json)
 
 
 @pytest.mark.anyio

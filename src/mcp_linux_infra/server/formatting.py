@@ -1,6 +1,7 @@
 """Results as the model asked for them: json (also structured), toon (fewer tokens), text."""
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import toon_format
@@ -49,9 +50,13 @@ def as_text(data: Any, indent: str = "") -> str:
     return indent + _cell(data)
 
 
-def render(data: dict, fmt: Format = "json") -> CallToolResult:
+def render(data: dict, fmt: Format = "json",
+           toon_view: Callable[[dict], dict] | None = None) -> CallToolResult:
+    """`toon_view` reshapes the data for TOON only, where nesting would keep TOON from
+    printing tables; it must come with an exact inverse (see diagnose_view)."""
     if fmt == "toon":
-        return CallToolResult(content=[TextContent(type="text", text=toon_format.dumps(data))])
+        view = toon_view(data) if toon_view else data
+        return CallToolResult(content=[TextContent(type="text", text=toon_format.dumps(view))])
     if fmt == "text":
         return CallToolResult(content=[TextContent(type="text", text=as_text(data))])
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(data))],

@@ -13,6 +13,7 @@ from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import current, tool_call
 from mcp_linux_infra.server.common import READ_ONLY, HostArg, TargetArg, checked, fan_out, problem
 from mcp_linux_infra.server.diagnose import CHECKS, SERVICE_PROPERTIES, diagnose_host
+from mcp_linux_infra.server.diagnose_view import by_check
 from mcp_linux_infra.server.formatting import FormatArg, render
 
 CheckName = Literal["load", "memory", "disk", "failed_units", "services", "ports", "errors"]
@@ -45,7 +46,9 @@ def register(mcp: MCPServer) -> None:
         """Health of a host or of every host in a group: load, memory, disk, failed units,
         key services, listening ports and recent journal errors, with findings ranked by
         severity. One request per host; hosts are checked in parallel and one host down
-        never hides the others."""
+        never hides the others. In toon the same data comes by check: tables of hosts,
+        findings and problems, then each check's results by host (a row per host where
+        the result is flat, as load and memory are)."""
         call = current()
         names = list(dict.fromkeys(checks or CHECKS))
         hosts = call.hosts(target)
@@ -62,7 +65,7 @@ def register(mcp: MCPServer) -> None:
                    "degraded": [r["host"] for r in reports if r["status"] == "degraded"],
                    "unreachable": [r["host"] for r in reports if r["status"] == "unreachable"]}
         return render({"target": target, "checks": names, "summary": summary,
-                       "reports": reports}, format)
+                       "reports": reports}, format, toon_view=by_check)
 
     @mcp.tool(annotations=READ_ONLY)
     @tool_call

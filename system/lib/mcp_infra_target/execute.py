@@ -11,6 +11,7 @@ until then, so its pid (the group id) cannot have been reused by another process
 
 import os
 import resource
+import select
 import selectors
 import signal
 import subprocess
@@ -41,11 +42,29 @@ def _exited(pid):
 
 
 def _wait_exit(pid, deadline):
-    while not _exited(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    """Wait until `pid` exits (unreaped) or the deadline: on a pidfd where the kernel offers
+    one (Linux 5.3+), which wakes at the exit itself; else by polling, briefly at first."""
+    if _exited(pid):
+        return True
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        delay = 0.0005
+        while not _exited(pid):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if pidfd is not None:
+                select.select([pidfd], [], [], remaining)
+            else:
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.005)
+        return True
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _signal_group(pid, signum):

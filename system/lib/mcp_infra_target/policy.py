@@ -22,6 +22,9 @@ from .valuetypes import PolicyError, compile_type
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 SCHEMA = 1
 STYLES = ("gnu", "words")
+# mcp:session's limits (optional in the document): idle seconds before it ends, requests and
+# seconds it may serve in all.
+SESSION_LIMITS = {"session_idle_s": 60, "session_max_requests": 10000, "session_max_s": 3600}
 # Commands run with RLIMIT_FSIZE 0 (no file may grow); a command whose read-only work needs
 # scratch files (apt builds its package cache in an unlinked /tmp file when the system cache is
 # stale) may be given a bounded allowance, as data, in its spec.
@@ -328,10 +331,12 @@ class Policy:
         limit_names = ("request_max_bytes", "max_tokens", "batch_max_commands",
                        "batch_stdin_max_bytes", "batch_stdin_timeout_s", "batch_timeout_s",
                        "batch_output_cap_bytes", "batch_parallel")
-        _keys(document["limits"], limit_names, "policy.limits", required=limit_names)
+        _keys(document["limits"], limit_names + tuple(SESSION_LIMITS), "policy.limits",
+              required=limit_names)
         self.limits = {}
-        for name in limit_names:
-            value = _expect(document["limits"][name], (int, float), "limits." + name)
+        for name in limit_names + tuple(SESSION_LIMITS):
+            value = _expect(document["limits"].get(name, SESSION_LIMITS.get(name)), (int, float),
+                            "limits." + name)
             if value <= 0:
                 raise PolicyError(f"limits.{name} must be positive")
             self.limits[name] = value

@@ -2,18 +2,19 @@
 
 screen -> tokenise -> reserved words or command lookup -> typed validation -> supervised
 run -> one audit record. Every way of saying no is a Refusal: exit 126 and one JSON line
-on stderr. Nothing here trusts the client beyond the words it typed.
+on stderr. Nothing here trusts the client beyond the words it typed. A request arrives in
+SSH_ORIGINAL_COMMAND, or as one frame of an `mcp:session` (session.py): the pipeline is
+the same, only where its output goes differs.
 """
 
 import json
 import os
 import re
 import resource
-import sys
 import time
 
 from . import VERSION, argvparse, audit, execute, paths, policy, screen, tokenise
-from .refusal import EXIT_REFUSED, Refusal, emit
+from .refusal import EXIT_REFUSED, Refusal
 
 NAME = "mcp-wrapper"
 _TRACE = r"[A-Za-z0-9._-]{1,64}"
@@ -21,13 +22,26 @@ TRACE_PREFIX = "mcp:trace="
 EXIT_CLIENT_GONE = 141
 
 
-def _load_policy(layout):
-    """The policy with its top level checked; commands are compiled when a request names
-    them (the whole file was validated at deployment, and `mcp:policy` validates it again)."""
-    try:
-        return policy.load_for_request(layout.trusted_policy())
-    except (OSError, paths.UntrustedPath, policy.PolicyError) as error:
-        raise Refusal("policy_invalid", "policy/load", str(error))
+class _PolicySource:
+    """The trusted policy with its top level checked; commands are compiled when a request
+    names them (the whole file was validated at deployment, and `mcp:policy` validates it
+    again). Trust is checked for every request; the file is read again whenever it changed,
+    so a session that outlives a deployment follows it."""
+
+    def __init__(self, layout):
+        self.layout, self.key, self.loaded = layout, None, None
+
+    def get(self):
+        try:
+            path = self.layout.trusted_policy()
+            info = os.stat(path)
+            key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            if key != self.key:
+                self.loaded, self.key = policy.load_for_request(path), key
+        except (OSError, paths.UntrustedPath, policy.PolicyError) as error:
+            self.key = self.loaded = None
+            raise Refusal("policy_invalid", "policy/load", str(error))
+        return self.loaded
 
 
 def _plan_words(loaded, tokens):
@@ -52,13 +66,13 @@ class ClientGone(Exception):
     """The client closed the channel: stop the command, audit, and say nothing more."""
 
 
-class _Stdout:
-    """Streams command output to fds 1/2 and remembers whether stdout ended with a newline."""
+class _Channel:
+    """A request on its own channel: output streams to fds 1/2 as it comes, stdin is fd 0."""
 
     def __init__(self):
         self.ends_with_newline = True
 
-    def __call__(self, stream, chunk):
+    def sink(self, stream, chunk):
         fd = 1 if stream == "stdout" else 2
         view = memoryview(chunk)
         try:
@@ -66,33 +80,60 @@ class _Stdout:
                 view = view[os.write(fd, view):]
         except BrokenPipeError:
             raise ClientGone()
-        if fd == 1:
+        if fd == 1 and chunk:
             self.ends_with_newline = chunk.endswith(b"\n")
 
+    def text(self, stream, text):
+        self.sink(stream, text.encode("utf-8"))
 
-def _write_json(document):
-    sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
-    sys.stdout.flush()
+    def stdin(self, limits):
+        from . import batch
+        return batch.read_stdin(0, limits["batch_stdin_max_bytes"],
+                                limits["batch_stdin_timeout_s"])
 
 
-def _run_single(loaded, tokens, record):
+class _Buffered(_Channel):
+    """A request inside a session: output is kept (the command's cap bounds it) and sent as
+    one answer; stdin is what the frame carried."""
+
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+        self.streams = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def sink(self, stream, chunk):
+        self.streams[stream] += chunk
+        if stream == "stdout" and chunk:
+            self.ends_with_newline = chunk.endswith(b"\n")
+
+    def stdin(self, limits):
+        if len(self.data) > limits["batch_stdin_max_bytes"]:
+            raise Refusal("batch_too_large", "request/batch",
+                          "more than %d bytes on stdin" % limits["batch_stdin_max_bytes"])
+        return self.data
+
+
+def _write_json(io, document):
+    io.text("stdout", json.dumps(document, sort_keys=True) + "\n")
+
+
+def _run_single(io, loaded, tokens, record):
     plan = argvparse.plan(loaded, tokens)
     record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
-    out = _Stdout()
     cap = plan.limit(loaded, "output_cap_bytes")
     timeout_s = plan.limit(loaded, "timeout_s")
-    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, out, loaded.kill_grace_s,
-                          plan.limit(loaded, "scratch_bytes"))
+    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
+                          loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"))
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
                   timed_out=outcome.timed_out)
     if outcome.error:
         record["error"] = outcome.error
-        sys.stderr.write(f"[mcp-wrapper: {outcome.error}]\n")
+        io.text("stderr", f"[mcp-wrapper: {outcome.error}]\n")
     if outcome.truncated:
-        sys.stdout.write(("" if out.ends_with_newline else "\n")
-                         + "[mcp-wrapper: output truncated at %d bytes]\n" % cap)
+        io.text("stdout", ("" if io.ends_with_newline else "\n")
+                + "[mcp-wrapper: output truncated at %d bytes]\n" % cap)
     if outcome.timed_out:
-        sys.stderr.write(f"[mcp-wrapper: timed out after {timeout_s} s]\n")
+        io.text("stderr", f"[mcp-wrapper: timed out after {timeout_s} s]\n")
     return outcome.exit_code
 
 
@@ -123,42 +164,60 @@ def _effective(loaded):
     return document
 
 
-def _reserved(loaded, word, rest, record):
+def _reserved(request, loaded, word, rest, record):
+    io = request.io
     record.update(decision="allowed", rule="reserved/" + word[4:])
     if word == "mcp:explain":
         answer = _explain(loaded, rest)
         record["explain"] = {k: answer[k] for k in ("allowed", "rule", "reason")}
-        _write_json(answer)
+        _write_json(io, answer)
         return 0
     if rest:
         raise Refusal("reserved_word_args", "request/reserved", f"{word} takes no arguments")
     if word == "mcp:policy":
-        _write_json(_effective(loaded))
+        _write_json(io, _effective(loaded))
         return 0
     if word == "mcp:version":
-        _write_json({"name": NAME, "version": VERSION, "policy_sha256": loaded.sha256})
+        _write_json(io, {"name": NAME, "version": VERSION, "policy_sha256": loaded.sha256})
         return 0
     if word == "mcp:batch":
         from . import batch  # threads and batch parsing: only this request needs them
         limits = loaded.limits
-        data = batch.read_stdin(0, limits["batch_stdin_max_bytes"], limits["batch_stdin_timeout_s"])
-        entries = batch.parse(data, limits["batch_max_commands"])
+        entries = batch.parse(io.stdin(limits), limits["batch_max_commands"])
         results, summary = batch.run(entries, lambda text: _prepare(loaded, text), limits,
                                      loaded.kill_grace_s)
         record["batch"] = summary
         record["bytes"] = sum(len(r["stdout"]) + len(r["stderr"]) for r in results)
-        _write_json({"results": results})
+        _write_json(io, {"results": results})
         return 0
+    if word == "mcp:session":
+        if request.session is not None:
+            raise Refusal("reserved_word_not_allowed_here", "request/reserved",
+                          "a session cannot be opened inside a session")
+        return _session(request, loaded, record)
     raise Refusal("unknown_reserved_word", "request/reserved", f"{word[:32]!r} is not a reserved word")
 
 
-def _serve(layout, record):
-    raw = os.environb.get(b"SSH_ORIGINAL_COMMAND")
+def _session(request, loaded, record):
+    """Serve frames until the session ends; each one is a whole request of its own."""
+    from . import session
+    ident = "%d.%d" % (os.getpid(), int(time.time()))
+    record["session_id"] = ident
+
+    def one(raw, data):
+        inner = _Request(request.layout, request.policies, request.base, _Buffered(data), ident)
+        code = inner.handle(raw)
+        return code, inner.io.streams["stdout"], inner.io.streams["stderr"]
+
+    return session.serve(one, loaded.limits, record)
+
+
+def _serve(request, raw, record):
     if raw is None:
         raise Refusal("shell_request", "request/screen", "no command given: shells are not offered")
     record["request"] = audit.escape(raw.decode("utf-8", "backslashreplace"))
     text = screen.decode(raw)
-    loaded = _load_policy(layout)
+    loaded = request.policies.get()
     record["policy_sha256"] = loaded.sha256
     screen.check(text, loaded.limits["request_max_bytes"])
     tokens = tokenise.split(text, loaded.limits["max_tokens"])
@@ -171,43 +230,57 @@ def _serve(layout, record):
         if not tokens:
             raise Refusal("empty", "request/reserved", "nothing after the trace id")
     if tokens[0].startswith("mcp:"):
-        return _reserved(loaded, tokens[0], tokens[1:], record)
-    return _run_single(loaded, tokens, record)
+        return _reserved(request, loaded, tokens[0], tokens[1:], record)
+    return _run_single(request.io, loaded, tokens, record)
 
 
-def _say(refusal):
-    """Emit the refusal line; a client that already left cannot change the exit code."""
-    try:
-        return emit(refusal, sys.stderr)
-    except OSError:
+class _Request:
+    """One request through the pipeline, with where its output goes (`io`) and, inside a
+    session, the session's id; `handle` turns every outcome into an exit code and a record."""
+
+    def __init__(self, layout, policies, base, io, session=None):
+        self.layout, self.policies, self.base, self.io, self.session = (
+            layout, policies, base, io, session)
+
+    def _say(self, refusal):
+        """Emit the refusal line; a client that already left cannot change the exit code."""
+        try:
+            self.io.text("stderr", refusal.json_line() + "\n")
+        except (OSError, ClientGone):
+            pass
         return EXIT_REFUSED
+
+    def handle(self, raw):
+        start = time.monotonic()
+        record = dict(self.base, session_id=self.session)
+        try:
+            code = _serve(self, raw, record)
+        except Refusal as refusal:
+            record.update(decision="refused", rule=refusal.rule, reason=refusal.reason,
+                          detail=refusal.detail)
+            code = self._say(refusal)
+        except ClientGone:
+            record["client_gone"] = True
+            code = EXIT_CLIENT_GONE
+        except Exception as error:  # noqa: BLE001 - fail closed, but say so in the audit log
+            refusal = Refusal("internal_error", "wrapper/internal", type(error).__name__)
+            record.update(decision="error", rule=refusal.rule, reason=refusal.reason,
+                          detail=repr(error)[:500])
+            code = self._say(refusal)
+        record["exit"] = code
+        record["duration_ms"] = int((time.monotonic() - start) * 1000)
+        audit.record(NAME, record, warning=record["decision"] != "allowed",
+                     file_path=self.layout.audit_file)
+        return code
 
 
 def main(test_root=None):
-    """Serve one request; returns the process exit code."""
-    start = time.monotonic()
+    """Serve the request in SSH_ORIGINAL_COMMAND; returns the process exit code."""
     layout = paths.Layout(test_root)
-    record = {"event": NAME, "version": VERSION, "trace": None, "request": None,
-              "decision": None, "rule": None, "reason": None, "bytes": 0}
-    record.update(audit.client_fields(os.environ))
+    base = {"event": NAME, "version": VERSION, "trace": None, "request": None,
+            "decision": None, "rule": None, "reason": None, "bytes": 0}
+    base.update(audit.client_fields(os.environ))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir("/")
-    try:
-        code = _serve(layout, record)
-    except Refusal as refusal:
-        record.update(decision="refused", rule=refusal.rule, reason=refusal.reason,
-                      detail=refusal.detail)
-        code = _say(refusal)
-    except ClientGone:
-        record["client_gone"] = True
-        code = EXIT_CLIENT_GONE
-    except Exception as error:  # noqa: BLE001 - fail closed, but say so in the audit log
-        refusal = Refusal("internal_error", "wrapper/internal", type(error).__name__)
-        record.update(decision="error", rule=refusal.rule, reason=refusal.reason,
-                      detail=repr(error)[:500])
-        code = _say(refusal)
-    record["exit"] = code
-    record["duration_ms"] = int((time.monotonic() - start) * 1000)
-    audit.record(NAME, record, warning=record["decision"] != "allowed",
-                 file_path=layout.audit_file)
-    return code
+    request = _Request(layout, _PolicySource(layout), base, _Channel())
+    return request.handle(os.environb.get(b"SSH_ORIGINAL_COMMAND"))
