@@ -9,6 +9,7 @@ forwarding tests below show that sshd enforces DisableForwarding.
 """
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -202,3 +203,29 @@ def test_pra_exec_lists_this_hosts_catalog(deployed):
     assert catalog["host"] == deployed.host
     shown = json.loads(deployed.ssh_pra("show start_service").stdout)
     assert shown["name"] == "start_service"
+
+
+def test_a_session_over_real_sshd(deployed):
+    """mcp:session through sshd's forced command: each frame judged like a request of its
+    own and audited in the journal with the session's id; garbage ends it with a refusal."""
+    frames = b"".join(json.dumps(f).encode() + b"\n" for f in (
+        {"id": "a", "command": "mcp:trace=sess-itest id"},
+        {"id": "b", "command": "cat /etc/shadow"},
+        {"id": "c", "command": "mcp:session"})) + b"rm -rf /\n" + b'{"id": "d", "command": "id"}\n'
+    out = deployed.ssh_reader("mcp:session", stdin=frames)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and "mcp_session" in lines[0], out
+    answers = {a["id"]: (a["exit"], base64.b64decode(a["stdout"]).decode(),
+                         base64.b64decode(a["stderr"]).decode()) for a in lines[1:]}
+    assert set(answers) == {"a", "b", "c", None}  # nothing after the garbage line
+    assert answers["a"][0] == 0 and "(mcp-reader)" in answers["a"][1]
+    assert answers["b"][0] == 126 and '"mcp_refusal"' in answers["b"][2]
+    assert answers["c"][0] == 126 and "reserved_word_not_allowed_here" in answers["c"][2]
+    assert answers[None][0] == 126 and "session_bad_frame" in answers[None][2]
+    record = json.loads(deployed.root_ok(
+        "journalctl -q -o cat -t mcp-wrapper -g sess-itest").splitlines()[-1])
+    assert record["decision"] == "allowed" and record["session_id"]
+    ended = [json.loads(line) for line in deployed.root_ok(
+        "journalctl -q -o cat -t mcp-wrapper -g " + record["session_id"]).splitlines()]
+    assert {"requests": 3, "ended": "bad_frame:session_bad_frame"} in [
+        r.get("session") for r in ended]
