@@ -30,6 +30,13 @@ def ssh(lab_dir: Path, port: int, command: str, known_hosts: Path | None = None)
                           stdin=subprocess.DEVNULL)
 
 
+def _systemd_cgroup(pid: int) -> str:
+    """The cgroup path of `pid` in the hierarchy systemd uses (v1 name=systemd, else v2)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    named = [line for line in lines if ":name=systemd:" in line]
+    return (named or [line for line in lines if line.startswith("0::")])[0].split(":", 2)[2]
+
+
 def test_two_targets_boot_answer_and_leave_nothing_behind(lab_env, tmp_path):
     require_lab()
     env = lab_env("itl", 2441)
@@ -48,6 +55,11 @@ def test_two_targets_boot_answer_and_leave_nothing_behind(lab_env, tmp_path):
                       "systemctl is-enabled lab-app; systemctl is-active lab-app")
             assert got.stdout.split() == [name, "degraded", "active", "active", "failed",
                                           "enabled", "inactive"], got.stderr
+        # each target's own cgroup tree: targets sharing one raced on each other's unit
+        # cgroups (units failing at step CGROUP, at random)
+        cgroups = {name: _systemd_cgroup(t["pid"]) for name, t in targets.items()}
+        assert len(set(cgroups.values())) == 2, cgroups
+        assert all("/mcp-lab-" + name + "-" in path for name, path in cgroups.items())
         # strict host keys: each target has its own key, and a wrong one is refused
         wrong = tmp_path / "wrong_known_hosts"
         a, b = (lab_dir / "known_hosts").read_text().splitlines()
@@ -70,6 +82,10 @@ def test_two_targets_boot_answer_and_leave_nothing_behind(lab_env, tmp_path):
         with socket.socket() as s:
             s.bind(("127.0.0.1", t["port"]))  # the port is free again
     assert mounts_under(tmp_path) == []
+    for path in cgroups.values():  # the target's cgroups are removed with it
+        top = path[:path.index("/supervisor")]
+        for base in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"):
+            assert not Path(base + top).exists(), base + top
     assert not (lab_dir / "state.json").exists() and not (lab_dir / "targets").exists()
     assert not (tmp_path / "inventory.ini").exists()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -94,9 +94,10 @@ def _publish(paths: LabPaths, settings: Settings, state: LabState) -> None:
 
 
 def _forget(state: LabState, names: list[str]) -> None:
-    """Drop targets from the state and delete their disposable overlays."""
+    """Drop targets from the state and delete their disposable overlays and cgroups."""
     for name in names:
         t = state.targets.pop(name)
+        lab_target.remove_cgroups(lab_target.machine_name(name, Path(t.upper)))
         upper_root = Path(t.upper).parent
         if mounts_under(upper_root):
             raise UserError(f"{name}: {upper_root} is still mounted; not deleting it")

@@ -20,7 +20,8 @@ from mcp_linux_infra.lab.state import Target
 
 # Starts systemd-nspawn detached (double fork: it belongs to no CLI process and is never left a
 # zombie) and prints its PID. LISTEN_PID must be nspawn's own PID, which only the grandchild
-# knows, and the passed socket must be descriptor 3.
+# knows, and the passed socket must be descriptor 3. The grandchild first moves into the
+# target's own cgroups (argv[3], one per line; see cgroup_dirs).
 _TRAMPOLINE = """
 import os, sys
 fd, log = int(sys.argv[1]), sys.argv[2]
@@ -35,9 +36,48 @@ if fd != 3:
 out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.dup2(out, 1)
 os.dup2(out, 2)
+for cgroup in filter(None, sys.argv[3].split("\\n")):
+    try:
+        os.makedirs(cgroup, exist_ok=True)
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
+    except OSError as error:
+        print("lab: cannot use cgroup %s: %s" % (cgroup, error), flush=True)
 os.environ["LISTEN_PID"] = str(os.getpid())
-os.execv(sys.argv[3], sys.argv[3:])
+os.execv(sys.argv[4], sys.argv[4:])
 """
+CGROUP_PREFIX = "mcp-lab-"
+
+
+def cgroup_dirs(machine: str) -> list[str]:
+    """The target's own cgroups. systemd-nspawn with --keep-unit and no systemd on the host
+    builds the container's cgroup tree under the cgroup it starts in, so targets started from
+    one cgroup share `payload/system.slice/UNIT` and race on each other's unit cgroups (units
+    then fail at step CGROUP, at random). Each target gets a child of the current cgroup in
+    the hierarchies systemd uses: name=systemd (cgroup v1) and the unified (v2) one."""
+    dirs = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if controllers == "name=systemd":
+            base = "/sys/fs/cgroup/systemd"
+        elif hierarchy == "0" and not controllers:
+            unified = "/sys/fs/cgroup/unified"
+            base = unified if os.path.ismount(unified) else "/sys/fs/cgroup"
+        else:
+            continue
+        dirs.append(os.path.join(base + path.rstrip("/"), CGROUP_PREFIX + machine))
+    return dirs
+
+
+def remove_cgroups(machine: str) -> None:
+    """Remove the target's cgroups once its processes are gone (deepest first; cgroupfs
+    removes a directory's files with it)."""
+    for top in cgroup_dirs(machine):
+        for directory, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
 
 
 def bind_port(port: int) -> socket.socket:
@@ -108,7 +148,8 @@ def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, l
     ]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LISTEN_FDS": "1"}
     out = subprocess.run(
-        [sys.executable, "-I", "-c", _TRAMPOLINE, str(sock.fileno()), str(log), *nspawn],
+        [sys.executable, "-I", "-c", _TRAMPOLINE, str(sock.fileno()), str(log),
+         "\n".join(cgroup_dirs(machine_name(name, upper))), *nspawn],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
         pass_fds=(sock.fileno(),), timeout=30)
     if out.returncode != 0 or not out.stdout.strip().isdigit():
