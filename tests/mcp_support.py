@@ -4,7 +4,8 @@ Each host is a real SSH server in-process (ssh_support.FakeSSHD) that hands ever
 to the real system/wrappers/mcp-wrapper with the real default policy, except that each
 command's executable is a stand-in printing the output captured from a real lab target
 (tests/data/target_outputs.json, keyed by the argv the wrapper would execute). So every
-command a tool sends must pass the real policy, and parsers see real output.
+command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`
+and `refused` make tool calls through any MCP client (in-process or over stdio).
 """
 
 import json
@@ -123,3 +124,21 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
                   reader_sessions=0)  # a channel per request: the fake sees each one
     config.update(settings)
     return Estate(Settings(**config), hosts, root, misses, [])
+
+
+# Tool calls through a real MCP client, for tests of what the model sees.
+async def call(client, tool, **args):
+    result = await client.call_tool(tool, args)
+    return result.is_error, result.structured_content, result.content[0].text
+
+
+async def ok(client, tool, **args):
+    failed, data, text = await call(client, tool, **args)
+    assert not failed, text
+    return data
+
+
+async def refused(client, tool, **args):
+    failed, _, text = await call(client, tool, **args)
+    assert failed, f"{tool} should have been refused: {text}"
+    return text

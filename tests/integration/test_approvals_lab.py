@@ -17,6 +17,7 @@ import anyio
 import pytest
 from conftest import REPO
 from mcp import Client, StdioServerParameters
+from mcp_support import ok, refused
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
@@ -47,23 +48,6 @@ def server(env) -> StdioServerParameters:
 def operator(env, *args) -> subprocess.CompletedProcess:
     return subprocess.run([CLI, "approvals", *args], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120, check=False)
-
-
-async def call(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    return result.is_error, result.structured_content, result.content[0].text
-
-
-async def ok(client, tool, **args):
-    failed, data, text = await call(client, tool, **args)
-    assert not failed, text
-    return data
-
-
-async def refused(client, tool, **args):
-    failed, _, text = await call(client, tool, **args)
-    assert failed, f"{tool} should have been refused: {text}"
-    return text
 
 
 def journal(deployed, nonce: str) -> list[dict]:

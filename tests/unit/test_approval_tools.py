@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from approval_support import make_action_estate
+from mcp_support import ok, refused
 from pra_support import HOST, keys, root  # noqa: F401 (fixtures)
 
 from mcp_linux_infra.approvals.decide import approve, reject
@@ -43,23 +44,6 @@ def estate(tmp_path, keys, root):  # noqa: F811
     yield e
     e.store.close()
     e.close()
-
-
-async def call(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    return result.is_error, result.structured_content, result.content[0].text
-
-
-async def ok(client, tool, **args):
-    failed, data, text = await call(client, tool, **args)
-    assert not failed, text
-    return data
-
-
-async def refused(client, tool, **args):
-    failed, _, text = await call(client, tool, **args)
-    assert failed, f"{tool} should have been refused: {text}"
-    return text
 
 
 @pytest.mark.anyio

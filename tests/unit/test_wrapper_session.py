@@ -111,6 +111,9 @@ def test_batch_inside_a_session_takes_its_document_from_the_frame(root):
     assert results["x"]["status"] == "refused"
     assert refusal(session.ask("mcp:batch", stdin=b"{"))["reason"] == "batch_bad_json"
     assert refusal(session.ask("mcp:batch"))["reason"] == "batch_bad_json"  # no document
+    too_big = session.ask("mcp:batch", stdin=b" " * 70000)  # the policy's batch_stdin_max_bytes
+    assert refusal(too_big)["reason"] == "batch_too_large"
+    assert session.ask("id -u")["exit"] == 0  # judged as on a channel; the session goes on
     assert session.close() == 0
 
 

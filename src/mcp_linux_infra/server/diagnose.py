@@ -20,6 +20,16 @@ SERVICE_PROPERTIES = ("Id,LoadState,ActiveState,SubState,UnitFileState,Result,Ma
                       "ExecMainStatus,ActiveEnterTimestamp,NRestarts,Description")
 
 
+def service_commands(service: str, log_lines: int) -> dict[str, list[str]]:
+    """One unit's state (`show`) and, if asked, its latest journal lines (`log`): the batch
+    that get_service_status and verify_service both send."""
+    commands = {"show": ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", service]}
+    if log_lines:
+        commands["log"] = ["journalctl", "-u", service, "-n", str(log_lines), "-o", "short-iso",
+                           "-q", "--no-hostname"]
+    return commands
+
+
 def _level(value: float | None, key: str) -> str | None:
     if value is None:
         return None

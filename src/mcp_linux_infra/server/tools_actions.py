@@ -19,7 +19,7 @@ from mcp_linux_infra.approvals.store import STATES, Proposal
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import Call, current, tool_call
 from mcp_linux_infra.server.common import LOCAL_ONLY, READ_ONLY, HostArg, checked
-from mcp_linux_infra.server.diagnose import SERVICE_PROPERTIES
+from mcp_linux_infra.server.diagnose import service_commands
 from mcp_linux_infra.server.formatting import FormatArg, render
 from mcp_linux_infra.server.tools_diag import Unit
 
@@ -183,11 +183,7 @@ def register(mcp: MCPServer) -> None:
         and its latest journal lines, in one round trip (read-only)."""
         call = current()
         h = call.host(host)
-        commands = {"show": ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", service]}
-        if log_lines:
-            commands["log"] = ["journalctl", "-u", service, "-n", str(log_lines), "-o",
-                               "short-iso", "-q", "--no-hostname"]
-        outs = call.target(h).batch(commands)
+        outs = call.target(h).batch(service_commands(service, log_lines))
         props = (parsers.show(checked(call, h, outs["show"]).stdout) or [{}])[0]
         if props.get("LoadState") == "not-found":
             raise ToolError(f"{h.name} has no unit {service!r}")

@@ -12,7 +12,7 @@ from pydantic import Field
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import current, tool_call
 from mcp_linux_infra.server.common import READ_ONLY, HostArg, TargetArg, checked, fan_out, problem
-from mcp_linux_infra.server.diagnose import CHECKS, SERVICE_PROPERTIES, diagnose_host
+from mcp_linux_infra.server.diagnose import CHECKS, diagnose_host, service_commands
 from mcp_linux_infra.server.diagnose_view import by_check
 from mcp_linux_infra.server.formatting import FormatArg, render
 
@@ -76,11 +76,7 @@ def register(mcp: MCPServer) -> None:
         latest journal lines, in one round trip."""
         call = current()
         h = call.host(host)
-        commands = {"show": ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", service]}
-        if log_lines:
-            commands["log"] = ["journalctl", "-u", service, "-n", str(log_lines), "-o",
-                               "short-iso", "-q", "--no-hostname"]
-        outs = call.target(h).batch(commands)
+        outs = call.target(h).batch(service_commands(service, log_lines))
         show = checked(call, h, outs["show"])
         props = (parsers.show(show.stdout) or [{}])[0]
         if props.get("LoadState") == "not-found":

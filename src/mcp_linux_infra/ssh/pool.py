@@ -188,14 +188,12 @@ class Pool:
         slot = self._slot(host, "reader")
         transport, _ = self._acquire(host, "reader")
         try:
-            for attempt in range(2):
+            for _ in range(2):  # a session that just ended (idle, limits): once more
                 session = self._take_session(host, slot, transport)
                 try:
                     done = session.request(command, stdin, deadline)
                 except SessionEnded:
                     self._end_session(slot, session, keep=False)
-                    if attempt:
-                        raise UseChannel("sessions end before answering") from None
                     continue
                 except Deadline:
                     self._end_session(slot, session, keep=False)
@@ -205,7 +203,7 @@ class Pool:
                     raise
                 self._end_session(slot, session, keep=True)
                 return done
-            raise AssertionError("unreachable")
+            raise UseChannel("sessions end before answering")
         finally:
             self._release(host, "reader", transport)
 

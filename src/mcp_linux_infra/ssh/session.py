@@ -42,9 +42,9 @@ class UseChannel(Exception):
 
 
 class Session:
-    def __init__(self, transport: paramiko.Transport, channel: paramiko.Channel, hello: dict,
-                 cap: int):
-        self.transport, self.channel, self.hello = transport, channel, hello
+    def __init__(self, transport: paramiko.Transport, channel: paramiko.Channel, cap: int):
+        self.transport, self.channel = transport, channel
+        self.idle_s = 0.0  # the target's idle limit, from its hello
         self.line_cap = cap * 4 // 3 + 65536  # base64 of the capped output, and the frame
         self.buffer = b""
         self.last_used = time.monotonic()
@@ -58,17 +58,14 @@ class Session:
         try:
             channel.settimeout(timeout)
             channel.exec_command("mcp:session")
-            session = cls(transport, channel, {}, cap)
+            session = cls(transport, channel, cap)
             try:
                 line = session._line(time.monotonic() + timeout)
-                hello = json.loads(line)["mcp_session"]
-                if not isinstance(hello, dict):
-                    raise ValueError("hello is not an object")
+                session.idle_s = float(json.loads(line)["mcp_session"]["idle_s"])
             except (SessionEnded, ValueError, KeyError, TypeError):
                 raise NoSessions(float("inf")) from None
             except Deadline:
                 raise NoSessions(time.monotonic() + HELLO_BACKOFF_S) from None
-            session.hello = hello
             return session
         except BaseException:
             channel.close()
@@ -76,10 +73,9 @@ class Session:
 
     def usable(self) -> bool:
         """Open, on a live transport, and not about to end for idleness."""
-        idle_s = float(self.hello.get("idle_s", 0))
         return (self.transport.is_active() and not self.channel.closed
                 and not self.channel.eof_received
-                and time.monotonic() - self.last_used < idle_s - IDLE_MARGIN_S)
+                and time.monotonic() - self.last_used < self.idle_s - IDLE_MARGIN_S)
 
     def _line(self, deadline: float) -> bytes:
         while b"\n" not in self.buffer:

@@ -8,16 +8,15 @@ equal share of the batch output cap, all inside one batch deadline.
 
 import json
 import os
-import re
 import select
 import threading
 import time
 
 from . import execute
 from .refusal import Refusal
+from .screen import LABEL
 
 RULE = "request/batch"
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def read_stdin(fd, max_bytes, timeout_s):
@@ -55,8 +54,8 @@ def parse(data, max_commands):
                 or not isinstance(entry.get("command"), str)):
             raise Refusal("batch_bad_shape", RULE, "entry %d needs a string \"command\"" % index)
         ident = entry.get("id", str(index))
-        if not isinstance(ident, str) or not _ID.fullmatch(ident):
-            raise Refusal("batch_bad_shape", RULE, "entry %d: id must match %s" % (index, _ID.pattern))
+        if not isinstance(ident, str) or not LABEL.fullmatch(ident):
+            raise Refusal("batch_bad_shape", RULE, "entry %d: id must match %s" % (index, LABEL.pattern))
         entries.append((ident, entry["command"]))
     return entries
 

@@ -14,12 +14,11 @@ from typing import Any
 from mcp_infra_target import pra_proc, pra_state
 from mcp_infra_target.refusal import Refusal
 
-
 SETTLE_POLL_SECONDS = 0.25
 
 
-def _attempt(spec: dict[str, Any], plan: dict[str, Any], cap: int, timeout: float):
-    result = pra_proc.run(spec["argv"], timeout, cap, plan["user"], plan["cwd"])
+def _attempt(spec: dict[str, Any], plan: dict[str, Any], cap: int):
+    result = pra_proc.run(spec["argv"], plan["timeout"], cap, plan["user"], plan["cwd"])
     expect = spec["expect_stdout"]
     result["ok"] = (result["exit"] == 0 and not result["timed_out"]
                     and (expect is None or result["stdout"].strip() in expect))
@@ -37,7 +36,7 @@ def _step(spec: dict[str, Any] | None, plan: dict[str, Any], cap: int):
     attempts = 0
     while True:
         attempts += 1
-        result = _attempt(spec, plan, cap, plan["timeout"])
+        result = _attempt(spec, plan, cap)
         left = deadline - time.monotonic()
         if result["ok"] or left < SETTLE_POLL_SECONDS or result["timed_out"]:
             break

@@ -10,6 +10,10 @@ EXIT_REFUSED = 126
 EXIT_TIMEOUT = 124
 
 
+class ClientGone(Exception):
+    """The client closed the channel: stop, audit, and say nothing more."""
+
+
 class Refusal(Exception):
     """A request that policy does not allow; `reason` is a stable code, `rule` names the rule."""
 

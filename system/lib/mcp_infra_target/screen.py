@@ -6,11 +6,14 @@ no Unicode format characters (bidi overrides, zero-width joiners), no other sepa
 (NBSP, line separators) and no invalid UTF-8. `str.isprintable` is exactly that rule.
 """
 
+import re
 import unicodedata
 
 from .refusal import Refusal
 
 RULE = "request/screen"
+# Labels the client picks (trace ids, batch entry ids, session frame ids): one shape for all.
+LABEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def decode(raw_bytes):

@@ -17,19 +17,14 @@ import base64
 import binascii
 import json
 import os
-import re
 import select
 import time
 
-from .refusal import Refusal
+from .refusal import EXIT_REFUSED, ClientGone, Refusal
+from .screen import LABEL
 
 RULE = "request/session"
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _FRAME_KEYS = {"id", "command", "stdin"}
-
-
-class ClientGone(Exception):
-    """The client stopped reading: nothing more can be said."""
 
 
 def line_max_bytes(limits):
@@ -76,8 +71,9 @@ class _Lines:
                 self.eof = True
 
 
-def parse(line, stdin_max_bytes):
-    """(id, raw command bytes, stdin bytes) from one request frame, or a Refusal."""
+def parse(line):
+    """(id, raw command bytes, stdin bytes) from one request frame, or a Refusal. The line
+    cap bounds stdin; its size is judged where a batch reads it, as on a channel."""
     try:
         frame = json.loads(line.decode("utf-8", "strict"))
     except ValueError as error:
@@ -85,8 +81,8 @@ def parse(line, stdin_max_bytes):
     if not isinstance(frame, dict) or not {"id", "command"} <= set(frame) <= _FRAME_KEYS:
         raise Refusal("session_bad_frame", RULE, 'expected {"id", "command", "stdin"?}')
     ident, command, stdin = frame["id"], frame["command"], frame.get("stdin")
-    if not isinstance(ident, str) or not _ID.fullmatch(ident):
-        raise Refusal("session_bad_frame", RULE, "id must match %s" % _ID.pattern)
+    if not isinstance(ident, str) or not LABEL.fullmatch(ident):
+        raise Refusal("session_bad_frame", RULE, "id must match %s" % LABEL.pattern)
     if not isinstance(command, str):
         raise Refusal("session_bad_frame", RULE, "command must be text")
     try:
@@ -95,9 +91,8 @@ def parse(line, stdin_max_bytes):
         raise Refusal("invalid_utf8", RULE, "the command is not valid Unicode text")
     data = b""
     if stdin is not None:
-        if not isinstance(stdin, str) or len(stdin) > (stdin_max_bytes * 4 // 3) + 4:
-            raise Refusal("session_bad_frame", RULE, "stdin must be base64 of at most %d bytes"
-                          % stdin_max_bytes)
+        if not isinstance(stdin, str):
+            raise Refusal("session_bad_frame", RULE, "stdin must be base64 text")
         try:
             data = base64.b64decode(stdin.encode("ascii"), validate=True)
         except (ValueError, binascii.Error):
@@ -119,6 +114,12 @@ def _b64(data):
     return base64.b64encode(bytes(data)).decode("ascii")
 
 
+def _refuse(fd, refusal):
+    """The frame-level refusal (`"id": null`): the last thing a session says."""
+    _send(fd, {"id": None, "exit": EXIT_REFUSED, "stdout": "",
+               "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))})
+
+
 def serve(handle, limits, record, stdin_fd=0, stdout_fd=1):
     """Answer requests until the session ends; `handle(raw, stdin) -> (exit, out, err)` is the
     one-request pipeline (refusals included). Fills `record` with how the session went."""
@@ -126,36 +127,25 @@ def serve(handle, limits, record, stdin_fd=0, stdout_fd=1):
     lines = _Lines(stdin_fd, config["line_max_bytes"])
     started = time.monotonic()
     served = 0
-    record["session"] = {"requests": 0, "ended": None}
     try:
         _send(stdout_fd, {"mcp_session": dict(config, version=record.get("version"))})
         while True:
-            if served >= config["max_requests"]:
-                ended = "max_requests"
-                break
             left = config["max_s"] - (time.monotonic() - started)
-            if left <= 0:
-                ended = "max_s"
+            if served >= config["max_requests"] or left <= 0:
+                ended = "max_requests" if left > 0 else "max_s"
                 break
             line = lines.next(min(config["idle_s"], left))
             if line is None:
                 ended = "end_of_input" if lines.eof else "idle"
                 break
-            try:
-                ident, raw, data = parse(line, limits["batch_stdin_max_bytes"])
-            except Refusal as refusal:
-                _send(stdout_fd, {"id": None, "exit": 126, "stdout": "",
-                                  "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))})
-                ended = "bad_frame:" + refusal.reason
-                break
+            ident, raw, data = parse(line)
             code, out, err = handle(raw, data)
             served += 1
             _send(stdout_fd, {"id": ident, "exit": code, "stdout": _b64(out), "stderr": _b64(err)})
-    except Refusal as refusal:  # a frame too long or cut short: say why, then stop
+    except Refusal as refusal:  # a frame malformed, too long or cut short: say why, then stop
         ended = "bad_frame:" + refusal.reason
         try:
-            _send(stdout_fd, {"id": None, "exit": 126, "stdout": "",
-                              "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))})
+            _refuse(stdout_fd, refusal)
         except ClientGone:
             pass
     except ClientGone:

@@ -9,15 +9,13 @@ the same, only where its output goes differs.
 
 import json
 import os
-import re
 import resource
 import time
 
 from . import VERSION, argvparse, audit, execute, paths, policy, screen, tokenise
-from .refusal import EXIT_REFUSED, Refusal
+from .refusal import EXIT_REFUSED, ClientGone, Refusal
 
 NAME = "mcp-wrapper"
-_TRACE = r"[A-Za-z0-9._-]{1,64}"
 TRACE_PREFIX = "mcp:trace="
 EXIT_CLIENT_GONE = 141
 
@@ -60,10 +58,6 @@ def _prepare(loaded, text):
     """Screen, split and plan one batch entry exactly like a whole request."""
     screen.check(text, loaded.limits["request_max_bytes"])
     return _plan_words(loaded, tokenise.split(text, loaded.limits["max_tokens"]))
-
-
-class ClientGone(Exception):
-    """The client closed the channel: stop the command, audit, and say nothing more."""
 
 
 class _Channel:
@@ -223,8 +217,9 @@ def _serve(request, raw, record):
     tokens = tokenise.split(text, loaded.limits["max_tokens"])
     if tokens[0].startswith(TRACE_PREFIX):
         trace = tokens[0][len(TRACE_PREFIX):]
-        if not re.fullmatch(_TRACE, trace):
-            raise Refusal("bad_trace_id", "request/reserved", f"trace ids match {_TRACE}")
+        if not screen.LABEL.fullmatch(trace):
+            raise Refusal("bad_trace_id", "request/reserved",
+                          f"trace ids match {screen.LABEL.pattern}")
         record["trace"] = trace
         tokens = tokens[1:]
         if not tokens:
