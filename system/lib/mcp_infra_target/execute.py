@@ -3,7 +3,8 @@
 The child gets the policy's fixed environment, /dev/null as stdin, `/` as working
 directory, no inherited descriptors and its own session (so its whole process group can
 be signalled) and a soft RLIMIT_FSIZE of 0, so a write that slipped past the policy
-cannot grow any regular file (SIGXFSZ). Output is streamed to a sink up to a byte cap; at the cap or at the
+cannot grow any regular file (SIGXFSZ); a command whose spec says so also gets a soft
+RLIMIT_DATA (memory_bytes). Output is streamed to a sink up to a byte cap; at the cap or at the
 wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
 happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
 until then, so its pid (the group id) cannot have been reused by another process.
@@ -74,21 +75,30 @@ def _signal_group(pid, signum):
         pass
 
 
-def _spawn(argv, env, scratch_bytes):
-    """Start the child with RLIMIT_FSIZE soft `scratch_bytes` (0 unless its spec grants some);
-    the wrapper's own limit is lowered only for the fork and restored at once (the lock keeps
-    batch threads from interleaving)."""
+def _lowered(limit, soft):
+    """Lower `limit`'s soft value to `soft` (never above the hard limit); the saved pair."""
+    saved = resource.getrlimit(limit)
+    hard = saved[1]
+    resource.setrlimit(limit, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    return saved
+
+
+def _spawn(argv, env, scratch_bytes, memory_bytes=None):
+    """Start the child with RLIMIT_FSIZE soft `scratch_bytes` (0 unless its spec grants some)
+    and, where its spec caps memory, RLIMIT_DATA soft `memory_bytes`; the wrapper's own
+    limits are lowered only for the fork and restored at once (the lock keeps batch threads
+    from interleaving; the policy's memory floor is far above the wrapper's own use)."""
     with _SPAWN_LOCK:
-        saved = resource.getrlimit(resource.RLIMIT_FSIZE)
-        hard = saved[1]
-        soft = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        saved = [(resource.RLIMIT_FSIZE, _lowered(resource.RLIMIT_FSIZE, scratch_bytes))]
         try:
+            if memory_bytes is not None:
+                saved.append((resource.RLIMIT_DATA, _lowered(resource.RLIMIT_DATA, memory_bytes)))
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=env, cwd="/", close_fds=True, start_new_session=True, restore_signals=True)
         finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+            for limit, pair in saved:
+                resource.setrlimit(limit, pair)
 
 
 def _pump(process, deadline, cap_bytes, sink, outcome):
@@ -117,13 +127,14 @@ def _pump(process, deadline, cap_bytes, sink, outcome):
                     return
 
 
-def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0):
+def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0,
+        memory_bytes=None):
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + timeout_s
     try:
-        process = _spawn(argv, env, scratch_bytes)
+        process = _spawn(argv, env, scratch_bytes, memory_bytes)
     except OSError as error:
         outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED

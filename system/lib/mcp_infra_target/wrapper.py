@@ -51,7 +51,8 @@ def _plan_words(loaded, tokens):
                       f"{tokens[0][:32]!r} cannot be used inside another request")
     plan = argvparse.plan(loaded, tokens)
     return (plan, loaded.environment, plan.limit(loaded, "timeout_s"),
-            plan.limit(loaded, "output_cap_bytes"), plan.limit(loaded, "scratch_bytes"))
+            plan.limit(loaded, "output_cap_bytes"), plan.limit(loaded, "scratch_bytes"),
+            plan.limit(loaded, "memory_bytes"))
 
 
 def _prepare(loaded, text):
@@ -117,7 +118,8 @@ def _run_single(io, loaded, tokens, record):
     cap = plan.limit(loaded, "output_cap_bytes")
     timeout_s = plan.limit(loaded, "timeout_s")
     outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
-                          loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"))
+                          loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"),
+                          plan.limit(loaded, "memory_bytes"))
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
                   timed_out=outcome.timed_out)
     if outcome.error:
@@ -135,7 +137,7 @@ def _explain(loaded, words):
     answer = {"allowed": False, "command": words[0] if words else None, "argv": None,
               "rule": None, "reason": None, "detail": None}
     try:
-        plan, _, timeout_s, cap, _ = _plan_words(loaded, words)
+        plan, _, timeout_s, cap, _, _ = _plan_words(loaded, words)
         answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
                       output_cap_bytes=cap)
     except Refusal as refusal:
