@@ -125,11 +125,18 @@ def test_host_id_signers_and_keys(target, deployed):
         assert lines == [f'restrict,command="{command}" {public}']
 
 
-def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target):
+def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target, deployed):
     default = json.loads((SYSTEM / "policy/readonly.json").read_text())
     policy = json.loads(target.file("/etc/mcp-infra/readonly.json").content_string)
-    # all plugins, no site commands, one site path denied (the fixture's variables)
+    # all plugins, no site commands, one site path denied (the fixture's variables), and the
+    # destinations: loopback, every inventory host's name and ansible_host, the site's
     default["paths"]["deny"].append("/srv/lab-app/labapp/settings.py")
+    site = json.loads(deployed.vars_file.read_text())["mcp_infra_network_destinations"]
+    loopback = default["network"]["destinations"]
+    rendered = policy["network"]["destinations"]
+    assert rendered[:len(loopback)] == loopback and rendered[-len(site):] == site
+    assert set(rendered[len(loopback):-len(site)]) == set(deployed.hosts) | {"127.0.0.1"}
+    default["network"]["destinations"] = rendered
     assert policy == default
     assert list(policy["types"]) == list(default["types"])  # order kept: types refer back
     catalog = json.loads(target.file("/etc/mcp-infra/actions.json").content_string)
