@@ -58,8 +58,7 @@ class _Frame:
     """A group being read: the items folded so far and the last one, which a quantifier may
     still change."""
 
-    def __init__(self, kind):
-        self.kind = kind
+    def __init__(self):
         self.depth = 0
         self.product = 1
         self.size = 0
@@ -190,7 +189,7 @@ def _pcre_group_open(text, i):
 def _scan(text, dialect):
     """The cost of `text` read in one dialect: "ere" and "pcre" group with ( ), "bre" with
     \\( \\); all of them count {m,n}, \\{m,n\\}, *, +, ?, \\+, \\? as quantifiers."""
-    frames = [_Frame(None)]
+    frames = [_Frame()]
     i, n = 0, len(text)
     pcre = dialect == "pcre"
     group_open, group_close = ("\\(", "\\)") if dialect == "bre" else ("(", ")")
@@ -212,7 +211,7 @@ def _scan(text, dialect):
         if text.startswith(group_open, i):
             i, group = _pcre_group_open(text, i) if pcre else (i + len(group_open), True)
             if group:  # inline flags (?i) are not a group
-                frames.append(_Frame(group_open))
+                frames.append(_Frame())
             continue
         if text.startswith(group_close, i) and len(frames) > 1:
             item = frames.pop().as_item()
@@ -295,7 +294,7 @@ def pattern_checker(spec, where, error):
             cost = regex_cost(value, syntax)
         except PatternError as refused:
             raise Refusal("bad_value", rule, f"pattern {value[:80]!r}: {refused}")
-        for key, got, what in (("max_nesting", cost.nesting, "nested quantifiers"),
+        for key, got, what in (("max_nesting", cost.nesting, "nested or ambiguous repetition"),
                                ("max_repeat_product", cost.product,
                                 "product of counted repetitions"),
                                ("max_expansion", cost.expansion,
