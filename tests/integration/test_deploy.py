@@ -226,8 +226,11 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
                                "valid_before": "20300101\nmallory " + KEY}]},
      "Each operator needs"),
     ({"mcp_infra_reader_groups": ["adm", "docker"]}, "mcp_infra_reader_groups must not contain"),
+    # a destination must be a name or an address: never a pattern or a second value
+    ({"mcp_infra_network_destinations": ["*.example.net"]},
+     "mcp_infra_network_destinations (and every inventory host's name"),
 ], ids=["key-newline", "key-options", "from-quote", "principal-wildcard",
-        "valid-before-newline", "docker-group"])
+        "valid-before-newline", "docker-group", "destination-pattern"])
 def test_bad_variables_are_refused_before_any_change(deployed, variables, message):
     out = deployed.playbook("deploy-mcp-infra.yml", "-e", json.dumps(variables),
                             limit=deployed.host, check=False)
