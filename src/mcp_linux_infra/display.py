@@ -66,6 +66,20 @@ def unprintable(text: str) -> Unprintable | None:
     return None
 
 
+FREE_TEXT_RULE = ("printable text on one line: no control characters (newline and tab "
+                  "included), no Unicode format characters (bidi overrides, zero-width) and "
+                  "no other non-printable characters")
+
+
+def free_text_refusal(name: str, text: str) -> str | None:
+    """Why `text`, free text kept for a person to read (a rationale, a reason), is refused,
+    or None when it is printable on one line."""
+    bad = unprintable(text)
+    if bad is None:
+        return None
+    return f"{name} refused: {bad.reason}: {bad.detail}; it must be {FREE_TEXT_RULE}"
+
+
 def escape(char: str) -> str:
     """`\\n`, `\\x1b`, `\\u202e`, `\\U000e0041`: how one non-printable character is shown."""
     if char in _SHORT:

@@ -146,6 +146,18 @@ def test_an_error_shows_the_unknown_id_as_plain_text(estate, args):
     assert shown in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize(("reason", "refusal"), [
+    pytest.param("wait\x1b[2A", "control_char: U+001B (Cc) at offset 4", id="esc"),
+    pytest.param("two\nlines", "control_char: U+000A (Cc) at offset 3", id="newline"),
+    pytest.param("\u202eniam", "unicode_format_char: U+202E (Cf) at offset 0", id="bidi"),
+])
+def test_a_reject_reason_must_be_printable_text_on_one_line(estate, reason, refusal):
+    p = propose(estate)
+    done = cli(estate, "reject", p.id, "--reason", reason)
+    assert done.returncode == 2 and f"the reason refused: {refusal}" in done.stderr, done.stderr
+    assert estate.store.get(p.id).state == "pending"
+
+
 def test_a_passphrase_protected_key_through_ssh_askpass(estate, tmp_path):
     key = tmp_path / "operator.key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(key)],

@@ -224,6 +224,14 @@ def reject_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _reason(text: str) -> str:
+    """A reject reason is kept for people (and the model) to read: printable, one line."""
+    why = display.free_text_refusal("the reason", text)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return text
+
+
 def _ttl(text: str) -> int:
     try:
         return parse_ttl(text)
@@ -253,5 +261,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     approve.set_defaults(func=approve_cmd)
     reject = approvals.add_parser("reject", help="refuse a pending (or unused approved) one")
     reject.add_argument("id")
-    reject.add_argument("--reason", required=True, help="told to the model")
+    reject.add_argument("--reason", required=True, type=_reason,
+                        help="told to the model (printable text on one line)")
     reject.set_defaults(func=reject_cmd)

@@ -16,16 +16,10 @@ from mcp_linux_infra.approvals.execute import Executor
 from mcp_linux_infra.approvals.pra import ActionTier
 from mcp_linux_infra.approvals.preview import preview
 from mcp_linux_infra.approvals.store import STATES, Proposal
+from mcp_linux_infra.display import FREE_TEXT_RULE
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import Call, current, tool_call
-from mcp_linux_infra.server.common import (
-    FREE_TEXT_RULE,
-    LOCAL_ONLY,
-    READ_ONLY,
-    HostArg,
-    checked,
-    screened,
-)
+from mcp_linux_infra.server.common import LOCAL_ONLY, READ_ONLY, HostArg, checked, screened
 from mcp_linux_infra.server.diagnose import service_commands
 from mcp_linux_infra.server.formatting import FormatArg, render
 from mcp_linux_infra.server.tools_diag import Unit
