@@ -5,7 +5,6 @@ What the operator sees is what tmux's terminal emulator made of the bytes, curso
 erasures and titles included, so a test asserts on the screen, not on the byte stream.
 """
 
-import os
 import re
 import secrets
 import shlex
@@ -23,14 +22,15 @@ _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 
 
 class Terminal:
-    """`tmux -L <own socket>` with one session; `run` starts a command in a fresh pane."""
+    """`tmux -S <own socket>` with one session; `run` starts a command in a fresh pane."""
 
     def __init__(self, workdir: Path, env: dict[str, str]):
         tmux = shutil.which("tmux")
         if tmux is None:
             pytest.fail("tmux is not installed (scripts/setup.sh installs it)", pytrace=False)
         self.tmux = tmux
-        self.socket = f"mcp-screen-{os.getpid()}-{secrets.token_hex(4)}"
+        # The server's socket lives in the test's own directory (removed with it).
+        self.socket = workdir / f"tmux-{secrets.token_hex(4)}.sock"
         self.conf = workdir / "tmux.conf"
         # remain-on-exit keeps the pane (and its screen) after the command ends; no status
         # line, so every row is the program's; a long history for long screens.
@@ -41,7 +41,7 @@ class Terminal:
         self.runs = 0
 
     def _tmux(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run([self.tmux, "-L", self.socket, "-f", str(self.conf), *args],
+        done = subprocess.run([self.tmux, "-S", str(self.socket), "-f", str(self.conf), *args],
                               env=self.env, capture_output=True, text=True, timeout=30,
                               check=False)
         if check and done.returncode != 0:
