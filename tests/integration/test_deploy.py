@@ -216,6 +216,11 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
      "each key must be one ssh public key line"),
     ({"mcp_infra_reader_keys": ['command="/bin/sh" ' + KEY]},
      "each key must be one ssh public key line"),
+    # a CA line would let every certificate it signed in, around the role's keys
+    ({"mcp_infra_pra_keys": ["cert-authority " + KEY]},
+     "each key must be one ssh public key line"),
+    ({"mcp_infra_reader_keys": ["ssh-ed25519-cert-v01@openssh.com " + KEY.split()[1]]},
+     "each key must be one ssh public key line"),
     # a quote in from= would end the option and add another one
     ({"mcp_infra_pra_from": ['10.0.0.1",command="/bin/sh']}, "from= entries are addresses"),
     # a wildcard principal would let this key approve as anyone
@@ -224,7 +229,8 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
                                "valid_before": "20300101\nmallory " + KEY}]},
      "Each operator needs"),
     ({"mcp_infra_reader_groups": ["adm", "docker"]}, "mcp_infra_reader_groups must not contain"),
-], ids=["key-newline", "key-options", "from-quote", "principal-wildcard",
+], ids=["key-newline", "key-options", "cert-authority", "certificate", "from-quote",
+        "principal-wildcard",
         "valid-before-newline", "docker-group"])
 def test_bad_variables_are_refused_before_any_change(deployed, variables, message):
     out = deployed.playbook("deploy-mcp-infra.yml", "-e", json.dumps(variables),
