@@ -135,6 +135,8 @@ def test_prune_removes_only_closed_windows(state, not_after, skew, kept):
     pytest.param(lambda p: p.write_text('{"not_after": true}'), id="bool"),
     pytest.param(lambda p: p.write_text("junk"), id="not-json"),
     pytest.param(lambda p: p.write_text("[5]"), id="list"),
+    pytest.param(lambda p: p.write_text("[" * 100000), id="deep"),
+    pytest.param(lambda p: p.write_bytes(b'{"not_after": 5, "x": "\xff"}'), id="not-utf8"),
     pytest.param(lambda p: p.symlink_to("/etc/passwd"), id="symlink"),
     pytest.param(lambda p: p.mkdir(), id="directory"),
     pytest.param(lambda p: os.mkfifo(p), id="fifo"),

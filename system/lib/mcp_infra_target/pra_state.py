@@ -123,7 +123,7 @@ def _entry_not_after(dir_fd: int, name: str) -> int | None:
                      dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as handle:
             value = json.loads(handle.read(ENTRY_READ_MAX)).get("not_after")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return value if type(value) is int else None
 
