@@ -20,9 +20,6 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from pra_support import canonical, keys, refusal, result, root  # noqa: F401 (fixtures)
 
-NOW = int(time.time())
-
-
 # refused before an operator's signature vouched for the document
 UNVERIFIED = {"bad_envelope", "missing_signature", "not_canonical", "bad_document",
               "bad_signature", "unknown_signer", "wrong_namespace", "signer_not_valid",
@@ -134,22 +131,26 @@ def test_other_host(root):
 
 
 def test_expired(root):
-    doc = root.document(not_before=NOW - 1200, not_after=NOW - 600)
+    now = int(time.time())
+    doc = root.document(not_before=now - 1200, not_after=now - 600)
     assert_refused(root, root.pra_run(root.envelope(doc)), "expired")
 
 
 def test_not_yet_valid(root):
-    doc = root.document(not_before=NOW + 600, not_after=NOW + 1200)
+    now = int(time.time())
+    doc = root.document(not_before=now + 600, not_after=now + 1200)
     assert_refused(root, root.pra_run(root.envelope(doc)), "not_yet_valid")
 
 
 def test_window_too_long(root):
-    doc = root.document(not_before=NOW - 10, not_after=NOW - 10 + 3601)
+    now = int(time.time())
+    doc = root.document(not_before=now - 10, not_after=now - 10 + 3601)
     assert_refused(root, root.pra_run(root.envelope(doc)), "window_too_long")
 
 
 def test_inverted_window(root):
-    doc = root.document(not_before=NOW + 10, not_after=NOW - 10)
+    now = int(time.time())
+    doc = root.document(not_before=now + 10, not_after=now - 10)
     assert_refused(root, root.pra_run(root.envelope(doc)), "bad_window")
 
 
