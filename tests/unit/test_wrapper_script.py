@@ -144,6 +144,24 @@ def test_one_audit_record_per_request_with_trace(root):
     assert records[1]["request"] == "cat /etc/shadow"
 
 
+@pytest.mark.parametrize("command", [
+    pytest.param("é" * 60000, id="printable-non-ascii"),
+    pytest.param(b"\x01" * 60000, id="control"),
+    pytest.param(b"\xff" * 60000, id="invalid-utf8"),
+])
+def test_audit_record_of_an_oversized_request_is_capped(root, command):
+    """The screen refuses it; its record holds the start of it, cut, with the full length
+    and digest, and the line stays within the record cap."""
+    run_wrapper(root, command)
+    path = root / "var/log/mcp-wrapper-audit.jsonl"
+    line = path.read_text().splitlines()[-1]
+    assert len(line) <= 16384
+    record = json.loads(line)
+    assert record["decision"] == "refused" and record["exit"] == 126
+    assert record["request"].endswith("...[cut]")
+    assert [f["field"] for f in record["record_cut"]["fields"]] == ["request"]
+
+
 def batch(root, document, **kwargs):
     data = document if isinstance(document, bytes) else json.dumps(document).encode()
     return run_wrapper(root, "mcp:batch", stdin=data, **kwargs)
