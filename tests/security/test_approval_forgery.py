@@ -18,7 +18,12 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from pra_support import canonical, keys, refusal, result, root  # noqa: F401 (fixtures)
 
-NOW = int(time.time())
+
+@pytest.fixture
+def now() -> int:
+    """The clock, read when the test starts (never once at import: a slow suite may reach a
+    test minutes after collection)."""
+    return int(time.time())
 
 
 def assert_refused(root, proc, reason):
@@ -113,23 +118,23 @@ def test_other_host(root):
     assert last["approver"] == "alice" and last["signer_key"].startswith("SHA256:")
 
 
-def test_expired(root):
-    doc = root.document(not_before=NOW - 1200, not_after=NOW - 600)
+def test_expired(root, now):
+    doc = root.document(not_before=now - 1200, not_after=now - 600)
     assert_refused(root, root.pra_run(root.envelope(doc)), "expired")
 
 
-def test_not_yet_valid(root):
-    doc = root.document(not_before=NOW + 600, not_after=NOW + 1200)
+def test_not_yet_valid(root, now):
+    doc = root.document(not_before=now + 600, not_after=now + 1200)
     assert_refused(root, root.pra_run(root.envelope(doc)), "not_yet_valid")
 
 
-def test_window_too_long(root):
-    doc = root.document(not_before=NOW - 10, not_after=NOW - 10 + 3601)
+def test_window_too_long(root, now):
+    doc = root.document(not_before=now - 10, not_after=now - 10 + 3601)
     assert_refused(root, root.pra_run(root.envelope(doc)), "window_too_long")
 
 
-def test_inverted_window(root):
-    doc = root.document(not_before=NOW + 10, not_after=NOW - 10)
+def test_inverted_window(root, now):
+    doc = root.document(not_before=now + 10, not_after=now - 10)
     assert_refused(root, root.pra_run(root.envelope(doc)), "bad_window")
 
 
