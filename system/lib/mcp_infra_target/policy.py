@@ -408,7 +408,7 @@ def load_for_request(path):
         raise PolicyError("policy file larger than %d bytes" % MAX_POLICY_BYTES)
     try:
         document = json.loads(data.decode("utf-8"))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise PolicyError(f"policy is not JSON: {error}")
     return Policy(document, sha256(data).hexdigest())
 

@@ -78,6 +78,8 @@ def parse(line):
         frame = json.loads(line.decode("utf-8", "strict"))
     except ValueError as error:
         raise Refusal("session_bad_frame", RULE, "not JSON: %s" % str(error)[:200])
+    except RecursionError:  # nesting deeper than the interpreter's stack: still not a frame
+        raise Refusal("session_bad_frame", RULE, "not JSON: nested too deeply")
     if not isinstance(frame, dict) or not {"id", "command"} <= set(frame) <= _FRAME_KEYS:
         raise Refusal("session_bad_frame", RULE, 'expected {"id", "command", "stdin"?}')
     ident, command, stdin = frame["id"], frame["command"], frame.get("stdin")
