@@ -239,6 +239,7 @@ class _Request:
     def __init__(self, layout, policies, base, io, session=None):
         self.layout, self.policies, self.base, self.io, self.session = (
             layout, policies, base, io, session)
+        self.start = None  # monotonic, when `handle` began
 
     def _say(self, refusal):
         """Emit the refusal line; a client that already left cannot change the exit code."""
