@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -265,7 +266,13 @@ def _message(label: tuple[str, str], text: str) -> Text:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args, Settings())
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise UserError(f"setting LINUX_MCP_{str(first['loc'][0]).upper()}: {first['msg']}",
+                            hint="see .env.example") from None
+        return args.func(args, settings)
     except (UserError, SSHError) as exc:
         console.print(_message(("error:", "red"), str(exc)))
         if exc.hint:

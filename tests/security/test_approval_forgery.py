@@ -29,6 +29,12 @@ UNVERIFIED_KEYS = {"event", "time", "sudo_user", "decision", "verified", "durati
                    "refusal", "envelope_sha256", "envelope_bytes", "trace", "document_sha256",
                    "document_bytes", "signature_bytes", "ssh_keygen"}
 
+@pytest.fixture
+def now() -> int:
+    """The clock, read when the test starts (never once at import: a slow suite may reach a
+    test minutes after collection)."""
+    return int(time.time())
+
 
 def assert_refused(root, proc, reason):
     """Refused with `reason`, logged with the same reason, nothing run; unverified input
@@ -130,26 +136,22 @@ def test_other_host(root):
         k: doc[k] for k in ("approver", "host", "nonce", "params", "not_after")}
 
 
-def test_expired(root):
-    now = int(time.time())
+def test_expired(root, now):
     doc = root.document(not_before=now - 1200, not_after=now - 600)
     assert_refused(root, root.pra_run(root.envelope(doc)), "expired")
 
 
-def test_not_yet_valid(root):
-    now = int(time.time())
+def test_not_yet_valid(root, now):
     doc = root.document(not_before=now + 600, not_after=now + 1200)
     assert_refused(root, root.pra_run(root.envelope(doc)), "not_yet_valid")
 
 
-def test_window_too_long(root):
-    now = int(time.time())
+def test_window_too_long(root, now):
     doc = root.document(not_before=now - 10, not_after=now - 10 + 3601)
     assert_refused(root, root.pra_run(root.envelope(doc)), "window_too_long")
 
 
-def test_inverted_window(root):
-    now = int(time.time())
+def test_inverted_window(root, now):
     doc = root.document(not_before=now + 10, not_after=now - 10)
     assert_refused(root, root.pra_run(root.envelope(doc)), "bad_window")
 

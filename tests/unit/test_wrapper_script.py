@@ -202,6 +202,18 @@ def test_batch_refusals(root, document, reason):
     assert refusal_of(batch(root, document))["reason"] == reason
 
 
+def test_deeply_nested_batch_is_a_json_refusal(data):
+    """Nesting deeper than the interpreter's stack is bad JSON, not an internal error."""
+    root = make_root(mini_policy({"uptime": {"executable": ["/usr/bin/uptime", "/bin/uptime"]}},
+                                 limits={"batch_stdin_max_bytes": 262144}))
+    try:
+        for document in (b"[" * 100000, b'{"commands": ' + b"[" * 100000):
+            assert refusal_of(batch(root, document))["reason"] == "batch_bad_json"
+        assert audit_records(root)[-1]["reason"] == "batch_bad_json"
+    finally:
+        remove_root(root)
+
+
 def test_batch_stdin_left_open_is_refused_in_time(root):
     env = {"PATH": "/usr/bin:/bin", "MCP_INFRA_TEST_ROOT": str(root), "SSH_ORIGINAL_COMMAND": "mcp:batch"}
     start = time.monotonic()

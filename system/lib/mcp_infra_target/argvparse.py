@@ -218,9 +218,10 @@ def _emit(command, parsed):
     leaf = parsed.path[-1]
     present = _present(parsed)
     operands = _operands(leaf, parsed, present)
-    executable = command.executable()
+    problems = []
+    executable = command.executable(problems)
     if executable is None:
-        raise Refusal("command_not_installed", command.rule, f"no executable of {command.name} is installed", command=command.name)
+        raise Refusal("command_not_installed", command.rule, f"no trusted executable of {command.name} is installed ({'; '.join(problems)[:300]})", command=command.name)
     argv = [executable]
     items = []
     for depth, node in enumerate(parsed.path):

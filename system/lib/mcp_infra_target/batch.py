@@ -41,6 +41,8 @@ def parse(data, max_commands):
         document = json.loads(data.decode("utf-8"))
     except ValueError as error:
         raise Refusal("batch_bad_json", RULE, str(error)[:200])
+    except RecursionError:  # nesting deeper than the interpreter's stack: still not a batch
+        raise Refusal("batch_bad_json", RULE, "nested too deeply")
     if not isinstance(document, dict) or set(document) != {"commands"}:
         raise Refusal("batch_bad_shape", RULE, 'expected {"commands": [...]}')
     commands = document["commands"]

@@ -2,26 +2,28 @@
 
 The child gets the policy's fixed environment, /dev/null as stdin, `/` as working
 directory, no inherited descriptors and its own session (so its whole process group can
-be signalled) and a soft RLIMIT_FSIZE of 0, so a write that slipped past the policy
+be signalled) and an RLIMIT_FSIZE of 0, soft and hard, so a write that slipped past the policy
 cannot grow any regular file (SIGXFSZ). Output is streamed to a sink up to a byte cap; at the cap or at the
 wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
 happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
 until then, so its pid (the group id) cannot have been reused by another process.
 """
 
+import errno
 import os
 import resource
 import select
 import selectors
 import signal
 import subprocess
-import threading
 import time
+
+from .paths import trusted_executable
 
 EXIT_TIMEOUT = 124
 EXIT_NOT_STARTED = 127
 READ_CHUNK = 65536
-_SPAWN_LOCK = threading.Lock()
+PRLIMIT = ("/usr/bin/prlimit", "/bin/prlimit")
 
 
 class Outcome:
@@ -75,20 +77,22 @@ def _signal_group(pid, signum):
 
 
 def _spawn(argv, env, scratch_bytes):
-    """Start the child with RLIMIT_FSIZE soft `scratch_bytes` (0 unless its spec grants some);
-    the wrapper's own limit is lowered only for the fork and restored at once (the lock keeps
-    batch threads from interleaving)."""
-    with _SPAWN_LOCK:
-        saved = resource.getrlimit(resource.RLIMIT_FSIZE)
-        hard = saved[1]
-        soft = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        try:
-            return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env, cwd="/", close_fds=True, start_new_session=True, restore_signals=True)
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+    """Start the child with RLIMIT_FSIZE `scratch_bytes` (0 unless its spec grants some), soft
+    and hard: util-linux prlimit sets both on itself, then execs `argv`, so the command never
+    runs with a limit it could raise, and no code runs between fork and exec in this
+    (possibly threaded) process."""
+    if not os.path.isfile(argv[0]) or not os.access(argv[0], os.X_OK):
+        code = errno.EACCES if os.path.exists(argv[0]) else errno.ENOENT
+        raise OSError(code, os.strerror(code))  # what exec would say, said before prlimit runs
+    limiter = trusted_executable(PRLIMIT)
+    if limiter is None:
+        raise OSError(errno.ENOENT, "no trusted util-linux prlimit to set its limits")
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    size = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
+    return subprocess.Popen(
+        [limiter, "--fsize=%d:%d" % (size, size), "--"] + list(argv), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/", close_fds=True,
+        start_new_session=True, restore_signals=True)
 
 
 def _pump(process, deadline, cap_bytes, sink, outcome):

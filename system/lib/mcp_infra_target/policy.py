@@ -11,12 +11,11 @@ is deployed (`load`, the role's `validate:`) and whenever `mcp:policy` shows it.
 """
 
 import json
-import os
 import re
-import stat
 
 from .digest import sha256
 from .pathrules import PathRules
+from .paths import trusted_executable
 from .valuetypes import PolicyError, compile_type
 
 MAX_POLICY_BYTES = 4 * 1024 * 1024
@@ -245,17 +244,10 @@ class Command(Node):
                 raise PolicyError(f"{where}: a tag is one punctuation character")
             self.tagged[tag] = compile_type(type_spec, f"{where}.tagged[{tag!r}]", context)
 
-    def executable(self):
-        """The first candidate that is a root-owned, not group/world-writable regular file."""
-        for candidate in self.executables:
-            try:
-                info = os.stat(candidate)
-            except OSError:
-                continue
-            if (stat.S_ISREG(info.st_mode) and info.st_uid == 0
-                    and not info.st_mode & 0o022 and info.st_mode & 0o111):
-                return candidate
-        return None
+    def executable(self, problems=None):
+        """The first candidate that is an executable regular file whose whole path, symlinks
+        and their targets included, is root's alone (paths.trusted_executable)."""
+        return trusted_executable(self.executables, problems)
 
     def forms(self):
         """Command forms this command offers: its leaf nodes (`ip route get`, `uptime`)."""
@@ -408,7 +400,7 @@ def load_for_request(path):
         raise PolicyError("policy file larger than %d bytes" % MAX_POLICY_BYTES)
     try:
         document = json.loads(data.decode("utf-8"))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise PolicyError(f"policy is not JSON: {error}")
     return Policy(document, sha256(data).hexdigest())
 

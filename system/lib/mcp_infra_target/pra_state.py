@@ -169,7 +169,7 @@ def last_done(state_dir: str, action: str, params: dict[str, str]) -> int | None
         with os.fdopen(fd, "rb") as handle:
             when = json.loads(handle.read(4096)).get("time")
         return when if type(when) is int else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     finally:
         os.close(dir_fd)
