@@ -2,10 +2,16 @@
 
 A test never borrows an existing account (`nobody`) or a fixed uid: either may belong to
 something else on the machine, whose processes a test would then count or signal. Instead,
-`made_users(n)` creates `n` users with `useradd --system` (the system picks the uid, and a
-group of the same name), with names unique to this test session, optionally in supplementary
-groups (`adm`, `systemd-journal`, as mcp-reader is), and removes them afterwards, first
-ending any process still running under their uids (those can only be the test's own).
+`made_users(n)` creates `n` users with `useradd` (useradd picks the uid, and a group of the
+same name), with names unique to this test session, optionally in supplementary groups
+(`adm`, `systemd-journal`, as mcp-reader is), and removes them afterwards, first ending any
+process still running under their uids (those can only be the test's own).
+
+The uids come from a range of their own (IDS): containers on the same machine without
+private users (the lab's nspawn targets) share the host's uid space, and their own system
+and regular users (mcp-reader...) take uids from the usual ranges, by their own passwd. The
+range lies above the ranges systemd gives containers (524288-1879048191) and below the
+ones it reserves for "foreign" and special ids.
 """
 
 import grp
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USERADD = "/usr/sbin/useradd"
+IDS = (1900000000, 1999999999)
 USERDEL = "/usr/sbin/userdel"
 # One token per test session: names never clash with another session's users.
 SESSION = secrets.token_hex(3)
@@ -83,8 +90,10 @@ def made_users(count, groups=()):
         for _ in range(count):
             _counter[0] += 1
             name = f"mcpt-{SESSION}-{_counter[0]}"
-            argv = [USERADD, "--system", "--user-group", "--no-create-home",
+            argv = [USERADD, "--user-group", "--no-create-home", "--no-log-init",
                     "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]
+            for key in ("UID", "GID"):
+                argv += ["-K", f"{key}_MIN={IDS[0]}", "-K", f"{key}_MAX={IDS[1]}"]
             if groups:
                 argv += ["--groups", ",".join(groups)]
             done = subprocess.run(argv + [name], check=False, capture_output=True, text=True,
