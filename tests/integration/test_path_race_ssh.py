@@ -37,25 +37,28 @@ def race(deployed):
     w, denied = f"/run/lock/mcp-race-{token}", f"/var/backups/mcp-race-{token}"
     content, name = f"CANARY-CONTENT-{token}", f"CANARY-NAME-{token}"
     script = f"/run/mcp-race-{token}.py"
-    deployed.root_ok(
-        f"set -e; useradd --system --user-group --no-create-home --home-dir /nonexistent "
-        f"--shell /usr/sbin/nologin {racer}; mkdir -m 755 {denied}; "
-        f"echo {content} > {denied}/f; chgrp adm {denied}/f; chmod 640 {denied}/f; "
-        f"touch {denied}/{name}; mkdir {w}; chmod 777 {w}")
-    out = deployed.ssh_root(f"cat > {script} && chmod 644 {script}",
-                            stdin=WATCHED + RACER)
-    assert out.returncode == 0, out.stderr
-    racing = subprocess.Popen(
-        deployed.ssh_argv("root") + [(f"setpriv --reuid={racer} --regid={racer} --clear-groups "
-                                      f"/usr/bin/python3 -I {script} {w} {denied}")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    racing = None
     try:
+        deployed.root_ok(
+            f"set -e; useradd --system --user-group --no-create-home --home-dir /nonexistent "
+            f"--shell /usr/sbin/nologin {racer}; mkdir -m 755 {denied}; "
+            f"echo {content} > {denied}/f; chgrp adm {denied}/f; chmod 640 {denied}/f; "
+            f"touch {denied}/{name}; mkdir {w}; chmod 777 {w}")
+        out = deployed.ssh_root(f"cat > {script} && chmod 644 {script}",
+                                stdin=WATCHED + RACER)
+        assert out.returncode == 0, out.stderr
+        racing = subprocess.Popen(
+            deployed.ssh_argv("root") + [(f"setpriv --reuid={racer} --regid={racer} "
+                                          f"--clear-groups /usr/bin/python3 -I {script} {w} "
+                                          f"{denied}")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert racing.stdout.readline() == b"ready\n", racing.stderr.read()
         yield w, Tally([content, name])
         assert racing.poll() is None, racing.stderr.read()  # raced all along
     finally:
-        racing.stdin.close()
-        racing.wait(timeout=60)
+        if racing is not None:  # its stdin closes: the racer ends (WATCHED)
+            racing.stdin.close()
+            racing.wait(timeout=60)
         deployed.ssh_root(f"userdel {racer}; rm -rf {w} {denied} {script}")
 
 

@@ -45,16 +45,19 @@ def race(tmp_path):
             document["paths"]["read_roots"].append(str(base))
             document["paths"]["deny"].append(str(denied))
             root = make_root(document)
-            racing = subprocess.Popen(["/usr/bin/python3", "-I", "-c", RACER, str(w), str(denied)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      preexec_fn=racer.preexec(), cwd="/")
+            racing = None
             try:
+                racing = subprocess.Popen(
+                    ["/usr/bin/python3", "-I", "-c", RACER, str(w), str(denied)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=racer.preexec(),
+                    cwd="/")
                 assert racing.stdout.readline() == b"ready\n", racing.stderr.read()
                 yield root, reader, str(w), Tally([content, name])
                 assert racing.poll() is None, racing.stderr.read()  # raced all along
             finally:
-                racing.kill()
-                racing.wait()
+                if racing is not None:
+                    racing.kill()
+                    racing.wait()
                 remove_root(root)
         finally:
             shutil.rmtree(base, ignore_errors=True)
