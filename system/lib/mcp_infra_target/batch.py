@@ -111,7 +111,12 @@ def run(entries, prepare, limits, kill_grace_s):
 
     def work(job):
         result, plan, env, timeout_s, cap, scratch = job
-        timeout_s = min(timeout_s, deadline - time.monotonic())
+        try:
+            run_one(result, plan, env, min(timeout_s, deadline - time.monotonic()), cap, scratch)
+        finally:
+            plan.close()  # this entry's checked paths: held from its check to its end
+
+    def run_one(result, plan, env, timeout_s, cap, scratch):
         if timeout_s <= 0:
             result.update(status="timeout", exit_code=execute.EXIT_TIMEOUT,
                           stderr="[mcp-wrapper: batch deadline reached before start]\n")
@@ -119,7 +124,7 @@ def run(entries, prepare, limits, kill_grace_s):
         streams = {"stdout": [], "stderr": []}
         outcome = execute.run(plan.argv, env, timeout_s, cap,
                               lambda name, chunk: streams[name].append(chunk), kill_grace_s,
-                              scratch)
+                              scratch, plan.held.fds(), plan.held.filters())
         status = "timeout" if outcome.timed_out else ("error" if outcome.error else "ok")
         result.update(status=status, exit_code=outcome.exit_code, truncated=outcome.truncated,
                       duration_ms=int(outcome.duration_s * 1000),

@@ -1,8 +1,10 @@
 """Run one planned argv under supervision.
 
 The child gets the policy's fixed environment, /dev/null as stdin, `/` as working
-directory, no inherited descriptors and its own session (so its whole process group can
-be signalled) and an RLIMIT_FSIZE of 0, soft and hard, so a write that slipped past the policy
+directory, no inherited descriptors but those of the checked paths it is given
+(`pass_fds`; `filters` spell them back as the client typed them in its output), its own
+session (so its whole process group can be signalled) and an RLIMIT_FSIZE of 0, soft and
+hard, so a write that slipped past the policy
 cannot grow any regular file (SIGXFSZ). Output is streamed to a sink up to a byte cap; at the cap or at the
 wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
 happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
@@ -76,7 +78,7 @@ def _signal_group(pid, signum):
         pass
 
 
-def _spawn(argv, env, scratch_bytes):
+def _spawn(argv, env, scratch_bytes, pass_fds=()):
     """Start the child with RLIMIT_FSIZE `scratch_bytes` (0 unless its spec grants some), soft
     and hard: util-linux prlimit sets both on itself, then execs `argv`, so the command never
     runs with a limit it could raise, and no code runs between fork and exec in this
@@ -92,11 +94,23 @@ def _spawn(argv, env, scratch_bytes):
     return subprocess.Popen(
         [limiter, "--fsize=%d:%d" % (size, size), "--"] + list(argv), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/", close_fds=True,
-        start_new_session=True, restore_signals=True)
+        pass_fds=pass_fds, start_new_session=True, restore_signals=True)
 
 
-def _pump(process, deadline, cap_bytes, sink, outcome):
-    """Copy output to `sink` until both pipes close, the cap is reached, or the deadline."""
+def _pump(process, deadline, cap_bytes, sink, outcome, filters=None):
+    """Copy output to `sink` until both pipes close, the cap is reached, or the deadline.
+    `filters` (per stream: feed(chunk) and flush() -> bytes) rewrite it first; the cap
+    counts what they give."""
+    def deliver(stream, chunk):
+        room = cap_bytes - outcome.output_bytes
+        if len(chunk) > room:
+            chunk = chunk[:room]
+            outcome.truncated = True
+        if chunk:
+            outcome.output_bytes += len(chunk)
+            sink(stream, chunk)
+        return outcome.truncated
+
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ, "stdout")
         selector.register(process.stderr, selectors.EVENT_READ, "stderr")
@@ -104,36 +118,36 @@ def _pump(process, deadline, cap_bytes, sink, outcome):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 outcome.timed_out = True
-                return
+                break
             for key, _ in selector.select(remaining):
                 chunk = os.read(key.fd, READ_CHUNK)
                 if not chunk:
                     selector.unregister(key.fileobj)
+                    if filters and deliver(key.data, filters[key.data].flush()):
+                        return
                     continue
-                room = cap_bytes - outcome.output_bytes
-                if len(chunk) > room:
-                    chunk = chunk[:room]
-                    outcome.truncated = True
-                if chunk:
-                    outcome.output_bytes += len(chunk)
-                    sink(key.data, chunk)
-                if outcome.truncated:
+                if deliver(key.data, filters[key.data].feed(chunk) if filters else chunk):
                     return
+    if filters and outcome.timed_out:
+        for stream in ("stdout", "stderr"):
+            if deliver(stream, filters[stream].flush()):
+                return
 
 
-def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0):
+def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0, pass_fds=(),
+        filters=None):
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + timeout_s
     try:
-        process = _spawn(argv, env, scratch_bytes)
+        process = _spawn(argv, env, scratch_bytes, pass_fds)
     except OSError as error:
         outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED
         return outcome
     try:
-        _pump(process, deadline, cap_bytes, sink, outcome)
+        _pump(process, deadline, cap_bytes, sink, outcome, filters)
         if not (outcome.timed_out or outcome.truncated):
             outcome.timed_out = not _wait_exit(process.pid, deadline)
         if outcome.timed_out or outcome.truncated:

@@ -7,6 +7,7 @@ Refusal. Every type refuses the empty string. Types are parameterised by policy 
 
 import re
 
+from .pathrules import ACCESS
 from .refusal import Refusal
 
 # Compiled on first use (re caches them): a request needs at most the few its command uses.
@@ -129,8 +130,8 @@ def _host(value, rule):
 
 def _path(spec, where, context):
     access = spec.get("access", "read")
-    if access not in ("read", "list"):
-        raise PolicyError(f"{where}: access must be read or list")
+    if access not in ACCESS:
+        raise PolicyError("{}: access must be one of {}".format(where, ", ".join(ACCESS)))
     rules = context["paths"]
 
     def check(value, rule):

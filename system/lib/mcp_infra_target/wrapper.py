@@ -113,11 +113,17 @@ def _write_json(io, document):
 def _run_single(io, loaded, tokens, record):
     plan = argvparse.plan(loaded, tokens)
     io.deadline = time.monotonic() + plan.limit(loaded, "timeout_s") + loaded.kill_grace_s
-    record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
-    cap = plan.limit(loaded, "output_cap_bytes")
-    timeout_s = plan.limit(loaded, "timeout_s")
-    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
-                          loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"))
+    try:
+        record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
+        if plan.held.passed:
+            record["paths"] = plan.held.audit()
+        cap = plan.limit(loaded, "output_cap_bytes")
+        timeout_s = plan.limit(loaded, "timeout_s")
+        outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
+                              loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"),
+                              plan.held.fds(), plan.held.filters())
+    finally:
+        plan.close()
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
                   timed_out=outcome.timed_out)
     if outcome.error:
@@ -136,8 +142,12 @@ def _explain(loaded, words):
               "rule": None, "reason": None, "detail": None}
     try:
         plan, _, timeout_s, cap, _ = _plan_words(loaded, words)
+        paths = plan.held.audit()
+        plan.close()
         answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
                       output_cap_bytes=cap)
+        if paths:
+            answer["paths"] = paths
     except Refusal as refusal:
         answer.update(rule=refusal.rule, reason=refusal.reason, detail=refusal.detail)
     return answer
