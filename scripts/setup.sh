@@ -10,7 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates)
+# tmux: the tests read the operator CLI's screens back from a real terminal.
+packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
+          tmux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

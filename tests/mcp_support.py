@@ -27,8 +27,16 @@ OUTPUTS = Path(__file__).parent / "data" / "target_outputs.json"
 MISS = "[stand-in] no captured output for: "
 _STAND_IN = """#!{python} -I
 # Prints the captured output for this argv; a missing entry is reported, never invented.
-import json, os, sys, time
-key = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+# A checked path handed over as /dev/fd/N[/...] is named by the path the kernel gives N.
+import json, os, re, sys, time
+def named(word):
+    found = re.fullmatch(r"/dev/fd/([0-9]+)(/.*)?", word)
+    if not found:
+        return word
+    real = os.readlink("/proc/self/fd/" + found.group(1))
+    rest = found.group(2) or ""
+    return real if rest in ("", "/.") else real.rstrip("/") + rest
+key = " ".join([os.path.basename(sys.argv[0])] + [named(word) for word in sys.argv[1:]])
 outputs = json.load(open(os.environ["FAKE_OUTPUTS"]))
 answer = outputs.get(key)
 if answer is None:

@@ -69,6 +69,10 @@ def unprivileged_user():
 
 
 def _drop(ids):
+    """A preexec_fn becoming `ids`: a users_support.User (with its groups) or (uid, gid)."""
+    if hasattr(ids, "preexec"):
+        return ids.preexec()
+
     def preexec():
         os.setgroups([])
         os.setgid(ids[1])

@@ -5,17 +5,21 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
-from mcp_linux_infra import __version__
+from mcp_linux_infra import __version__, display
 from mcp_linux_infra.approvals import cli as approvals_cli
+from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.errors import SSHError
 
-console = Console(stderr=True)
-out = Console()
+# Every value shown is plain text through `display`: nothing from the inventory, a host, a
+# subprocess or an exception is read as markup or reaches the terminal as a control.
+console = display.console(stderr=True)
+out = display.console()
 
 LAB_USERS = {"root": None, "mcp-reader": "mcp-reader.key", "pra-runner": "pra-exec.key"}
 
@@ -26,33 +30,34 @@ def _keys_init(args: argparse.Namespace, settings: Settings) -> int:
     directory = args.dir or settings.keys_dir
     results = init_keys(directory, force=args.force,
                         ask_operator_passphrase=args.ask_operator_passphrase)
-    table = Table(title=f"keys in {directory}")
+    table = Table(title=line("keys in ", str(directory)))
     for col in ("key", "status", "fingerprint"):
         table.add_column(col)
     colour = {"created": "green", "kept": "yellow", "replaced": "red"}
     for r in results:
-        table.add_row(str(r.path), f"[{colour[r.status]}]{r.status}[/]", r.fingerprint)
+        table.add_row(plain(r.path), plain(r.status, colour[r.status]), plain(r.fingerprint))
     out.print(table)
     kept = [r.name for r in results if r.status == "kept"]
     if kept:
-        console.print(f"[yellow]kept existing key(s): {', '.join(kept)} "
-                      "(pass --force to replace; old keys are kept as *.retired-*)[/]")
+        console.print(plain(f"kept existing key(s): {', '.join(kept)} (pass --force to "
+                            "replace; old keys are kept as *.retired-*)", "yellow"))
     return 0
 
 
 def _lab_up(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab import manager
 
-    with console.status("lab up") as spinner:
+    with console.status(plain("lab up")) as spinner:
         def step(message: str) -> None:
-            console.print(f"[dim]·[/] {message}")
-            spinner.update(message)
+            console.print(line(("·", "dim"), " ", message))
+            spinner.update(plain(message))
 
         started = manager.up(settings, args.hosts, status=step)
     if started:
-        console.print(f"[green]started {len(started)} target(s):[/] {', '.join(started)}")
+        console.print(line((f"started {len(started)} target(s):", "green"), " ",
+                           ", ".join(started)))
     else:
-        console.print("[yellow]the lab is already up: nothing to start[/]")
+        console.print(plain("the lab is already up: nothing to start", "yellow"))
     return _lab_status(args, settings)
 
 
@@ -61,19 +66,19 @@ def _lab_status(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = manager.status(settings)
     if not rows:
-        console.print("no lab targets (start some with: mcp-linux-infra lab up)")
+        console.print(plain("no lab targets (start some with: mcp-linux-infra lab up)"))
         return 0
     table = Table(title="lab targets")
     for col in ("name", "ssh", "pid", "process", "systemd"):
         table.add_column(col)
     style = {"running": "green", "degraded": "yellow"}
     for r in rows:
-        table.add_row(r.name, f"127.0.0.1:{r.port}", str(r.pid), r.process,
-                      f"[{style.get(r.system, 'red')}]{r.system}[/]")
+        table.add_row(plain(r.name), plain(f"127.0.0.1:{r.port}"), plain(r.pid),
+                      plain(r.process), plain(r.system, style.get(r.system, "red")))
     out.print(table)
     paths = manager.LabPaths.of(settings)
-    console.print(f"inventory: {paths.inventory}   known_hosts: {paths.known_hosts}   "
-                  f"bootstrap key: {paths.key}")
+    console.print(line("inventory: ", str(paths.inventory), "   known_hosts: ",
+                       str(paths.known_hosts), "   bootstrap key: ", str(paths.key)))
     return 0
 
 
@@ -102,12 +107,12 @@ def _lab_ssh(args: argparse.Namespace, settings: Settings) -> int:
 def _lab_down(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab import manager
 
-    with console.status("stopping lab targets"):
+    with console.status(plain("stopping lab targets")):
         stopped = manager.down(settings)
     if stopped:
-        console.print(f"[green]stopped and removed:[/] {', '.join(stopped)}")
+        console.print(line(("stopped and removed:", "green"), " ", ", ".join(stopped)))
     else:
-        console.print("no lab targets were up: nothing to do")
+        console.print(plain("no lab targets were up: nothing to do"))
     return 0
 
 
@@ -124,14 +129,15 @@ def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
 
     inventory = load_inventory(settings.inventory)
     known = KnownHosts(settings.known_hosts)
-    table = Table(title=f"hosts in {', '.join(map(str, settings.inventory))}")
+    table = Table(title=line("hosts in ", ", ".join(map(str, settings.inventory))))
     for col in ("name", "groups", "address", "host key"):
         table.add_column(col)
     for host in inventory.resolve(args.target) if args.target else inventory.hosts.values():
         keys = known.known(host)
-        key = ", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items())) \
-            or "[yellow]unknown (hosts trust)[/]"
-        table.add_row(host.name, ",".join(host.groups), f"{host.address}:{host.port}", key)
+        key = plain(", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items()))) \
+            or plain("unknown (hosts trust)", "yellow")
+        table.add_row(plain(host.name), plain(",".join(host.groups)),
+                      plain(f"{host.address}:{host.port}"), key)
     out.print(table)
     return 0
 
@@ -148,24 +154,28 @@ def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
         recorded = known.known(host)
         label = f"{host.name} ({host_id(host)})"
         if recorded.get(key.get_name()) == key:
-            console.print(f"{label}: already trusted, {key.get_name()} {fingerprint(key)}")
+            console.print(line(label, ": already trusted, ", key.get_name(), " ",
+                               fingerprint(key)))
             continue
         if recorded:
-            console.print(f"[red]{label}: presents {key.get_name()} {fingerprint(key)}, which "
-                          f"differs from the recorded key(s); refusing.[/] If the host was "
-                          f"reinstalled, verify out of band, remove the old entry (ssh-keygen "
-                          f"-R '{host_id(host)}' -f {settings.known_hosts}) and run this again.")
+            differs = (f"{label}: presents {key.get_name()} {fingerprint(key)}, which "
+                       "differs from the recorded key(s); refusing.")
+            console.print(line((differs, "red"),
+                               " If the host was reinstalled, verify out of band, remove the "
+                               f"old entry (ssh-keygen -R '{host_id(host)}' -f "
+                               f"{settings.known_hosts}) and run this again."))
             failed += 1
             continue
-        console.print(f"{label} presents {key.get_name()} [bold]{fingerprint(key)}[/]")
-        if not args.yes and console.input("Does it match the host's own "
-                                          "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
-                                          "Trust it? \\[y/N] ").strip().lower() not in ("y", "yes"):
-            console.print("not trusted")
+        console.print(line(label, " presents ", key.get_name(), " ",
+                           (fingerprint(key), "bold")))
+        if not args.yes and console.input(plain(
+                "Does it match the host's own `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
+                "Trust it? [y/N] ")).strip().lower() not in ("y", "yes"):
+            console.print(plain("not trusted"))
             failed += 1
             continue
         known.add(host, key)
-        console.print(f"[green]trusted[/]: recorded in {settings.known_hosts}")
+        console.print(line(("trusted", "green"), ": recorded in ", str(settings.known_hosts)))
     return 1 if failed else 0
 
 
@@ -177,10 +187,10 @@ def _tokens_new(args: argparse.Namespace, settings: Settings) -> int:
 
     token = secrets.token_urlsafe(32)
     spec = {"name": args.name, "sha256": token_hash(token), "scopes": args.scopes}
-    console.print(f"token for {args.name} (shown once; give it to the client as "
-                  f"'Authorization: Bearer TOKEN'):")
+    console.print(line("token for ", args.name, " (shown once; give it to the client as "
+                       "'Authorization: Bearer TOKEN'):"))
     print(token)
-    console.print("add this entry to the JSON list in LINUX_MCP_HTTP_TOKENS:")
+    console.print(plain("add this entry to the JSON list in LINUX_MCP_HTTP_TOKENS:"))
     print(json.dumps(spec))
     return 0
 
@@ -245,15 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(label: tuple[str, str], text: str) -> Text:
+    """An error or hint: its first line after the label, any further line (a subprocess's
+    output in the message) marked as such below it."""
+    first, _, rest = text.partition("\n")
+    shown = line(label, " ", first)
+    return Text("\n").join([shown, display.lines(rest)]) if rest else shown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args, Settings())
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise UserError(f"setting LINUX_MCP_{str(first['loc'][0]).upper()}: {first['msg']}",
+                            hint="see .env.example") from None
+        return args.func(args, settings)
     except (UserError, SSHError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(_message(("error:", "red"), str(exc)))
         if exc.hint:
-            console.print(f"[dim]hint:[/] {exc.hint}")
+            console.print(_message(("hint:", "dim"), exc.hint))
         return 2
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]")
+        console.print(plain("interrupted", "red"))
         return 130

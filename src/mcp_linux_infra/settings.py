@@ -1,5 +1,7 @@
 """Settings from the environment (prefix LINUX_MCP_) and `.env`; every field is in .env.example."""
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +11,39 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mcp_linux_infra.approvals.document import parse_ttl
 
 Scope = Literal["read", "propose", "execute"]
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def _is_ip(text: str, version: int | None = None) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return version is None or address.version == version
+
+
+def _port(entry: str, text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+    return int(text)
+
+
+def split_allowed_host(entry: str) -> tuple[str, int | None]:
+    """`NAME`, `NAME:PORT`, `[IPV6]` or `[IPV6]:PORT` -> (name, port or None); ValueError for
+    anything else (a wildcard, a scheme, a path)."""
+    text = entry.strip()
+    if text.startswith("["):
+        name, bracket, rest = text[1:].partition("]")
+        if not bracket or not _is_ip(name, 6):
+            raise ValueError(f"{entry!r}: not a bracketed IPv6 address")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{entry!r}: expected [IPV6]:PORT")
+        return name, _port(entry, rest[1:]) if rest else None
+    name, colon, port_text = text.partition(":")
+    if not _is_ip(name) and not _HOSTNAME.fullmatch(name):
+        raise ValueError(f"{entry!r}: not a host name, IPv4 address or [IPv6] address")
+    return name, _port(entry, port_text) if colon else None
 
 
 class TokenSpec(BaseModel):
@@ -67,6 +102,10 @@ class Settings(BaseSettings):
         "or group var mcp_key_services adds more)")
     http_host: str = Field("127.0.0.1", description="Bind address of `serve --transport http`")
     http_port: int = Field(8765, ge=1, le=65535, description="Port of `serve --transport http`")
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        [], description="More names clients may use for the HTTP server in Host and Origin "
+        "(NAME on the bind port, or NAME:PORT), comma-separated; the bind address itself and, "
+        "on loopback, localhost are always allowed")
     http_tokens: list[TokenSpec] = Field(
         [], description='Bearer tokens, JSON: [{"name": ..., "sha256": HEX, "scopes": [...]}]')
     rate_limit_per_minute: float = Field(120.0, gt=0, description="Sustained requests per token")
@@ -84,12 +123,19 @@ class Settings(BaseSettings):
     proposal_ttl: float = Field(86400.0, gt=0, description="Seconds a proposal may wait for "
                                 "approval before it expires")
 
-    @field_validator("inventory", "key_services", mode="before")
+    @field_validator("inventory", "key_services", "http_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("http_allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            split_allowed_host(name)
+        return names
 
     @field_validator("approval_ttl")
     @classmethod

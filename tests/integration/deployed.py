@@ -49,7 +49,7 @@ RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
 SNAPSHOT_PATHS = (
     "/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
     "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d", "/etc/mcp-infra", "/usr/local",
-    "/var/lib/mcp-infra", "/var/log/mcp-infra", "/var/lib/sudo",
+    "/var/lib/mcp-infra", "/var/log/mcp-infra", "/var/lib/sudo", "/etc/logrotate.d",
 )
 # Runs on a target as root: owner, mode and sha256 (or link target) of every path under
 # argv[1:], plus the account databases and sshd's effective settings for both accounts.

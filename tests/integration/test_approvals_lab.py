@@ -6,6 +6,7 @@ proposal changed after approval, and crashes reconciled from the target's real j
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -136,8 +137,12 @@ async def test_the_model_is_refused_without_a_valid_approval(deployed, env):
         got = await ok(client, "get_proposal", proposal_id=tampered)
         assert got["state"] == "failed"
     assert {u: main_pid(deployed, u) for u in ("cron", "nginx")} == before  # nothing ran
-    refusals = journal(deployed, got["nonce"])
+    # pra-run logged the attempt by its trace and digests: nothing of the unverified document
+    trace = re.search(r"\(trace ([A-Za-z0-9._-]+)\)", text).group(1)
+    refusals = [r for r in journal(deployed, trace) if r.get("trace") == trace]
     assert [r["refusal"]["reason"] for r in refusals] == ["bad_signature"]
+    assert refusals[0]["verified"] is False and "params" not in refusals[0]
+    assert journal(deployed, got["nonce"]) == []
 
 
 _CHILD = textwrap.dedent("""

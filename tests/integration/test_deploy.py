@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 
 import pytest
 import testinfra
@@ -39,10 +41,12 @@ LAYOUT = {
     "/var/lib/mcp-infra": (True, 0o700),
     "/var/lib/mcp-infra/nonces": (True, 0o700),
     "/var/log/mcp-infra": (True, 0o750),
+    "/etc/logrotate.d/mcp-infra": (False, 0o644),
 }
 SOURCES = {WRAPPER: SYSTEM / "wrappers/mcp-wrapper", PRA_EXEC: SYSTEM / "wrappers/pra-exec",
            "/usr/local/sbin/pra-run": SYSTEM / "pra-run",
-           "/etc/sudoers.d/pra-runner": SYSTEM / "sudoers.d/pra-runner"}
+           "/etc/sudoers.d/pra-runner": SYSTEM / "sudoers.d/pra-runner",
+           "/etc/logrotate.d/mcp-infra": SYSTEM / "logrotate.d/mcp-infra"}
 SOURCES.update({f"{PACKAGE}/{p.name}": p for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")})
 # sshd -T keyword -> value, for both accounts (plus their own forcecommand)
 SSHD_EFFECTIVE = {
@@ -52,6 +56,7 @@ SSHD_EFFECTIVE = {
     "allowtcpforwarding": "no", "allowagentforwarding": "no",
     "allowstreamlocalforwarding": "no", "x11forwarding": "no", "permittunnel": "no",
     "permittty": "no", "permituserrc": "no", "exposeauthinfo": "yes",
+    "trustedusercakeys": "none",
 }
 
 
@@ -218,6 +223,11 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
      "each key must be one ssh public key line"),
     ({"mcp_infra_reader_keys": ['command="/bin/sh" ' + KEY]},
      "each key must be one ssh public key line"),
+    # a CA line would let every certificate it signed in, around the role's keys
+    ({"mcp_infra_pra_keys": ["cert-authority " + KEY]},
+     "each key must be one ssh public key line"),
+    ({"mcp_infra_reader_keys": ["ssh-ed25519-cert-v01@openssh.com " + KEY.split()[1]]},
+     "each key must be one ssh public key line"),
     # a quote in from= would end the option and add another one
     ({"mcp_infra_pra_from": ['10.0.0.1",command="/bin/sh']}, "from= entries are addresses"),
     # a wildcard principal would let this key approve as anyone
@@ -229,11 +239,111 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
     # a destination must be a name or an address: never a pattern or a second value
     ({"mcp_infra_network_destinations": ["*.example.net"]},
      "mcp_infra_network_destinations (and every inventory host's name"),
-], ids=["key-newline", "key-options", "from-quote", "principal-wildcard",
-        "valid-before-newline", "docker-group", "destination-pattern"])
+], ids=["key-newline", "key-options", "cert-authority", "certificate", "from-quote",
+        "principal-wildcard", "valid-before-newline", "docker-group", "destination-pattern"])
 def test_bad_variables_are_refused_before_any_change(deployed, variables, message):
     out = deployed.playbook("deploy-mcp-infra.yml", "-e", json.dumps(variables),
                             limit=deployed.host, check=False)
     assert out.returncode != 0
     assert deployed.recap(out.stdout)[deployed.host]["changed"] == 0
     assert " ".join(message.split()) in " ".join(out.stdout.split())
+
+
+def test_logrotate_rotates_the_pra_run_log(deployed, target):
+    """The role's logrotate configuration, run by the target's own logrotate (forced, with a
+    state file of its own): the log is renamed, a new one is made 0640 root:root, pra-run
+    writes its next line there (it opens the log for every attempt), and the previous file
+    is compressed one rotation later (delaycompress)."""
+    log, conf = "/var/log/mcp-infra/pra-run.log", "/etc/logrotate.d/mcp-infra"
+    state = f"/root/logrotate-test-{os.urandom(4).hex()}.state"
+
+    def attempt() -> str:
+        """One refused attempt: a line in the log; its envelope digest is unique to it."""
+        junk = os.urandom(8).hex()
+        assert deployed.ssh("pra-runner", "run", stdin=junk,
+                            key=deployed.key_for("pra-runner")).returncode == 126
+        return hashlib.sha256(junk.encode()).hexdigest()
+
+    debug = target.run(f"logrotate -d -s {state} {conf}")
+    assert debug.rc == 0 and "error" not in (debug.stdout + debug.stderr).lower(), debug.stderr
+    try:
+        first = attempt()
+        deployed.root_ok(f"logrotate -f -s {state} {conf}")
+        assert target.file(log).size == 0
+        assert (target.file(log).user, target.file(log).group, target.file(log).mode) == (
+            "root", "root", 0o640)
+        assert first in target.file(f"{log}.1").content_string
+        second = attempt()
+        assert json.loads(target.file(log).content_string)["envelope_sha256"] == second
+        deployed.root_ok(f"logrotate -f -s {state} {conf}")
+        assert second in target.file(f"{log}.1").content_string
+        assert first in target.check_output(f"zcat {log}.2.gz")
+        assert not target.file(f"{log}.2").exists
+    finally:
+        deployed.ssh_root(f"rm -f {state}")
+
+
+# Runs on a target as root: reload sshd, then wait until it listens again. On SIGHUP sshd
+# closes its sockets and re-executes itself, so a connection in between would be refused;
+# it is done when every listening socket of port 22 is a new one.
+_RELOAD_SSHD = r"""
+import subprocess, sys, time
+def listening():
+    out = subprocess.run(["ss", "-Hltne", "sport = :22"], capture_output=True, text=True)
+    return {word for word in out.stdout.split() if word.startswith("ino:")}
+before = listening()
+subprocess.run(["/usr/sbin/sshd", "-t"], check=True)
+subprocess.run(["systemctl", "reload", "ssh"], check=True)
+deadline = time.monotonic() + 30
+while True:
+    now = listening()
+    if len(now) == len(before) and not now & before:
+        break
+    if time.monotonic() > deadline:
+        sys.exit("sshd does not listen again")
+    time.sleep(0.1)
+"""
+
+
+def reload_sshd(deployed) -> None:
+    out = deployed.ssh_root("python3 -", stdin=_RELOAD_SSHD)
+    assert out.returncode == 0, out.stderr
+
+
+def test_user_certificates_never_log_in_as_the_two_accounts(deployed, tmp_path):
+    """On a site whose sshd trusts a user CA, a certificate whose principals name mcp-reader
+    and pra-runner logs in as neither: only the role's authorized_keys do (with restrict,
+    from= and rotation). The same certificate logs in as an ordinary user: the CA works."""
+    ca, client = tmp_path / "ca", tmp_path / "client"
+    for key in (ca, client):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True, timeout=60)
+    probe = "caprobe" + os.urandom(3).hex()
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", "lab-ca-test",
+                    "-n", f"mcp-reader,pra-runner,{probe}", "-V", "-5m:+1h", f"{client}.pub"],
+                   check=True, timeout=60)
+    ca_file, dropin = "/etc/ssh/lab-user-ca.pub", "/etc/ssh/sshd_config.d/00-lab-user-ca.conf"
+    deployed.root_ok(f"useradd -M -d / -s /bin/sh -p '*' {probe}")
+    try:
+        assert deployed.ssh_root(f"cat > {ca_file}", stdin=(tmp_path / "ca.pub").read_text()
+                                 ).returncode == 0
+        deployed.root_ok(f"echo 'TrustedUserCAKeys {ca_file}' > {dropin}")
+        reload_sshd(deployed)
+
+        def login(user: str, command: str) -> subprocess.CompletedProcess:
+            return deployed.ssh(user, command, key=client,
+                                options=["-o", f"CertificateFile={client}-cert.pub"])
+        own = login(probe, "id -un")
+        assert (own.returncode, own.stdout.strip()) == (0, probe), own.stderr
+        for user, command in (("mcp-reader", "mcp:version"), ("pra-runner", "list")):
+            refused = login(user, command)
+            assert refused.returncode == 255 and "Permission denied" in refused.stderr, (
+                user, refused.returncode, refused.stdout[:200])
+            # what sshd itself says for these accounts, with the site's CA configured
+            settings = deployed.root_ok(f"sshd -T -C user={user},host=x,addr=127.0.0.1")
+            assert "trustedusercakeys none" in settings.splitlines()
+            # and their own keys still work
+            assert deployed.ssh(user, command, key=deployed.key_for(user)).returncode == 0
+    finally:
+        deployed.ssh_root(f"rm -f {dropin} {ca_file}; userdel {probe}")
+        reload_sshd(deployed)

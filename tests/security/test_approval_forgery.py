@@ -2,10 +2,12 @@
 
 Every forgery must be refused (exit 126, one JSON refusal line), leave its log line with the
 same reason, run nothing (the action's target file stays absent) and, unless the signature
-itself was good, leave the nonce unused.
+itself was good, leave the nonce unused. A refusal before the signature verified leaves only
+digests and sizes of what was sent in the log, never its text.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -18,17 +20,36 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from pra_support import canonical, keys, refusal, result, root  # noqa: F401 (fixtures)
 
-NOW = int(time.time())
+# refused before an operator's signature vouched for the document
+UNVERIFIED = {"bad_envelope", "missing_signature", "not_canonical", "bad_document",
+              "bad_signature", "unknown_signer", "wrong_namespace", "signer_not_valid",
+              "bad_command"}
+# all a record may hold until then: digests and sizes of the input, and why it was refused
+UNVERIFIED_KEYS = {"event", "time", "sudo_user", "decision", "verified", "durations_ms",
+                   "refusal", "envelope_sha256", "envelope_bytes", "trace", "document_sha256",
+                   "document_bytes", "signature_bytes", "ssh_keygen"}
+
+@pytest.fixture
+def now() -> int:
+    """The clock, read when the test starts (never once at import: a slow suite may reach a
+    test minutes after collection)."""
+    return int(time.time())
 
 
 def assert_refused(root, proc, reason):
-    """Refused with `reason`, logged with the same reason, nothing run."""
+    """Refused with `reason`, logged with the same reason, nothing run; unverified input
+    logged only by digest."""
     answer = refusal(proc)
     assert answer["reason"] == reason, answer
     assert proc.stdout == b""
     last = root.log()[-1]
     assert last["decision"] == "refused" and last["refusal"]["reason"] == reason, last
-    assert root.syslog()[-1]["refusal"]["reason"] == reason
+    assert root.syslog()[-1] == last
+    if reason in UNVERIFIED:
+        assert last["verified"] is False and set(last) <= UNVERIFIED_KEYS, (
+            sorted(set(last) - UNVERIFIED_KEYS))
+    else:
+        assert last["verified"] is True and last["signer_key"].startswith("SHA256:"), last
     assert not os.path.exists(root.file("a"))
     return last
 
@@ -108,28 +129,30 @@ def test_duplicate_key_document(root):
 
 
 def test_other_host(root):
-    last = assert_refused(root, root.pra_run(root.envelope(root.document(host="target-2"))),
-                          "wrong_host")
-    assert last["approver"] == "alice" and last["signer_key"].startswith("SHA256:")
+    doc = root.document(host="target-2")
+    last = assert_refused(root, root.pra_run(root.envelope(doc)), "wrong_host")
+    # verified: now the signed fields are logged
+    assert {k: last[k] for k in ("approver", "host", "nonce", "params", "not_after")} == {
+        k: doc[k] for k in ("approver", "host", "nonce", "params", "not_after")}
 
 
-def test_expired(root):
-    doc = root.document(not_before=NOW - 1200, not_after=NOW - 600)
+def test_expired(root, now):
+    doc = root.document(not_before=now - 1200, not_after=now - 600)
     assert_refused(root, root.pra_run(root.envelope(doc)), "expired")
 
 
-def test_not_yet_valid(root):
-    doc = root.document(not_before=NOW + 600, not_after=NOW + 1200)
+def test_not_yet_valid(root, now):
+    doc = root.document(not_before=now + 600, not_after=now + 1200)
     assert_refused(root, root.pra_run(root.envelope(doc)), "not_yet_valid")
 
 
-def test_window_too_long(root):
-    doc = root.document(not_before=NOW - 10, not_after=NOW - 10 + 3601)
+def test_window_too_long(root, now):
+    doc = root.document(not_before=now - 10, not_after=now - 10 + 3601)
     assert_refused(root, root.pra_run(root.envelope(doc)), "window_too_long")
 
 
-def test_inverted_window(root):
-    doc = root.document(not_before=NOW + 10, not_after=NOW - 10)
+def test_inverted_window(root, now):
+    doc = root.document(not_before=now + 10, not_after=now - 10)
     assert_refused(root, root.pra_run(root.envelope(doc)), "bad_window")
 
 
@@ -207,6 +230,51 @@ def test_signed_with_the_pra_key(root):
 def test_signer_line_expired(root):
     doc = root.document(approver="carol")
     assert_refused(root, root.pra_run(root.envelope(doc, signer="carol")), "signer_not_valid")
+
+
+MARK = "ATTACKER-TEXT-"
+BIG_PARAMS = {f"p{i:02d}": MARK * 280 for i in range(14)}  # ~55 KB of the client's text
+
+
+def _unsigned(root, doc, signature):
+    text = canonical(doc)
+    return json.dumps({"document": text, "signature": signature}).encode(), text
+
+
+def _signed(root, doc, **kw):
+    return root.envelope(doc, **kw), canonical(doc)
+
+
+@pytest.mark.parametrize("make, reason", [
+    pytest.param(lambda r: (MARK.encode() * 4000, None), "bad_envelope", id="not-json"),
+    pytest.param(lambda r: (json.dumps({"document": "{}", "signature": "x",
+                                        MARK * 3000: 1}).encode(), None),
+                 "bad_envelope", id="unknown-envelope-key"),
+    pytest.param(lambda r: (json.dumps({"document": MARK * 4000}).encode(), None),
+                 "missing_signature", id="no-signature"),
+    pytest.param(lambda r: _unsigned(r, r.document(proposal=MARK * 9, params=BIG_PARAMS),
+                                     "garbage " + MARK), "bad_signature", id="garbage-signature"),
+    pytest.param(lambda r: _signed(r, r.document(approver=MARK + "x", params=BIG_PARAMS),
+                                   signer="unknown"), "unknown_signer", id="unknown-signer"),
+    pytest.param(lambda r: _signed(r, r.document(params=BIG_PARAMS), namespace="git"),
+                 "wrong_namespace", id="wrong-namespace"),
+    pytest.param(lambda r: _signed(r, r.document(approver="carol", params=BIG_PARAMS),
+                                   signer="carol"), "signer_not_valid", id="expired-signer"),
+])
+def test_unverified_input_is_logged_by_digest_only(root, make, reason):
+    """Up to 64 KiB of the client's text per attempt never reaches the log (file or syslog)
+    before a signature vouches for it: its digests and sizes do."""
+    data, document = make(root)
+    assert len(data) <= 65536
+    last = assert_refused(root, root.pra_run(data), reason)
+    assert last["envelope_sha256"] == hashlib.sha256(data).hexdigest()
+    assert last["envelope_bytes"] == len(data)
+    if document is not None:
+        assert last["document_sha256"] == hashlib.sha256(document.encode()).hexdigest()
+        assert last["document_bytes"] == len(document.encode())
+    for path in ("var/log/mcp-infra/pra-run.log", "var/log/mcp-wrapper-audit.jsonl"):
+        text = (root.path / path).read_text()
+        assert MARK not in text and len(text) < 2048, (path, len(text))
 
 
 def test_huge_envelope(root):

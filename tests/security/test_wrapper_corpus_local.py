@@ -1,13 +1,15 @@
-"""The adversarial corpus against the real wrapper script, locally, as user `nobody`.
+"""The adversarial corpus against the real wrapper script, locally, as users of its own.
 
-Canaries are real: secret files that `nobody` CAN read but the policy denies (so a pass
-proves the wrapper, not file permissions, blocked them), a secret in the wrapper's own
-environment, symlinks planted under /var/log, a loopback listener, a file that must not be
-created, and no process of the requesting user may outlive its request. Cases run on four
-workers, each as its own unprivileged uid (`nobody` and three unnamed uids), so "left
-behind" is checked per request without the workers seeing each other's processes.
+Canaries are real: secret files that the requesting user CAN read but the policy denies (so
+a pass proves the wrapper, not file permissions, blocked them), a secret in the wrapper's
+own environment, symlinks planted under /var/log, a loopback listener, a file that must not
+be created, and no process of the requesting user may outlive its request. Cases run on four
+workers, each as a user created for this test (users_support; in `adm` and
+`systemd-journal` where the machine has them, as mcp-reader is), so "left behind" is checked
+per request and no other process on the machine can share the uid.
 """
 
+import grp
 import os
 import secrets
 import shutil
@@ -18,11 +20,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from users_support import can_create_users, made_users, processes_of
 from wrapper_corpus import Canaries, load_corpus, run_case
-from wrapper_support import make_root, remove_root, run_wrapper, unprivileged_user
+from wrapper_support import make_root, remove_root, run_wrapper
 
-pytestmark = pytest.mark.skipif(unprivileged_user() is None,
-                                reason="needs root: canaries under /var/log and a switch to nobody")
+pytestmark = pytest.mark.skipif(not can_create_users(),
+                                reason="needs root: canaries under /var/log and users of its own")
+WORKERS = 4
+
+
+def reader_groups():
+    """mcp-reader's groups, where this machine has them."""
+    names = []
+    for name in ("adm", "systemd-journal"):
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            continue
+        names.append(name)
+    return names
 
 
 class Listener:
@@ -52,21 +68,6 @@ class Listener:
         self.sock.close()
 
 
-def processes_of(uid):
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path("/proc", entry, "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith("Z"):
-            found.add(int(entry))
-    return found
-
-
 @pytest.fixture(scope="module")
 def world():
     token = secrets.token_hex(8)
@@ -91,21 +92,21 @@ def world():
     (canary_dir / "plain-link.log").symlink_to(canary_dir / "plain.log")
     listener = Listener()
     root = make_root()
+    users = made_users(WORKERS, reader_groups())
     values = {"canary_dir": canary_dir, "canary_name": name, "secret_file": canary_dir / "server.key",
               "secret_link": canary_dir / "link.log", "etc_secret": etc_dir / "credentials.txt",
               "write_target": write_target, "listener_port": listener.port}
 
-    def worker(uid):
-        """A runner and canaries for one worker, running as its own uid."""
-        user = (uid, unprivileged_user()[1])
-        baseline = processes_of(uid)
+    def worker(user):
+        """A runner and canaries for one worker, running as its own user."""
+        baseline = processes_of(user.uid)
 
         def leftovers():
             deadline = time.monotonic() + 2
-            extra = processes_of(uid) - baseline
+            extra = processes_of(user.uid) - baseline
             while extra and time.monotonic() < deadline:
                 time.sleep(0.05)
-                extra = processes_of(uid) - baseline
+                extra = processes_of(user.uid) - baseline
             return sorted(extra)
 
         def runner(command, stdin):
@@ -117,7 +118,8 @@ def world():
                             connections=lambda: listener.count, leftover_processes=leftovers)
         return runner, canaries
 
-    yield worker, canary_dir
+    with users as workers:
+        yield worker, workers, canary_dir
     listener.close()
     remove_root(root)
     shutil.rmtree(canary_dir, ignore_errors=True)
@@ -134,24 +136,21 @@ def test_corpus_is_large_and_well_formed():
         assert set(case) <= {"cmd", "cmd_hex", "stdin", "cat", "expect"}
 
 
-WORKER_UIDS = [unprivileged_user()[0] if unprivileged_user() else 65534, 61001, 61002, 61003]
-
-
 def test_corpus_holds_against_the_local_wrapper(world):
-    worker, canary_dir = world
+    worker, users, canary_dir = world
     listing = sorted(os.listdir(canary_dir))
     cases = load_corpus()
 
     def run_share(index):
-        runner, canaries = worker(WORKER_UIDS[index])
+        runner, canaries = worker(users[index])
         failures = []
-        for case in cases[index::len(WORKER_UIDS)]:
+        for case in cases[index::WORKERS]:
             problems = run_case(runner, case, canaries)
             if problems:
                 failures.append((case["cat"], case.get("cmd") or case.get("cmd_hex"), problems))
         return failures
 
-    with ThreadPoolExecutor(max_workers=len(WORKER_UIDS)) as pool:
-        failures = [f for share in pool.map(run_share, range(len(WORKER_UIDS))) for f in share]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        failures = [f for share in pool.map(run_share, range(WORKERS)) for f in share]
     assert sorted(os.listdir(canary_dir)) == listing
     assert failures == []

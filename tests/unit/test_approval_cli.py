@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import sqlite3
 import subprocess
 import sys
 import time
@@ -124,7 +125,37 @@ def test_a_confirmation_on_a_terminal(estate):
     assert code == 1 and "nothing was signed" in text and p.state == "pending"
     code, text, p = run(b"y\n")
     assert code == 0 and p.state == "approved"
-    assert "Sign touch_file" in re.sub(r"\x1b\[[0-9;]*m", "", text)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "You sign this approval document:" in shown and "Sign it as alice? [y/N]" in shown
+    assert f"nonce     {p.nonce}" in shown
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(("show", "[/]\x1b]0;pwned\x07"), id="show"),
+    pytest.param(("approve", "[/]\x1b]0;pwned\x07", "--yes"), id="approve"),
+    pytest.param(("reject", "[bold]\x1b[2A\u202e", "--reason", "x"), id="reject"),
+])
+def test_an_error_shows_the_unknown_id_as_plain_text(estate, args):
+    """The id is the operator's argv, echoed in the error: plain text, not markup or
+    escapes (a `[/]` in it used to end the CLI with a traceback)."""
+    done = cli(estate, *args)
+    assert done.returncode == 2, done.stderr
+    assert "error: no proposal" in done.stderr and "\x1b" not in done.stderr
+    assert "Traceback" not in done.stderr
+    shown = args[1].replace("\x1b", "\\x1b").replace("\x07", "\\x07").replace("\u202e", "\\u202e")
+    assert shown in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(("reason", "refusal"), [
+    pytest.param("wait\x1b[2A", "control_char: U+001B (Cc) at offset 4", id="esc"),
+    pytest.param("two\nlines", "control_char: U+000A (Cc) at offset 3", id="newline"),
+    pytest.param("\u202eniam", "unicode_format_char: U+202E (Cf) at offset 0", id="bidi"),
+])
+def test_a_reject_reason_must_be_printable_text_on_one_line(estate, reason, refusal):
+    p = propose(estate)
+    done = cli(estate, "reject", p.id, "--reason", reason)
+    assert done.returncode == 2 and f"the reason refused: {refusal}" in done.stderr, done.stderr
+    assert estate.store.get(p.id).state == "pending"
 
 
 def test_a_passphrase_protected_key_through_ssh_askpass(estate, tmp_path):
@@ -193,3 +224,52 @@ def test_approve_and_execute_at_once(estate):
     assert done.returncode == 0, done.stderr
     assert estate.store.get(p.id).state == "succeeded"
     assert os.path.exists(estate.root.file("a"))
+
+
+# -- the document is built first, shown from its own bytes, then signed as it is -------------
+def test_the_signed_bytes_are_the_drafted_bytes(estate, keys):  # noqa: F811
+    from mcp_linux_infra.approvals.decide import draft, sign_draft
+
+    p = propose(estate)
+    document = draft(p, 600, "alice")
+    assert document.fields["host"] == HOST and document.fields["params"] == p.params
+    a = sign_draft(estate.store, document, estate.settings.operator_key)
+    assert canonical(a.document()) == document.text and a.nonce == document.fields["nonce"]
+    assert verifies(estate, a, keys.public("alice"), "alice")
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(("params", json.dumps({"file": "/etc/passwd"})), id="params"),
+    pytest.param(("host", "another-host"), id="host"),
+    pytest.param(("action", "remove_file"), id="action"),
+    pytest.param(("state", "rejected"), id="state"),
+])
+def test_a_row_changed_after_the_screen_is_not_approved(estate, change):
+    from mcp_linux_infra.approvals.decide import draft, sign_draft
+    from mcp_linux_infra.approvals.store import StateConflict
+
+    p = propose(estate)
+    document = draft(p, 600, "alice")
+    column, value = change
+    db = sqlite3.connect(estate.settings.state_dir / "approvals.sqlite3")
+    with db:
+        db.execute(f"UPDATE proposals SET {column} = ? WHERE id = ?", (value, p.id))
+    db.close()
+    with pytest.raises(StateConflict):
+        sign_draft(estate.store, document, estate.settings.operator_key)
+    after = estate.store.get(p.id)
+    assert after.signature is None and after.nonce is None
+
+
+def test_a_window_that_closed_while_the_screen_was_read_is_not_signed(estate):
+    from mcp_linux_infra.approvals.decide import Draft, draft, sign_draft
+    from mcp_linux_infra.errors import UserError
+
+    p = propose(estate)
+    stale = draft(p, 60, "alice", now=int(time.time()) - 120)
+    with pytest.raises(UserError, match="window closed"):
+        sign_draft(estate.store, stale, estate.settings.operator_key)
+    loose = Draft(json.dumps(draft(p, 600, "alice").fields, indent=1))
+    with pytest.raises(UserError, match="canonical"):
+        sign_draft(estate.store, loose, estate.settings.operator_key)
+    assert estate.store.get(p.id).state == "pending"

@@ -135,7 +135,10 @@ def test_params_changed_after_approval_are_refused_by_the_target(world):
     done = world.store.get(p.id)
     assert done.state == "failed" and done.result["refusal"]["reason"] == "bad_signature"
     assert not os.path.exists(world.root.file("b")) and not os.path.exists(world.root.file("a"))
-    assert [r["refusal"]["reason"] for r in world.attempts(p.nonce)] == ["bad_signature"]
+    # logged by its trace and digests only: nothing of an unverified document reaches the log
+    logged = [r for r in world.root.log() if r.get("trace") == "t-1"]
+    assert [r["refusal"]["reason"] for r in logged] == ["bad_signature"]
+    assert world.attempts(p.nonce) == [] and "params" not in logged[0]
 
 
 def test_a_busy_target_leaves_the_approval_unused(world):

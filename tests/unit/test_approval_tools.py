@@ -111,6 +111,70 @@ async def test_propose_approve_execute_and_every_refusal(estate, mode):
     assert [r["outcome"] for r in estate.root.log()] == ["changed"]
 
 
+# -- free text for the operator's screen: printable on one line, or refused with the reason -
+BAD_RATIONALES = [
+    pytest.param("restart it\nhost lab-01", "control_char", "U+000A (Cc) at offset 10",
+                 id="newline"),
+    pytest.param("restart\tit now", "control_char", "U+0009 (Cc) at offset 7", id="tab"),
+    pytest.param("ok\x1b[2A\x1b[1;1Hhost lab-01", "control_char", "U+001B (Cc) at offset 2",
+                 id="esc-cursor-movement"),
+    pytest.param("title \x1b]0;pwned\x07 set", "control_char", "U+001B (Cc) at offset 6",
+                 id="osc-title"),
+    pytest.param("delete \x7f here", "control_char", "U+007F (Cc) at offset 7", id="del"),
+    pytest.param("c1 csi \x9b2A here", "control_char", "U+009B (Cc) at offset 7", id="c1-csi"),
+    pytest.param("the file \u202eBD-dorp", "unicode_format_char", "U+202E (Cf) at offset 9",
+                 id="bidi-override"),
+    pytest.param("isolate \u2066lab-01\u2069", "unicode_format_char",
+                 "U+2066 (Cf) at offset 8", id="bidi-isolate"),
+    pytest.param("zero\u200bwidth space", "unicode_format_char", "U+200B (Cf) at offset 4",
+                 id="zero-width-space"),
+    pytest.param("\ufeffbyte order mark", "unicode_format_char", "U+FEFF (Cf) at offset 0",
+                 id="bom"),
+    pytest.param("line\u2028separator", "non_printable_char", "U+2028 (Zl) at offset 4",
+                 id="line-separator"),
+    pytest.param("no\u00a0break space", "non_printable_char", "U+00A0 (Zs) at offset 2",
+                 id="nbsp"),
+    pytest.param("private \ue000 use", "non_printable_char", "U+E000 (Co) at offset 8",
+                 id="private-use"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("rationale", "reason", "detail"), BAD_RATIONALES)
+async def test_a_rationale_that_is_not_printable_text_is_refused_with_the_reason(
+        estate, rationale, reason, detail):
+    async with Client(estate.server()) as client:
+        text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
+                             params={"file": estate.root.file("a")}, rationale=rationale)
+        assert f"rationale refused: {reason}: {detail}" in text, text
+        assert "printable text on one line" in text and "(trace " in text
+        assert (await ok(client, "list_proposals"))["count"] == 0
+    assert estate.store.find() == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("rationale", [
+    pytest.param("nginx answers 502; [/] [conceal]x[/conceal] is just text", id="markup-is-text"),
+    pytest.param("Größe überschritten, ошибка, 错误 👍 — é vs e\u0301", id="unicode-letters"),
+    pytest.param("x" * 2000, id="longest"),
+])
+async def test_printable_rationales_are_kept_as_written(estate, rationale):
+    async with Client(estate.server()) as client:
+        proposed = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
+                            params={"file": estate.root.file("a")}, rationale=rationale)
+    assert estate.store.get(proposed["proposal_id"]).rationale == rationale
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("rationale", [pytest.param("too short", id="9-chars"),
+                                       pytest.param("x" * 2001, id="2001-chars")])
+async def test_a_rationale_keeps_its_length_limits(estate, rationale):
+    async with Client(estate.server()) as client:
+        text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
+                             params={"file": estate.root.file("a")}, rationale=rationale)
+    assert "rationale" in text and ("at least 10" in text or "at most 2000" in text), text
+
+
 # -- the operator key: never opened, never named --------------------------------------------
 _PROBE = textwrap.dedent("""
     import json, os, sys

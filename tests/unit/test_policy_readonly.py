@@ -3,12 +3,18 @@ option spellings against the real binaries, dangerous options absent, and that o
 diagnostics typed the common way are allowed."""
 
 import json
+import os
 import re
 import subprocess
 
 import pytest
 
-from wrapper_support import POLICY_FILE, REPO  # noqa: I001 (first: sets sys.path)
+from wrapper_support import (  # noqa: I001 (first: sets sys.path)
+    POLICY_FILE,
+    REPO,
+    default_policy_document,
+    load_document,
+)
 from mcp_infra_target import argvparse, policy, tokenise
 from mcp_infra_target.refusal import Refusal
 
@@ -61,10 +67,12 @@ def test_systemd_tools_force_no_pager(loaded):
     assert loaded.commands["top"].forced == ["-b"]
 
 
-# Spellings that execute, write, page, follow, read other files or reach other hosts.
+# Spellings that execute, write, page, follow, read other files or reach other hosts. Walkers
+# never follow links out of what was checked (-L, -follow and kin), and `file`, handed the
+# checked file as /dev/fd/N, must not describe that link instead (-h).
 FORBIDDEN = {
     "find": ["-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf",
-             "-fls", "-files0-from", "-D"],
+             "-fls", "-files0-from", "-D", "-follow", "-L", "-H"],
     "journalctl": ["-f", "--follow", "-D", "--directory", "--file", "--root", "--image", "-M",
                    "--machine", "--cursor-file", "--vacuum-size", "--vacuum-time", "--vacuum-files",
                    "--rotate", "--flush", "--sync", "--setup-keys", "--verify", "--update-catalog",
@@ -86,15 +94,17 @@ FORBIDDEN = {
     "free": ["-s", "--seconds", "-c", "--count"],
     "top": ["-d 0"],
     "findmnt": ["-F", "--tab-file", "-p", "--poll", "-w", "--timeout"],
-    "ls": ["-R", "--recursive"],
-    "du": ["--files0-from", "-X", "--exclude-from"],
+    "ls": ["-R", "--recursive", "-L", "--dereference", "-H", "--dereference-command-line"],
+    "du": ["--files0-from", "-X", "--exclude-from", "-L", "--dereference", "-D", "-H",
+           "--dereference-args"],
+    "lsattr": ["-R"],
     "wc": ["--files0-from"],
     "md5sum": ["-c", "--check"],
     "sha256sum": ["-c", "--check"],
     "last": ["-f", "--file"],
     "pgrep": ["-F", "--pidfile", "-L", "--logpidfile"],
     "lsof": ["+D", "+d", "-D", "-k", "-m", "-r", "+r"],
-    "file": ["-s", "-z", "-Z", "-f", "-m", "-C", "-p"],
+    "file": ["-s", "-z", "-Z", "-f", "-m", "-C", "-p", "-h", "--no-dereference"],
     "hostname": ["-F", "--file", "-b", "--boot"],
     "lsblk": ["--sysroot"],
     "lscpu": ["-s", "--sysroot"],
@@ -197,6 +207,54 @@ def test_forced_flags_may_also_be_typed(loaded):
             for word in node.forced:
                 if word.startswith("-") and "=" not in word:
                     assert word in defined, (node.rule, word)
+
+
+# What each path-taking form is handed for a path in a directory anyone may write (so the
+# name could point elsewhere by the time the command looks it up): the checked object
+# (`fd`: /dev/fd/N, `dir`: /dev/fd/N/.), the entry in its checked directory (`entry`:
+# /dev/fd/P/NAME, for commands that do not follow it: a directory is handed over as itself
+# there too), or a refusal for commands that resolve names themselves. {d} is a directory,
+# {f} a file.
+HANDED = [
+    ("cat {f}", "fd"), ("head -v {f}", "fd"), ("grep -H x {f}", "fd"), ("file {f}", "fd"),
+    ("md5sum {f}", "fd"), ("zcat {f}", "fd"),
+    ("ls {d}", "dir"), ("ls {f}", "fd"), ("ls -l {d}", "dir"), ("ls -l {f}", "entry"),
+    ("ls -d {f}", "entry"), ("ls -F {f}", "entry"), ("stat {f}", "entry"), ("stat -L {f}", "fd"),
+    ("stat -f {d}", "dir"), ("du -s {d}", "dir"), ("du {f}", "entry"),
+    ("find {d} -name x", "dir"), ("find / -newer {f}", "entry"), ("df {d}", "dir"),
+    ("date -r {f}", "fd"), ("lsattr -d {d}", "dir"), ("lsattr {f}", "entry"),
+    ("readlink {f}", "entry"), ("readlink -f {f}", "path_unstable"),
+    ("realpath {f}", "path_unstable"), ("namei -l {f}", "path_unstable"),
+    ("findmnt -T {d}", "path_unstable"),
+]
+
+
+@pytest.mark.parametrize("line, form", HANDED, ids=[line for line, _ in HANDED])
+def test_path_operands_get_what_their_command_needs(tmp_path, line, form):
+    document = default_policy_document()
+    document["paths"]["read_roots"].append(str(tmp_path))
+    loaded = load_document(document)
+    base = tmp_path / "open"
+    base.mkdir()
+    (base / "d").mkdir()
+    (base / "f").write_text("x\n")
+    base.chmod(0o777)
+    words = tokenise.split(line.format(d=base / "d", f=base / "f"), 128)
+    if form.startswith("path_"):
+        with pytest.raises(Refusal) as caught:
+            argvparse.plan(loaded, words)
+        assert caught.value.reason == form
+        return
+    plan = argvparse.plan(loaded, words)
+    try:
+        (passed,) = plan.held.passed
+        number = passed.fds[0]
+        name = os.path.basename(passed.shown)
+        assert passed == {"fd": f"/dev/fd/{number}", "dir": f"/dev/fd/{number}/.",
+                          "entry": f"/dev/fd/{number}/{name}"}[form]
+        assert passed in plan.argv
+    finally:
+        plan.close()
 
 
 # Field selection (issue 9, finding 4): options that select fields, properties, formats,

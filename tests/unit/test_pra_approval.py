@@ -90,6 +90,7 @@ def test_window_length():
     (b'{"document": "d", "signature": "s", "x": 1}', "bad_envelope"),
     (b'{"document": "d", "signature": "s", "signature": "t"}', "bad_envelope"),
     (b"\xef\xbb\xbf{}", "bad_envelope"),
+    pytest.param(b"[" * 100000, "bad_envelope", id="nested-100000-deep"),
 ])
 def test_parse_envelope(raw, expected):
     if expected is None:

@@ -124,6 +124,15 @@ def test_shell_request_refused_and_logged(root):
     assert last["decision"] == "refused" and last["request"] is None
 
 
+def test_audit_record_of_an_oversized_request_is_capped(root):
+    assert refusal(root.pra_exec("é" * 60000))["reason"] == "bad_command"
+    line = (root.path / "var/log/mcp-wrapper-audit.jsonl").read_text().splitlines()[-1]
+    assert len(line) <= 16384
+    record = json.loads(line)
+    assert record["decision"] == "refused" and record["request"].endswith("...[cut]")
+    assert [f["field"] for f in record["record_cut"]["fields"]] == ["request"]
+
+
 def test_broken_catalog_refused(root):
     (root.path / "etc/mcp-infra/actions.json").write_text("{")
     assert refusal(root.pra_exec("list"))["reason"] == "config_error"

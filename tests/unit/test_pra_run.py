@@ -13,6 +13,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
+from mcp_infra_target import pra_state
 from pra_support import keys, refusal, result, root  # noqa: F401 (keys, root: fixtures)
 
 RESULT_KEYS = {"outcome", "note", "action", "params", "proposal", "nonce", "approver", "host",
@@ -177,6 +178,60 @@ def test_log_line_format_and_mode(root):
     assert set(line["durations_ms"]) == {"signature", "lock_wait", "steps", "total"}
     assert "stdout" not in line["run"]
     assert root.syslog()[-1] == line
+
+
+def test_step_output_never_reaches_the_log(root):
+    """The client gets every step's output; the log (file and syslog) keeps its status only."""
+    mark = "STEP-OUTPUT-" + os.urandom(4).hex()
+    loud = ["/usr/bin/sh", "-c", 'echo "$0"; echo "$0" >&2; exit "$1"', mark]
+    root.write_catalog({"chatty": {"description": "every step prints", "params": {},
+                                   "check": loud + ["1"], "run": loud + ["0"],
+                                   "verify": loud + ["0"]}})
+    out = result(approve(root, action="chatty", params={}))
+    assert out["outcome"] == "changed"
+    assert all(mark in out[step][stream] for step in ("check", "run", "verify")
+               for stream in ("stdout", "stderr"))
+    for path in ("var/log/mcp-infra/pra-run.log", "var/log/mcp-wrapper-audit.jsonl"):
+        assert mark not in (root.path / path).read_text()
+    assert set(root.log()[-1]["run"]) == {"exit", "ok", "timed_out", "truncated",
+                                          "duration_ms", "error"}
+
+
+def test_closed_windows_leave_the_ledger_after_an_accepted_attempt(root):
+    """Entries whose window closed more than clock_skew_seconds ago are removed; entries of
+    open windows, and the one just used, stay."""
+    root.write_catalog(settings={"clock_skew_seconds": 30})
+    now = int(time.time())
+    state = str(root.path / "var/lib/mcp-infra")
+    nonces = {"closed": now - 31 - 5, "in_skew": now - 5, "open": now + 600}
+    nonces = {os.urandom(16).hex(): (name, not_after) for name, not_after in nonces.items()}
+    for nonce, (name, not_after) in nonces.items():
+        pra_state.record_nonce(state, nonce, {"not_after": not_after, "proposal": name})
+    doc = root.document()
+    assert result(root.pra_run(root.envelope(doc)))["outcome"] == "changed"
+    left = {name for nonce, (name, _) in nonces.items() if root.ledger_file(nonce).exists()}
+    assert left == {"in_skew", "open"} and root.ledger_file(doc["nonce"]).exists()
+    assert root.log()[-1]["ledger"] == {"scanned": 4, "removed": 1, "kept": 3, "unreadable": 0}
+
+
+def test_a_replay_is_refused_inside_the_window_and_expired_after_it(root):
+    """Pruning never reopens a nonce: inside its window the entry is there (replayed_nonce);
+    after it, the document itself is refused `expired` before the ledger is consulted."""
+    root.write_catalog(settings={"clock_skew_seconds": 0})
+    now = int(time.time())
+    doc = root.document(not_before=now - 10, not_after=now + 5)
+    data = root.envelope(doc)
+    assert result(root.pra_run(data))["outcome"] == "changed"
+    os.unlink(root.file("a"))
+    assert result(approve(root, params={"file": root.file("b")}))["outcome"] == "changed"
+    assert root.ledger_file(doc["nonce"]).exists()
+    assert refusal(root.pra_run(data))["reason"] == "replayed_nonce"
+    while time.time() < doc["not_after"] + 1:  # the wall clock passing the window, no process
+        time.sleep(0.1)
+    assert result(approve(root, params={"file": root.file("c")}))["outcome"] == "changed"
+    assert not root.ledger_file(doc["nonce"]).exists()
+    assert refusal(root.pra_run(data))["reason"] == "expired"
+    assert not os.path.exists(root.file("a"))
 
 
 @pytest.mark.parametrize("breakage, rule", [

@@ -101,3 +101,69 @@ def test_corrupt_done_marker_counts_as_never_done(state):
     for content in ("junk", "[]", '{"time": "5"}', '{"time": true}'):
         marker.write_text(content)
         assert pra_state.last_done(str(state), "a", {}) is None
+
+
+NOW = 1_000_000  # prune_nonces takes the time as an argument
+
+
+def ledger(state, entries):
+    """Ledger entries as pra-run writes them: nonce -> not_after."""
+    (state / "nonces").mkdir(mode=0o700, exist_ok=True)
+    for nonce, not_after in entries.items():
+        pra_state.record_nonce(str(state), nonce, {"not_after": not_after, "proposal": "p"})
+    return state / "nonces"
+
+
+@pytest.mark.parametrize("not_after, skew, kept", [
+    pytest.param(NOW - 61, 60, False, id="closed-beyond-skew"),
+    pytest.param(NOW - 60, 60, True, id="closed-within-skew"),
+    pytest.param(NOW + 3600, 60, True, id="open"),
+    pytest.param(NOW - 1, 0, False, id="closed-no-skew"),
+    pytest.param(NOW, 0, True, id="last-second"),
+])
+def test_prune_removes_only_closed_windows(state, not_after, skew, kept):
+    directory = ledger(state, {"n" * 16: not_after})
+    counts = pra_state.prune_nonces(str(state), NOW, skew)
+    assert (directory / pra_state.nonce_name("n" * 16)).exists() == kept
+    assert counts == {"scanned": 1, "removed": 0 if kept else 1, "kept": 1 if kept else 0,
+                      "unreadable": 0}
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda p: p.write_text("{}"), id="no-not_after"),
+    pytest.param(lambda p: p.write_text('{"not_after": "5"}'), id="string"),
+    pytest.param(lambda p: p.write_text('{"not_after": true}'), id="bool"),
+    pytest.param(lambda p: p.write_text("junk"), id="not-json"),
+    pytest.param(lambda p: p.write_text("[5]"), id="list"),
+    pytest.param(lambda p: p.write_text("[" * 100000), id="deep"),
+    pytest.param(lambda p: p.write_bytes(b'{"not_after": 5, "x": "\xff"}'), id="not-utf8"),
+    pytest.param(lambda p: p.symlink_to("/etc/passwd"), id="symlink"),
+    pytest.param(lambda p: p.mkdir(), id="directory"),
+    pytest.param(lambda p: os.mkfifo(p), id="fifo"),
+])
+def test_prune_keeps_what_it_cannot_read(state, make):
+    """Every pra-run has written not_after: anything else was not, and is never guessed at."""
+    directory = ledger(state, {})
+    entry = directory / ("f" * 64)
+    make(entry)
+    assert pra_state.prune_nonces(str(state), NOW, 0)["unreadable"] == 1
+    assert os.path.lexists(entry)
+
+
+def test_prune_work_is_bounded(state):
+    directory = ledger(state, {f"{i:016d}": NOW - 1000 for i in range(10)})
+    assert pra_state.prune_nonces(str(state), NOW, 0, scan_max=4)["removed"] == 4
+    assert len(list(directory.iterdir())) == 6
+    assert pra_state.prune_nonces(str(state), NOW, 0, scan_max=4)["removed"] == 4
+    assert pra_state.prune_nonces(str(state), NOW, 0, scan_max=4) == {
+        "scanned": 2, "removed": 2, "kept": 0, "unreadable": 0}
+    assert list(directory.iterdir()) == []
+
+
+def test_prune_refuses_a_ledger_not_private_to_root(state):
+    directory = ledger(state, {"n" * 16: NOW - 1000})
+    os.chmod(directory, 0o770)
+    with pytest.raises(Refusal) as caught:
+        pra_state.prune_nonces(str(state), NOW, 0)
+    assert caught.value.reason == "config_error"
+    assert len(list(directory.iterdir())) == 1

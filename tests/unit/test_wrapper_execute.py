@@ -8,12 +8,13 @@ from mcp_infra_target import execute
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-def run(argv, timeout=5.0, cap=1 << 20, env=ENV):
+def run(argv, timeout=5.0, cap=1 << 20, env=ENV, scratch_bytes=0):
     chunks = {"stdout": b"", "stderr": b""}
 
     def sink(stream, chunk):
         chunks[stream] += chunk
-    outcome = execute.run(argv, env, timeout, cap, sink, kill_grace_s=0.5)
+    outcome = execute.run(argv, env, timeout, cap, sink, kill_grace_s=0.5,
+                          scratch_bytes=scratch_bytes)
     return outcome, chunks["stdout"], chunks["stderr"]
 
 
@@ -85,6 +86,18 @@ def test_children_cannot_grow_files(tmp_path):
     assert not target.exists() or target.stat().st_size == 0
     with open(tmp_path / "parent-still-writes", "w") as handle:
         handle.write("ok")
+
+
+def fsize_limits(out: bytes) -> list[str]:
+    line = next(x for x in out.decode().splitlines() if x.startswith("Max file size"))
+    return line.split()[3:5]
+
+
+def test_the_file_size_limit_is_hard_too():
+    """Soft and hard alike, so the command cannot raise it (it is set before it runs)."""
+    for scratch, expected in ((0, ["0", "0"]), (1 << 20, ["1048576", "1048576"])):
+        outcome, out, _ = run(["/bin/cat", "/proc/self/limits"], scratch_bytes=scratch)
+        assert outcome.exit_code == 0 and fsize_limits(out) == expected
 
 
 def test_signal_exit_code_and_missing_binary():

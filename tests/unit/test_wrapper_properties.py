@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from wrapper_support import POLICY_FILE  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse, pathrules, policy, screen, tokenise
+from mcp_infra_target.handover import Passed
 from mcp_infra_target.refusal import Refusal
 
 LOADED = policy.load(str(POLICY_FILE))
@@ -118,5 +119,7 @@ def test_allowed_paths_resolve_inside_roots_and_outside_the_deny_list(parts, acc
     resolved = os.path.realpath(raw)
     assert rules.denied_by(resolved) is None and rules.denied_by(pathrules.lexical(raw)) is None
     assert rules.root_of(resolved, access) is not None
-    if access == "read":
-        assert passed == resolved
+    if access == "read":  # the file itself is handed over, never a name
+        assert passed == f"/dev/fd/{passed.fds[0]}" and passed.real == resolved
+    if isinstance(passed, Passed):
+        passed.close()

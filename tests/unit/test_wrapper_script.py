@@ -144,6 +144,24 @@ def test_one_audit_record_per_request_with_trace(root):
     assert records[1]["request"] == "cat /etc/shadow"
 
 
+@pytest.mark.parametrize("command", [
+    pytest.param("é" * 60000, id="printable-non-ascii"),
+    pytest.param(b"\x01" * 60000, id="control"),
+    pytest.param(b"\xff" * 60000, id="invalid-utf8"),
+])
+def test_audit_record_of_an_oversized_request_is_capped(root, command):
+    """The screen refuses it; its record holds the start of it, cut, with the full length
+    and digest, and the line stays within the record cap."""
+    run_wrapper(root, command)
+    path = root / "var/log/mcp-wrapper-audit.jsonl"
+    line = path.read_text().splitlines()[-1]
+    assert len(line) <= 16384
+    record = json.loads(line)
+    assert record["decision"] == "refused" and record["exit"] == 126
+    assert record["request"].endswith("...[cut]")
+    assert [f["field"] for f in record["record_cut"]["fields"]] == ["request"]
+
+
 def batch(root, document, **kwargs):
     data = document if isinstance(document, bytes) else json.dumps(document).encode()
     return run_wrapper(root, "mcp:batch", stdin=data, **kwargs)
@@ -182,6 +200,18 @@ def test_batch_output_share_and_nested_reserved(root, data):
 ])
 def test_batch_refusals(root, document, reason):
     assert refusal_of(batch(root, document))["reason"] == reason
+
+
+def test_deeply_nested_batch_is_a_json_refusal(data):
+    """Nesting deeper than the interpreter's stack is bad JSON, not an internal error."""
+    root = make_root(mini_policy({"uptime": {"executable": ["/usr/bin/uptime", "/bin/uptime"]}},
+                                 limits={"batch_stdin_max_bytes": 262144}))
+    try:
+        for document in (b"[" * 100000, b'{"commands": ' + b"[" * 100000):
+            assert refusal_of(batch(root, document))["reason"] == "batch_bad_json"
+        assert audit_records(root)[-1]["reason"] == "batch_bad_json"
+    finally:
+        remove_root(root)
 
 
 def test_batch_stdin_left_open_is_refused_in_time(root):

@@ -144,6 +144,9 @@ def test_refusals_inside_a_session_keep_it_open(root, command, reason):
     (b'{"id": "1", "command": "id\\u0000 -u"}\n', "control_char"),
     (b'\xff\xfe\n', "session_bad_frame"),
     (b'{"id": "1", "command": "' + b"a" * 200000 + b'"}\n', "session_line_too_long"),
+    pytest.param(b"[" * 100000 + b"\n", "session_bad_frame", id="nested-100000-deep"),
+    pytest.param(b'{"id": "1", "command": "id", "stdin": ' + b"[" * 100000 + b"\n",
+                 "session_bad_frame", id="nested-inside-a-frame"),
 ])
 def test_a_malformed_frame_is_refused_and_ends_the_session(root, frame, reason):
     session = Session(root)

@@ -1,31 +1,43 @@
 """`mcp-linux-infra approvals list|show|approve|reject`: the operator's side.
 
-Approving shows everything the signature will cover (host, action, params) and what the
-operator needs to judge it (rationale, preview, the action's description), asks, and only
-then signs with the operator key. A non-interactive run must say --yes.
+Approving shows what the operator needs to judge the proposal (rationale, preview, the
+action's description), then builds the approval document and ends the screen with its
+signed fields (host, action, params, window, approver, nonce) read back from the document's
+own bytes, right before the prompt; only a yes signs, and it signs exactly that document.
+A non-interactive run must say --yes.
+
+Every value shown here comes from the model, a target or the database: it is shown through
+`display` (plain text, non-printable characters as visible escapes, never markup).
 """
 
 import argparse
 import io
+import json
 import sys
 from datetime import datetime
+from typing import Any
 
-from rich.console import Console
+from rich.console import Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mcp_linux_infra import display
 from mcp_linux_infra.approvals.document import parse_ttl
 from mcp_linux_infra.approvals.store import STATES, ApprovalStore, Proposal
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.display import line, lines, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
 
-console = Console(stderr=True)
-out = Console()
+console = display.console(stderr=True)
+out = display.console()
 STATE_STYLE = {"pending": "yellow", "approved": "cyan", "executing": "magenta",
                "succeeded": "green", "already-satisfied": "green", "failed": "red",
                "rejected": "dim", "expired": "dim"}
+SIGNED_HEADER = "You sign this approval document:"
+_BARE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+,%")
 
 
 def _when(stamp: float | None) -> str:
@@ -34,12 +46,19 @@ def _when(stamp: float | None) -> str:
     return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def _params(p: Proposal) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(p.params.items())) or "(none)"
+def _word(value: Any) -> str:
+    """A param name or value as one unambiguous word: bare when it is plain, else quoted."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if text and set(text) <= _BARE else json.dumps(text, ensure_ascii=False)
 
 
-def _state(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+def _params(params: dict[str, Any]) -> Text:
+    return plain("  ".join(f"{_word(k)}={_word(v)}" for k, v in sorted(params.items()))
+                 or "(none)")
+
+
+def _state(state: str) -> Text:
+    return plain(state, STATE_STYLE.get(state, "white"))
 
 
 def _store(settings: Settings) -> ApprovalStore:
@@ -51,49 +70,76 @@ def _store(settings: Settings) -> ApprovalStore:
     return store
 
 
+def _preview(shown: dict[str, Any]) -> Text:
+    """The preview: the command the read tier ran, its output (a target's text, one marked
+    line per line), what it means (ours) and the prediction."""
+    if not shown.get("available"):
+        return plain(f"no preview: {shown.get('why', 'none was taken')}", "dim")
+    output = shown.get("output") or ""
+    parts = [line("`", shown.get("command", "?"), "` answered",
+                  f" (exit {shown['exit_code']})" if "exit_code" in shown else "",
+                  ":" if output else ": nothing")]
+    if output:
+        parts.append(lines(output))
+    parts.append(plain(shown.get("explains", ""), "dim"))
+    if shown.get("prediction"):
+        parts.append(plain(shown["prediction"], "bold"))
+    return Text("\n").join(parts)
+
+
 def _panel(p: Proposal) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     info = p.action_info or {}
-    rows = [("proposal", f"{p.id}  {_state(p.state)}"), ("host", f"[bold]{p.host}[/]"),
-            ("action", f"[bold]{p.action}[/]  (runs as {info.get('runs_as', '?')})"),
-            ("params", f"[bold]{_params(p)}[/]"), ("what it does", info.get("description", "")),
-            ("rationale", p.rationale),
-            ("proposed", f"{_when(p.created_at)} by {p.proposed_by or '?'} (trace {p.trace})")]
-    shown = p.preview or {}
-    if shown.get("available"):
-        preview = f"`{shown['command']}` -> {shown.get('output') or '(no output)'}"
-        preview += f"\n[dim]{shown.get('explains', '')}[/]"
-        if shown.get("prediction"):
-            preview += f"\n[bold]{shown['prediction']}[/]"
-    else:
-        preview = f"[dim]no preview: {shown.get('why', 'none was taken')}[/]"
-    rows.append(("preview", preview))
+    rows = [("proposal", line(p.id, "  ", _state(p.state))), ("host", plain(p.host, "bold")),
+            ("action", line((p.action, "bold"), "  (runs as ", info.get("runs_as", "?"), ")")),
+            ("params", _params(p.params)), ("what it does", plain(info.get("description", ""))),
+            ("rationale", plain(p.rationale)),
+            ("proposed", line(_when(p.created_at), " by ", p.proposed_by or "?", " (trace ",
+                              p.trace or "-", ")")),
+            ("preview", _preview(p.preview or {}))]
     if p.approver:
-        window = f"{_when(p.not_before)} .. {_when(p.not_after)}"
-        rows.append(("approved", f"by {p.approver}, valid {window}"))
+        rows.append(("approved", line("by ", p.approver, ", valid ", _when(p.not_before),
+                                      " .. ", _when(p.not_after))))
     if p.reason:
-        rows.append(("reason", p.reason))
+        rows.append(("reason", plain(p.reason)))
     if p.note:
-        rows.append(("note", p.note))
+        rows.append(("note", plain(p.note)))
     for label, value in rows:
         grid.add_row(label, value)
-    return Panel(grid, title=f"proposal {p.id}", expand=False)
+    return Panel(grid, title=line("proposal ", p.id), expand=False)
+
+
+def _signed(fields: dict[str, Any]) -> Group:
+    """The signed fields of an approval document, from the document itself; a value too
+    long for a line wraps inside its column, so it can never start a line of its own."""
+    start, end = fields["not_before"], fields["not_after"]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in (
+            ("proposal", plain(fields["proposal"])), ("host", plain(fields["host"], "bold")),
+            ("action", plain(fields["action"], "bold")), ("params", _params(fields["params"])),
+            ("window", line(_when(start), " .. ", _when(end), f" ({end - start} s; unix ",
+                            str(start), " .. ", str(end), ")")),
+            ("approver", plain(fields["approver"])), ("nonce", plain(fields["nonce"]))):
+        grid.add_row(label, value)
+    return Group(plain(SIGNED_HEADER, "bold"), Padding(grid, (0, 0, 0, 2)))
 
 
 def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     rows = store.find(args.state, args.host, args.limit)
     if not rows:
-        console.print("no proposals" + (f" in state {args.state}" if args.state else ""))
+        console.print(line("no proposals", f" in state {args.state}" if args.state else ""))
         return 0
     table = Table(title="proposals (newest first)")
     for column in ("id", "state", "host", "action", "params", "proposed", "note"):
         table.add_column(column)
     for p in rows:
-        table.add_row(p.id, _state(p.state), p.host, p.action, _params(p), _when(p.created_at),
-                      (p.note or "")[:60])
+        table.add_row(plain(p.id), _state(p.state), plain(p.host), plain(p.action),
+                      _params(p.params), plain(_when(p.created_at)), plain((p.note or "")[:60]))
     out.print(table)
     return 0
 
@@ -106,27 +152,28 @@ def show_cmd(args: argparse.Namespace, settings: Settings) -> int:
     for column in ("at", "from", "to", "by", "note"):
         history.add_column(column)
     for t in store.transitions(p.id):
-        history.add_row(_when(t["at"]), t["from_state"] or "-", _state(t["to_state"]),
-                        t["actor"], t["note"] or "")
+        history.add_row(plain(_when(t["at"])), plain(t["from_state"] or "-"),
+                        _state(t["to_state"]), plain(t["actor"]), plain(t["note"] or ""))
     out.print(history)
     if p.result:
         outcome = p.result.get("outcome") or p.result.get("refusal", {}).get("reason")
-        out.print(f"target's answer: [bold]{outcome}[/] {p.result.get('note') or ''}")
+        out.print(line("target's answer: ", (str(outcome), "bold"), " ",
+                       p.result.get("note") or ""))
     return 0
 
 
-def _confirm(question: str, yes: bool) -> bool:
+def _confirm(question: Text, yes: bool) -> bool:
     if yes:
         return True
     if not sys.stdin.isatty():
         raise UserError("refusing to approve without a confirmation: stdin is not a terminal",
                         hint="run it in a terminal, or pass --yes after reading "
                              "`mcp-linux-infra approvals show ID`")
-    return console.input(Text.from_markup(question)).strip().lower() in ("y", "yes")
+    return console.input(question).strip().lower() in ("y", "yes")
 
 
 def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from mcp_linux_infra.approvals.decide import approve
+    from mcp_linux_infra.approvals.decide import draft, sign_draft
 
     store = _store(settings)
     p = store.get(args.id)
@@ -136,17 +183,18 @@ def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
     ttl = args.ttl or parse_ttl(settings.approval_ttl)
     out.print(_panel(p))
     if ttl > p.max_window:
-        console.print(f"[yellow]ttl {ttl} s is longer than {p.host} accepts; capped at "
-                      f"{p.max_window} s[/]")
+        console.print(line((f"ttl {ttl} s is longer than ", "yellow"), (p.host, "yellow"),
+                           (f" accepts; capped at {p.max_window} s", "yellow")))
         ttl = p.max_window
-    question = (f"Sign [bold]{p.action} {_params(p)}[/] on [bold]{p.host}[/] as "
-                f"{settings.approver}, valid {ttl} s? \\[y/N] ")
-    if not _confirm(question, args.yes):
-        console.print("not approved; nothing was signed")
+    document = draft(p, ttl, settings.approver)
+    fields = document.fields
+    out.print(_signed(fields))
+    if not _confirm(line("Sign it as ", fields["approver"], "? [y/N] "), args.yes):
+        console.print(plain("not approved; nothing was signed"))
         return 1
-    p = approve(store, p, ttl, settings.approver, settings.operator_key)
-    console.print(f"[green]approved[/] {p.id} until {_when(p.not_after)}; the model may now "
-                  f"call execute_pra_action(proposal_id='{p.id}')")
+    p = sign_draft(store, document, settings.operator_key)
+    console.print(line(("approved", "green"), f" {p.id} until {_when(p.not_after)}; the model "
+                       f"may now call execute_pra_action(proposal_id='{p.id}')"))
     if args.execute:
         return _execute(store, p, settings)
     return 0
@@ -164,7 +212,7 @@ def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
                      answer_floor=settings.command_timeout).execute(p.id, host)
     finally:
         pool.close()
-    console.print(f"executed: {_state(p.state)} {p.note or ''}")
+    console.print(line("executed: ", _state(p.state), " ", p.note or ""))
     return 0 if p.state in ("succeeded", "already-satisfied") else 1
 
 
@@ -172,8 +220,16 @@ def reject_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.approvals.decide import reject
 
     p = reject(_store(settings), args.id, settings.approver, args.reason)
-    console.print(f"rejected {p.id}: {args.reason}")
+    console.print(line("rejected ", p.id, ": ", args.reason))
     return 0
+
+
+def _reason(text: str) -> str:
+    """A reject reason is kept for people (and the model) to read: printable, one line."""
+    why = display.free_text_refusal("the reason", text)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return text
 
 
 def _ttl(text: str) -> int:
@@ -205,5 +261,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     approve.set_defaults(func=approve_cmd)
     reject = approvals.add_parser("reject", help="refuse a pending (or unused approved) one")
     reject.add_argument("id")
-    reject.add_argument("--reason", required=True, help="told to the model")
+    reject.add_argument("--reason", required=True, type=_reason,
+                        help="told to the model (printable text on one line)")
     reject.set_defaults(func=reject_cmd)

@@ -8,6 +8,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from mcp_linux_infra.display import free_text_refusal
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.protocol import Outcome, ProtocolError
 from mcp_linux_infra.server.calls import Call, failure_text
@@ -26,6 +27,15 @@ TargetArg = Annotated[str, Field(min_length=1, max_length=253,
 CommandArg = Annotated[str, Field(min_length=1, max_length=4096,
                                   description="A command line, e.g. `ss -tlnp` (no shell: "
                                               "pipes, redirections and `;` do not work)")]
+
+def screened(name: str, text: str) -> str:
+    """Free text a tool keeps for a person to read (a rationale): `text` if it is printable
+    on one line (display.unprintable: `str.isprintable`, the target's rule for requests),
+    else a ToolError naming the reason code and the offset."""
+    why = free_text_refusal(name, text)
+    if why is not None:
+        raise ToolError(why)
+    return text
 
 
 def command_name(command: str) -> str | None:

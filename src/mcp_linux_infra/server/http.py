@@ -1,9 +1,16 @@
-"""Streamable HTTP: bearer tokens stored hashed, scopes, a per-token rate limit.
+"""Streamable HTTP: bearer tokens stored hashed, scopes, a per-token rate limit, and the
+Host/Origin check against DNS rebinding.
 
 Loopback by default. A non-loopback bind without tokens is refused: anyone who can reach
 the port could otherwise read every host. Scopes: `read` to connect at all (every read-only
 tool); `propose` for propose_pra_action and `execute` for execute_pra_action, which check
 them themselves (server/tools_actions.py).
+
+Every request, on every bind and every path, must name this server in its Host header (and
+in its Origin header, when it has one): the exact bind address and port, `localhost` on a
+loopback bind, or a name the operator configured (`LINUX_MCP_HTTP_ALLOWED_HOSTS`). A web page
+that rebinds its own name to this address still sends its own name, so it gets 421 and no
+session. This never relies on the SDK's defaults, which cover only some loopback spellings.
 """
 
 import hashlib
@@ -11,6 +18,7 @@ import hmac
 import ipaddress
 import json
 import math
+import socket
 import threading
 import time
 
@@ -19,7 +27,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.settings import Settings, TokenSpec
+from mcp_linux_infra.settings import Settings, TokenSpec, split_allowed_host
 
 REQUIRED_SCOPES = ["read"]
 
@@ -28,13 +36,108 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """An IP literal on loopback, or a name whose every address is (`localhost`)."""
+    address = _ip(host)
+    if address is not None:
+        return address.is_loopback
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
         return False
+    addresses = [_ip(a.split("%")[0]) for a in found]
+    return bool(addresses) and all(a is not None and a.is_loopback for a in addresses)
+
+
+def endpoint(host: str, port: int) -> str:
+    """The server's URL for a bind."""
+    return f"http://{_name(host)}:{port}/mcp"
+
+
+def _name(host: str) -> str:
+    """How a URL spells `host`: lower case, an IPv6 literal compressed and in brackets."""
+    address = _ip(host)
+    if address is None:
+        return host.lower()
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
+
+
+def _forms(name: str, port: int, schemes: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """The Host and Origin values a client sends for `name` and `port` (a browser leaves the
+    scheme's default port out)."""
+    hosts, origins = {f"{name}:{port}"}, set()
+    for scheme, default in (("http", 80), ("https", 443)):
+        if scheme in schemes:
+            origins.add(f"{scheme}://{name}:{port}")
+            if port == default:
+                hosts.add(name)
+                origins.add(f"{scheme}://{name}")
+    return hosts, origins
+
+
+def allowed_hosts_origins(host: str, port: int, names: list[str]) -> tuple[list[str], list[str]]:
+    """Exact Host and Origin values this server accepts: the bind (`host:port`, not a wildcard
+    address), `localhost:port` on a loopback bind, and the configured `names` (`NAME` on the
+    bind port or `NAME:PORT`; with http and https origins, for a TLS proxy in front)."""
+    hosts: set[str] = set()
+    origins: set[str] = set()
+    address = _ip(host)
+    candidates = []
+    if address is None or not address.is_unspecified:
+        candidates.append((_name(host), port, ("http",)))
+    if is_loopback(host):
+        candidates.append(("localhost", port, ("http",)))
+    for entry in names:
+        name, entry_port = split_allowed_host(entry)
+        candidates.append((_name(name), entry_port or port, ("http", "https")))
+    for name, entry_port, schemes in candidates:
+        more_hosts, more_origins = _forms(name, entry_port, schemes)
+        hosts |= more_hosts
+        origins |= more_origins
+    return sorted(hosts), sorted(origins)
+
+
+class HostOriginCheck:
+    """ASGI middleware in front of everything: a Host outside `hosts` gets 421, an Origin
+    outside `origins` 403 (a request without Origin, from a client that is not a browser,
+    passes on its Host alone). Exact strings: no wildcard, no prefix."""
+
+    def __init__(self, app, hosts: list[str], origins: list[str]):
+        self.app = app
+        self.hosts = frozenset(hosts)
+        self.origins = frozenset(origins)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers: dict[bytes, list[bytes]] = {}
+            for key, value in scope.get("headers") or []:
+                headers.setdefault(key.lower(), []).append(value)
+            host = headers.get(b"host", [])
+            origin = headers.get(b"origin", [])
+            refusal = None
+            if len(host) != 1 or host[0].decode("latin-1") not in self.hosts:
+                refusal = (421, "host_not_allowed")
+            elif len(origin) > 1 or (origin and origin[0].decode("latin-1") not in self.origins):
+                refusal = (403, "origin_not_allowed")
+            if refusal is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                status, error = refusal
+                body = json.dumps({"error": error, "hint": "the server accepts only its own "
+                                   "address and LINUX_MCP_HTTP_ALLOWED_HOSTS"}).encode()
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 class HashedTokenVerifier(TokenVerifier):
@@ -101,24 +204,32 @@ class RateLimit:
 
 
 def auth_kwargs(settings: Settings, host: str, port: int) -> dict:
-    """MCPServer keywords for auth, or {} when serving loopback without tokens."""
+    """MCPServer keywords for auth, or {} when serving loopback without tokens (the
+    Host/Origin check of `asgi_app` is on for every bind)."""
     if not settings.http_tokens:
         if not is_loopback(host):
             raise UserError(f"refusing to serve {host}:{port} without bearer tokens",
                             hint="set LINUX_MCP_HTTP_TOKENS (mcp-linux-infra tokens new NAME), "
                                  "or bind 127.0.0.1")
         return {}
+    address = _ip(host)
+    if address is not None and address.is_unspecified and not settings.http_allowed_hosts:
+        raise UserError(f"refusing to serve {host}:{port}: no Host header can name a wildcard "
+                        "address, so every request would be refused",
+                        hint="set LINUX_MCP_HTTP_ALLOWED_HOSTS to the names clients use")
     return {"token_verifier": HashedTokenVerifier(settings.http_tokens),
             "auth": AuthSettings(issuer_url="https://auth.invalid",
-                                 resource_server_url=f"http://{host}:{port}/mcp",
+                                 resource_server_url=endpoint(host, port),
                                  required_scopes=REQUIRED_SCOPES,
                                  validate_token_resource=False)}
 
 
-def asgi_app(mcp, settings: Settings, host: str):
-    """The streamable HTTP app behind the per-token rate limit."""
-    security = None if is_loopback(host) else TransportSecuritySettings(
-        enable_dns_rebinding_protection=False)  # bearer tokens are not ambient credentials
+def asgi_app(mcp, settings: Settings, host: str, port: int):
+    """The streamable HTTP app behind the per-token rate limit, behind the Host/Origin check.
+    The SDK gets the same exact lists, so its own check agrees instead of using defaults."""
+    hosts, origins = allowed_hosts_origins(host, port, settings.http_allowed_hosts)
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                         allowed_hosts=hosts, allowed_origins=origins)
     app = mcp.streamable_http_app(host=host, transport_security=security)
-    return RateLimit(app, settings.http_tokens, settings.rate_limit_per_minute,
-                     settings.rate_limit_burst)
+    return HostOriginCheck(RateLimit(app, settings.http_tokens, settings.rate_limit_per_minute,
+                                     settings.rate_limit_burst), hosts, origins)

@@ -3,7 +3,7 @@
 import sys
 
 from mcp_linux_infra.server.app import build_server
-from mcp_linux_infra.server.http import asgi_app, auth_kwargs
+from mcp_linux_infra.server.http import asgi_app, auth_kwargs, endpoint
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
 
@@ -19,7 +19,7 @@ def serve(settings: Settings, transport: str, host: str, port: int) -> int:
 
     mcp = build_server(open_state, **auth_kwargs(settings, host, port))
     if not settings.http_tokens:
-        print(f"mcp-linux-infra: serving http://{host}:{port}/mcp WITHOUT authentication "
+        print(f"mcp-linux-infra: serving {endpoint(host, port)} WITHOUT authentication "
               "(loopback only; set LINUX_MCP_HTTP_TOKENS to require tokens)", file=sys.stderr)
-    uvicorn.run(asgi_app(mcp, settings, host), host=host, port=port, log_level="warning")
+    uvicorn.run(asgi_app(mcp, settings, host, port), host=host, port=port, log_level="warning")
     return 0

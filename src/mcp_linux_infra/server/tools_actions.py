@@ -16,9 +16,10 @@ from mcp_linux_infra.approvals.execute import Executor
 from mcp_linux_infra.approvals.pra import ActionTier
 from mcp_linux_infra.approvals.preview import preview
 from mcp_linux_infra.approvals.store import STATES, Proposal
+from mcp_linux_infra.display import FREE_TEXT_RULE
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import Call, current, tool_call
-from mcp_linux_infra.server.common import LOCAL_ONLY, READ_ONLY, HostArg, checked
+from mcp_linux_infra.server.common import LOCAL_ONLY, READ_ONLY, HostArg, checked, screened
 from mcp_linux_infra.server.diagnose import service_commands
 from mcp_linux_infra.server.formatting import FormatArg, render
 from mcp_linux_infra.server.tools_diag import Unit
@@ -107,7 +108,8 @@ def register(mcp: MCPServer) -> None:
             description="The action's parameters, e.g. {\"unit\": \"nginx\"}; exactly those "
                         "list_pra_actions shows, with one of their allowed values")],
         rationale: Annotated[str, Field(min_length=10, max_length=2000, description=(
-            "Why: the evidence from your diagnosis, for the human who approves"))],
+            "Why: the evidence from your diagnosis, for the human who approves; "
+            f"{FREE_TEXT_RULE} (anything else is refused, with the reason)"))],
         ctx: Context,
     ) -> CallToolResult:
         """Propose a remediation action for a human to approve. It is checked against the
@@ -115,6 +117,7 @@ def register(mcp: MCPServer) -> None:
         previewed through the read-only tier. Nothing runs now: the answer is a proposal id
         and the operator's next step. No tool can approve it."""
         _require_scope("propose")
+        screened("rationale", rationale)
         call = current()
         h = call.host(host)
         catalog = ActionTier(call.state.pool, h, call.trace).catalog()

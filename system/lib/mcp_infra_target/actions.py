@@ -273,7 +273,7 @@ def load_catalog(path: str) -> Catalog:
         if len(raw) > 4 * 1024 * 1024:
             raise CatalogError("catalog larger than 4 MiB")
         data = strictjson.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, CatalogError):
             raise
         raise CatalogError("cannot read %s: %s" % (path, exc)) from None

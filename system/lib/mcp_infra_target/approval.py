@@ -77,7 +77,8 @@ def parse_envelope(raw: bytes) -> dict[str, Any]:
         raise Refusal("bad_envelope", "envelope.json", "envelope is not a JSON object")
     extra = set(envelope) - {"document", "signature", "trace"}
     if extra:
-        raise Refusal("bad_envelope", "envelope.keys", "unknown envelope keys %s" % sorted(extra))
+        raise Refusal("bad_envelope", "envelope.keys",
+                      "unknown envelope keys (allowed: document, signature, trace)")
     trace = envelope.get("trace")
     if trace is not None and (not isinstance(trace, str) or not TRACE_RE.match(trace)):
         raise Refusal("bad_envelope", "envelope.trace", "trace must match [A-Za-z0-9._-]{1,64}")

@@ -10,12 +10,15 @@ prefix matching never comes into play. The Plan's argv is then re-emitted canoni
 that starts with `-`), so the binary cannot read it differently from how it was checked.
 """
 
+from .handover import collecting
 from .refusal import Refusal
 from .valuetypes import PolicyError
 
 
 class Plan:
-    """What will run: argv (executable from the policy), limits, rule, and parsed items."""
+    """What will run: argv (executable from the policy), limits, rule, and parsed items;
+    `held` has the descriptors of checked paths in argv (handover.Held): whoever plans
+    closes it (`close`) once the plan has run or will not run."""
 
     def __init__(self, command, leaf, argv, items):
         self.command = command
@@ -23,6 +26,11 @@ class Plan:
         self.rule = leaf.rule
         self.argv = argv
         self.items = items
+        self.held = None
+
+    def close(self):
+        if self.held is not None:
+            self.held.close()
 
     def limit(self, policy, key):
         for node in (self.leaf, self.command):
@@ -45,7 +53,10 @@ def plan(policy, tokens):
     if command is None:
         raise Refusal("unknown_command", "policy/commands", f"{name!r} is not in the policy")
     try:
-        return _emit(command, _Parser(command, tokens[1:]).run())
+        with collecting() as held:  # a refusal on the way closes what was already opened
+            result = _emit(command, _Parser(command, tokens[1:]).run())
+        result.held = held
+        return result
     except Refusal as refusal:
         refusal.command = refusal.command or command.name
         raise
@@ -243,9 +254,10 @@ def _emit(command, parsed):
     present = _present(parsed)
     operands = _operands(leaf, parsed, present)
     _requirements(parsed, present)
-    executable = command.executable()
+    problems = []
+    executable = command.executable(problems)
     if executable is None:
-        raise Refusal("command_not_installed", command.rule, f"no executable of {command.name} is installed", command=command.name)
+        raise Refusal("command_not_installed", command.rule, f"no trusted executable of {command.name} is installed ({'; '.join(problems)[:300]})", command=command.name)
     argv = [executable]
     items = []
     for depth, node in enumerate(parsed.path):

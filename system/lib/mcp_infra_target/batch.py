@@ -41,6 +41,8 @@ def parse(data, max_commands):
         document = json.loads(data.decode("utf-8"))
     except ValueError as error:
         raise Refusal("batch_bad_json", RULE, str(error)[:200])
+    except RecursionError:  # nesting deeper than the interpreter's stack: still not a batch
+        raise Refusal("batch_bad_json", RULE, "nested too deeply")
     if not isinstance(document, dict) or set(document) != {"commands"}:
         raise Refusal("batch_bad_shape", RULE, 'expected {"commands": [...]}')
     commands = document["commands"]
@@ -109,7 +111,13 @@ def run(entries, prepare, limits, kill_grace_s):
 
     def work(job):
         result, plan, env, timeout_s, cap, scratch, memory = job
-        timeout_s = min(timeout_s, deadline - time.monotonic())
+        try:
+            run_one(result, plan, env, min(timeout_s, deadline - time.monotonic()), cap, scratch,
+                    memory)
+        finally:
+            plan.close()  # this entry's checked paths: held from its check to its end
+
+    def run_one(result, plan, env, timeout_s, cap, scratch, memory):
         if timeout_s <= 0:
             result.update(status="timeout", exit_code=execute.EXIT_TIMEOUT,
                           stderr="[mcp-wrapper: batch deadline reached before start]\n")
@@ -117,7 +125,7 @@ def run(entries, prepare, limits, kill_grace_s):
         streams = {"stdout": [], "stderr": []}
         outcome = execute.run(plan.argv, env, timeout_s, cap,
                               lambda name, chunk: streams[name].append(chunk), kill_grace_s,
-                              scratch, memory)
+                              scratch, plan.held.fds(), plan.held.filters(), memory)
         status = "timeout" if outcome.timed_out else ("error" if outcome.error else "ok")
         result.update(status=status, exit_code=outcome.exit_code, truncated=outcome.truncated,
                       duration_ms=int(outcome.duration_s * 1000),

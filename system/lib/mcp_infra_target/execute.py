@@ -1,28 +1,32 @@
 """Run one planned argv under supervision.
 
 The child gets the policy's fixed environment, /dev/null as stdin, `/` as working
-directory, no inherited descriptors and its own session (so its whole process group can
-be signalled) and a soft RLIMIT_FSIZE of 0, so a write that slipped past the policy
-cannot grow any regular file (SIGXFSZ); a command whose spec says so also gets a soft
-RLIMIT_DATA (memory_bytes). Output is streamed to a sink up to a byte cap; at the cap or at the
+directory, no inherited descriptors but those of the checked paths it is given
+(`pass_fds`; `filters` spell them back as the client typed them in its output), its own
+session (so its whole process group can be signalled) and an RLIMIT_FSIZE of 0, soft and
+hard, so a write that slipped past the policy
+cannot grow any regular file (SIGXFSZ); a command whose spec says so also gets an
+RLIMIT_DATA (memory_bytes), soft and hard. Output is streamed to a sink up to a byte cap; at the cap or at the
 wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
 happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
 until then, so its pid (the group id) cannot have been reused by another process.
 """
 
+import errno
 import os
 import resource
 import select
 import selectors
 import signal
 import subprocess
-import threading
 import time
+
+from .paths import trusted_executable
 
 EXIT_TIMEOUT = 124
 EXIT_NOT_STARTED = 127
 READ_CHUNK = 65536
-_SPAWN_LOCK = threading.Lock()
+PRLIMIT = ("/usr/bin/prlimit", "/bin/prlimit")
 
 
 class Outcome:
@@ -75,34 +79,45 @@ def _signal_group(pid, signum):
         pass
 
 
-def _lowered(limit, soft):
-    """Lower `limit`'s soft value to `soft` (never above the hard limit); the saved pair."""
-    saved = resource.getrlimit(limit)
-    hard = saved[1]
-    resource.setrlimit(limit, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    return saved
+def _spawn(argv, env, scratch_bytes, pass_fds=(), memory_bytes=None):
+    """Start the child with RLIMIT_FSIZE `scratch_bytes` (0 unless its spec grants some) and,
+    where its spec caps memory, RLIMIT_DATA `memory_bytes` (heap and private memory, not
+    the files it maps), soft and hard: util-linux prlimit sets them on itself, then execs
+    `argv`, so the command never runs with a limit it could raise, and no code runs between
+    fork and exec in this (possibly threaded) process."""
+    if not os.path.isfile(argv[0]) or not os.access(argv[0], os.X_OK):
+        code = errno.EACCES if os.path.exists(argv[0]) else errno.ENOENT
+        raise OSError(code, os.strerror(code))  # what exec would say, said before prlimit runs
+    limiter = trusted_executable(PRLIMIT)
+    if limiter is None:
+        raise OSError(errno.ENOENT, "no trusted util-linux prlimit to set its limits")
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    size = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
+    limits = ["--fsize=%d:%d" % (size, size)]
+    if memory_bytes is not None:
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        data = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        limits.append(f"--data={data}:{data}")
+    return subprocess.Popen(
+        [limiter] + limits + ["--"] + list(argv), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/", close_fds=True,
+        pass_fds=pass_fds, start_new_session=True, restore_signals=True)
 
 
-def _spawn(argv, env, scratch_bytes, memory_bytes=None):
-    """Start the child with RLIMIT_FSIZE soft `scratch_bytes` (0 unless its spec grants some)
-    and, where its spec caps memory, RLIMIT_DATA soft `memory_bytes`; the wrapper's own
-    limits are lowered only for the fork and restored at once (the lock keeps batch threads
-    from interleaving; the policy's memory floor is far above the wrapper's own use)."""
-    with _SPAWN_LOCK:
-        saved = [(resource.RLIMIT_FSIZE, _lowered(resource.RLIMIT_FSIZE, scratch_bytes))]
-        try:
-            if memory_bytes is not None:
-                saved.append((resource.RLIMIT_DATA, _lowered(resource.RLIMIT_DATA, memory_bytes)))
-            return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=env, cwd="/", close_fds=True, start_new_session=True, restore_signals=True)
-        finally:
-            for limit, pair in saved:
-                resource.setrlimit(limit, pair)
+def _pump(process, deadline, cap_bytes, sink, outcome, filters=None):
+    """Copy output to `sink` until both pipes close, the cap is reached, or the deadline.
+    `filters` (per stream: feed(chunk) and flush() -> bytes) rewrite it first; the cap
+    counts what they give."""
+    def deliver(stream, chunk):
+        room = cap_bytes - outcome.output_bytes
+        if len(chunk) > room:
+            chunk = chunk[:room]
+            outcome.truncated = True
+        if chunk:
+            outcome.output_bytes += len(chunk)
+            sink(stream, chunk)
+        return outcome.truncated
 
-
-def _pump(process, deadline, cap_bytes, sink, outcome):
-    """Copy output to `sink` until both pipes close, the cap is reached, or the deadline."""
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ, "stdout")
         selector.register(process.stderr, selectors.EVENT_READ, "stderr")
@@ -110,37 +125,36 @@ def _pump(process, deadline, cap_bytes, sink, outcome):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 outcome.timed_out = True
-                return
+                break
             for key, _ in selector.select(remaining):
                 chunk = os.read(key.fd, READ_CHUNK)
                 if not chunk:
                     selector.unregister(key.fileobj)
+                    if filters and deliver(key.data, filters[key.data].flush()):
+                        return
                     continue
-                room = cap_bytes - outcome.output_bytes
-                if len(chunk) > room:
-                    chunk = chunk[:room]
-                    outcome.truncated = True
-                if chunk:
-                    outcome.output_bytes += len(chunk)
-                    sink(key.data, chunk)
-                if outcome.truncated:
+                if deliver(key.data, filters[key.data].feed(chunk) if filters else chunk):
                     return
+    if filters and outcome.timed_out:
+        for stream in ("stdout", "stderr"):
+            if deliver(stream, filters[stream].flush()):
+                return
 
 
-def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0,
-        memory_bytes=None):
+def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0, pass_fds=(),
+        filters=None, memory_bytes=None):
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + timeout_s
     try:
-        process = _spawn(argv, env, scratch_bytes, memory_bytes)
+        process = _spawn(argv, env, scratch_bytes, pass_fds, memory_bytes)
     except OSError as error:
         outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED
         return outcome
     try:
-        _pump(process, deadline, cap_bytes, sink, outcome)
+        _pump(process, deadline, cap_bytes, sink, outcome, filters)
         if not (outcome.timed_out or outcome.truncated):
             outcome.timed_out = not _wait_exit(process.pid, deadline)
         if outcome.timed_out or outcome.truncated:

@@ -10,13 +10,12 @@ the command a request names (`load_for_request`); the whole document is validate
 is deployed (`load`, the role's `validate:`) and whenever `mcp:policy` shows it.
 """
 
-import os
 import re
-import stat
 
 from . import strictjson
 from .digest import sha256
 from .pathrules import PathRules
+from .paths import trusted_executable
 from .valuetypes import PolicyError, compile_type
 
 MAX_POLICY_BYTES = 4 * 1024 * 1024
@@ -29,8 +28,8 @@ SESSION_LIMITS = {"session_idle_s": 60, "session_max_requests": 10000, "session_
 # scratch files (apt builds its package cache in an unlinked /tmp file when the system cache is
 # stale) may be given a bounded allowance, as data, in its spec.
 SCRATCH_MAX = 256 * 1024 * 1024
-# A command's spec may cap its private memory (RLIMIT_DATA: heap and private writable
-# mappings, not the files it maps), e.g. for commands that compile a client's pattern.
+# A command's spec may cap its private memory (RLIMIT_DATA, soft and hard: heap and private
+# writable mappings, not the files it maps), e.g. for commands that compile a client's pattern.
 MEMORY_MIN, MEMORY_MAX = 128 * 1024 * 1024, 16 * 1024 * 1024 * 1024
 MODES = ("required", "attached", "lookahead", "equals")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -271,17 +270,10 @@ class Command(Node):
                 raise PolicyError(f"{where}: a tag is one punctuation character")
             self.tagged[tag] = compile_type(type_spec, f"{where}.tagged[{tag!r}]", context)
 
-    def executable(self):
-        """The first candidate that is a root-owned, not group/world-writable regular file."""
-        for candidate in self.executables:
-            try:
-                info = os.stat(candidate)
-            except OSError:
-                continue
-            if (stat.S_ISREG(info.st_mode) and info.st_uid == 0
-                    and not info.st_mode & 0o022 and info.st_mode & 0o111):
-                return candidate
-        return None
+    def executable(self, problems=None):
+        """The first candidate that is an executable regular file whose whole path, symlinks
+        and their targets included, is root's alone (paths.trusted_executable)."""
+        return trusted_executable(self.executables, problems)
 
     def forms(self):
         """Command forms this command offers: its leaf nodes (`ip route get`, `uptime`)."""
@@ -450,7 +442,7 @@ def load_for_request(path):
         raise PolicyError("policy file larger than %d bytes" % MAX_POLICY_BYTES)
     try:
         document = strictjson.loads(data.decode("utf-8"))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise PolicyError(f"policy is not strict JSON: {error}")
     return Policy(document, sha256(data).hexdigest())
 

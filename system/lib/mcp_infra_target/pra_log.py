@@ -1,7 +1,9 @@
 """pra-run's audit trail: one JSON line per attempt in a root-owned file, and on syslog.
 
 The file is opened (O_APPEND, O_NOFOLLOW) before any input is read, so an attempt that could
-not be logged never runs anything. Each line is written with one write() and fsynced.
+not be logged never runs anything. Each line is written with one write() and fsynced; it is
+capped (audit.format_record, RECORD_MAX_BYTES) like every other record. Opened afresh by each
+attempt, the file may be rotated by logrotate's `create` (system/logrotate.d/mcp-infra).
 """
 from __future__ import annotations
 

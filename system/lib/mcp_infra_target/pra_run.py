@@ -2,8 +2,12 @@
 
 Order: open the log; read and parse the envelope; canonical document; config; signature
 (ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; the
-host's run lock (window checked again); nonce recorded durably; check -> run -> verify.
-Every attempt, accepted or refused, is one log line.
+host's run lock (window checked again); nonce recorded durably; check -> run -> verify;
+nonces whose window has closed leave the ledger.
+Every attempt, accepted or refused, is one log line. Until the signature verifies, that line
+holds only the SHA-256 and size of what the client sent (envelope, document, signature) and
+the refusal: nothing the client chose reaches the log before an operator's key vouches for
+it. Steps are logged by status only, never by output.
 Exit: 0 changed or already-satisfied, 1 failed, 126 refused.
 """
 from __future__ import annotations
@@ -32,6 +36,9 @@ PATHS = {
 CONFIG_FILES = (("catalog", "actions.json"), ("host_id", "host_id"),
                 ("allowed_signers", "allowed_signers"))
 READ_TIMEOUT_SECONDS = 10
+# logged once the operator's signature over them is verified
+SIGNED_FIELDS = ("proposal", "host", "action", "params", "nonce", "approver", "not_before",
+                 "not_after")
 EXIT_FAILED = 1
 
 
@@ -73,12 +80,13 @@ def _attempt(paths: dict[str, str], trust: tuple, record: dict[str, Any], starte
              now: int) -> dict[str, Any]:
     """Everything after the log is open; returns the result or raises Refusal."""
     raw = approval.read_input(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
-    record["envelope_sha256"] = hashlib.sha256(raw).hexdigest()
+    record.update(envelope_sha256=hashlib.sha256(raw).hexdigest(), envelope_bytes=len(raw))
     envelope = approval.parse_envelope(raw)
-    record["trace"] = envelope["trace"]
+    document = envelope["document"].encode("utf-8", "surrogatepass")
+    record.update(trace=envelope["trace"], document_sha256=hashlib.sha256(document).hexdigest(),
+                  document_bytes=len(document),
+                  signature_bytes=len(envelope["signature"].encode("utf-8", "surrogatepass")))
     doc = approval.parse_document(envelope["document"])
-    record.update({k: doc[k] for k in ("proposal", "host", "action", "params", "nonce",
-                                       "approver", "not_before", "not_after")})
     _check_config(paths, trust, record)
     try:
         catalog = load_catalog(paths["catalog"])
@@ -95,6 +103,8 @@ def _attempt(paths: dict[str, str], trust: tuple, record: dict[str, Any], starte
     finally:
         record["durations_ms"]["signature"] = _ms(sig_started)
         record.update(details)
+    record["verified"] = True
+    record.update({k: doc[k] for k in SIGNED_FIELDS})
     if doc["host"] != host_id:
         raise Refusal("wrong_host", "host_id", "approval is for another host")
     settings = catalog.settings
@@ -120,12 +130,22 @@ def _attempt(paths: dict[str, str], trust: tuple, record: dict[str, Any], starte
             settings["output_cap_bytes"], int(time.time()),
             {"time": int(time.time()), "proposal": doc["proposal"], "nonce": doc["nonce"]})
         record["durations_ms"]["steps"] = _ms(steps_started)
+        record["ledger"] = _prune(paths["state"], settings["clock_skew_seconds"])
     record["durations_ms"]["total"] = _ms(started)
     record.update(decision="accepted", outcome=steps["outcome"], note=steps["note"],
                   **{name: _summary(steps[name]) for name in ("check", "run", "verify")})
     result = {k: doc[k] for k in ("action", "params", "proposal", "nonce", "approver", "host")}
     result.update(steps, trace=envelope["trace"], durations_ms=record["durations_ms"])
     return result
+
+
+def _prune(state_dir: str, skew: int) -> dict[str, Any]:
+    """Remove the ledger's closed windows. The action has run: a failure here is logged and
+    changes nothing in the answer."""
+    try:
+        return pra_state.prune_nonces(state_dir, int(time.time()), skew)
+    except Exception as exc:  # noqa: BLE001 - see above
+        return {"error": type(exc).__name__}
 
 
 def _log(log, record: dict[str, Any], syslog_file) -> None:
@@ -150,7 +170,8 @@ def main(root: str = "", argv=None) -> int:
     syslog_file = root + TEST_AUDIT_FILE if root else None
     record: dict[str, Any] = {
         "event": "pra-run", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "sudo_user": os.environ.get("SUDO_USER"), "decision": "refused", "durations_ms": {}}
+        "sudo_user": os.environ.get("SUDO_USER"), "decision": "refused", "verified": False,
+        "durations_ms": {}}
     log = None
     try:
         if not root and os.geteuid() != 0:
@@ -162,8 +183,8 @@ def main(root: str = "", argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - every attempt ends in one log line
         refusal = exc if isinstance(exc, Refusal) else Refusal(
             "internal_error", "pra_run", "unexpected error; see the pra-run log")
-        if not isinstance(exc, Refusal):
-            record["exception"] = repr(exc)[:2048]
+        if not isinstance(exc, Refusal):  # its text may quote the input: only once verified
+            record["exception"] = repr(exc) if record["verified"] else type(exc).__name__
         refusal.command = "pra-run"
         record["refusal"] = refusal.as_dict()
         record["durations_ms"]["total"] = _ms(started)

@@ -2,7 +2,12 @@
 
 Nonce ledger (`nonces/`): one file per used nonce, named by the nonce's SHA-256, created with
 O_CREAT|O_EXCL and fsynced before anything runs. A crash after recording therefore burns the
-nonce; it can never allow a replay. Entries are never pruned.
+nonce; it can never allow a replay. Each entry holds its document's `not_after`; once that
+is more than the clock skew in the past, the document is refused `expired` before the ledger
+is consulted (pra-run checks the window first), so the entry has nothing left to refuse and
+`prune_nonces` removes it (after an accepted attempt, under the run lock, a bounded number
+of entries per call). An entry without an integer `not_after` (not written by pra-run: every
+version has written it) is kept.
 
 Run lock (`run.lock`): one action at a time per host, so that a check's answer still holds
 when its run starts; taken before the nonce is recorded, so waiting in vain burns nothing.
@@ -26,6 +31,8 @@ from mcp_infra_target.approval import canonical
 from mcp_infra_target.refusal import Refusal
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+PRUNE_SCAN_MAX = 512
+ENTRY_READ_MAX = 1 << 20  # an entry holds params: at most 16 catalog values
 
 
 def _open_checked(path: str, dir_fd: int | None, forbidden: int) -> int:
@@ -110,6 +117,45 @@ def record_nonce(state_dir: str, nonce: str, entry: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+def _entry_not_after(dir_fd: int, name: str) -> int | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            value = json.loads(handle.read(ENTRY_READ_MAX)).get("not_after")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return value if type(value) is int else None
+
+
+def prune_nonces(state_dir: str, now: int, skew: int,
+                 scan_max: int = PRUNE_SCAN_MAX) -> dict[str, int]:
+    """Remove ledger entries whose `not_after` + `skew` is before `now`, looking at no more
+    than `scan_max` entries (so a huge ledger costs a run little; each accepted run adds one
+    entry and may remove up to `scan_max`). Returns what it did, for the log."""
+    dir_fd = _open_dir(state_dir, "nonces")
+    counts = {"scanned": 0, "removed": 0, "kept": 0, "unreadable": 0}
+    try:
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                if counts["scanned"] >= scan_max:
+                    break
+                counts["scanned"] += 1
+                not_after = _entry_not_after(dir_fd, entry.name)
+                if not_after is None:
+                    counts["unreadable"] += 1
+                elif not_after + skew < now:
+                    os.unlink(entry.name, dir_fd=dir_fd)
+                    counts["removed"] += 1
+                else:
+                    counts["kept"] += 1
+        if counts["removed"]:
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return counts
+
+
 def _marker_name(action: str, params: dict[str, str]) -> str:
     return hashlib.sha256(canonical([action, params])).hexdigest()
 
@@ -123,7 +169,7 @@ def last_done(state_dir: str, action: str, params: dict[str, str]) -> int | None
         with os.fdopen(fd, "rb") as handle:
             when = json.loads(handle.read(4096)).get("time")
         return when if type(when) is int else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     finally:
         os.close(dir_fd)

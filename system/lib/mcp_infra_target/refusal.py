@@ -11,7 +11,12 @@ EXIT_TIMEOUT = 124
 
 
 class ClientGone(Exception):
-    """The client closed the channel: stop, audit, and say nothing more."""
+    """The client closed the channel (`why` "closed") or did not read what it was sent
+    before the request's deadline ("not_reading"): stop, audit why, say nothing more."""
+
+    def __init__(self, why="closed"):
+        super().__init__(why)
+        self.why = why
 
 
 class Refusal(Exception):

@@ -20,6 +20,7 @@ import os
 import select
 import time
 
+from .clientio import write_all
 from .refusal import EXIT_REFUSED, ClientGone, Refusal
 from .screen import LABEL
 
@@ -78,6 +79,8 @@ def parse(line):
         frame = json.loads(line.decode("utf-8", "strict"))
     except ValueError as error:
         raise Refusal("session_bad_frame", RULE, "not JSON: %s" % str(error)[:200])
+    except RecursionError:  # nesting deeper than the interpreter's stack: still not a frame
+        raise Refusal("session_bad_frame", RULE, "not JSON: nested too deeply")
     if not isinstance(frame, dict) or not {"id", "command"} <= set(frame) <= _FRAME_KEYS:
         raise Refusal("session_bad_frame", RULE, 'expected {"id", "command", "stdin"?}')
     ident, command, stdin = frame["id"], frame["command"], frame.get("stdin")
@@ -100,35 +103,34 @@ def parse(line):
     return ident, raw, data
 
 
-def _send(fd, document):
+def _send(fd, document, deadline):
+    """One frame, waiting for the client at most until `deadline` (clientio.write_all)."""
     data = (json.dumps(document, ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError:  # EPIPE and friends: the client left
-        raise ClientGone()
+    write_all(fd, data, deadline)
 
 
 def _b64(data):
     return base64.b64encode(bytes(data)).decode("ascii")
 
 
-def _refuse(fd, refusal):
+def _refuse(fd, refusal, deadline):
     """The frame-level refusal (`"id": null`): the last thing a session says."""
     _send(fd, {"id": None, "exit": EXIT_REFUSED, "stdout": "",
-               "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))})
+               "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))}, deadline)
 
 
 def serve(handle, limits, record, stdin_fd=0, stdout_fd=1):
-    """Answer requests until the session ends; `handle(raw, stdin) -> (exit, out, err)` is the
-    one-request pipeline (refusals included). Fills `record` with how the session went."""
+    """Answer requests until the session ends; `handle(raw, stdin) -> (exit, out, err,
+    deadline)` is the one-request pipeline (refusals included): its answer waits for the
+    client at most until that request's deadline; the session's own frames (hello, a frame
+    refusal) at most `idle_s`. Fills `record` with how the session went."""
     config = settings(limits)
     lines = _Lines(stdin_fd, config["line_max_bytes"])
     started = time.monotonic()
     served = 0
     try:
-        _send(stdout_fd, {"mcp_session": dict(config, version=record.get("version"))})
+        _send(stdout_fd, {"mcp_session": dict(config, version=record.get("version"))},
+              started + config["idle_s"])
         while True:
             left = config["max_s"] - (time.monotonic() - started)
             if served >= config["max_requests"] or left <= 0:
@@ -139,16 +141,18 @@ def serve(handle, limits, record, stdin_fd=0, stdout_fd=1):
                 ended = "end_of_input" if lines.eof else "idle"
                 break
             ident, raw, data = parse(line)
-            code, out, err = handle(raw, data)
+            code, out, err, deadline = handle(raw, data)
             served += 1
-            _send(stdout_fd, {"id": ident, "exit": code, "stdout": _b64(out), "stderr": _b64(err)})
+            _send(stdout_fd, {"id": ident, "exit": code, "stdout": _b64(out), "stderr": _b64(err)},
+                  deadline)
     except Refusal as refusal:  # a frame malformed, too long or cut short: say why, then stop
         ended = "bad_frame:" + refusal.reason
         try:
-            _refuse(stdout_fd, refusal)
+            _refuse(stdout_fd, refusal, time.monotonic() + config["idle_s"])
         except ClientGone:
             pass
-    except ClientGone:
+    except ClientGone as gone:
         ended = "client_gone"
+        record["client_gone"] = gone.why
     record["session"] = {"requests": served, "ended": ended}
     return 0

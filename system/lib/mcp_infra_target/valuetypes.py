@@ -10,6 +10,7 @@ and `format` (a template naming only allow-listed fields; both in patterns.py).
 
 import re
 
+from .pathrules import ACCESS
 from .refusal import Refusal
 
 # Compiled on first use (re caches them): a request needs at most the few its command uses.
@@ -165,8 +166,8 @@ def _host(value, rule):
 
 def _path(spec, where, context):
     access = spec.get("access", "read")
-    if access not in ("read", "list"):
-        raise PolicyError(f"{where}: access must be read or list")
+    if access not in ACCESS:
+        raise PolicyError("{}: access must be one of {}".format(where, ", ".join(ACCESS)))
     rules = context["paths"]
 
     def check(value, rule):

@@ -12,12 +12,15 @@ import os
 import resource
 import time
 
-from . import VERSION, argvparse, audit, execute, paths, policy, screen, tokenise
+from . import VERSION, argvparse, audit, clientio, execute, paths, policy, screen, tokenise
 from .refusal import EXIT_REFUSED, ClientGone, Refusal
 
 NAME = "mcp-wrapper"
 TRACE_PREFIX = "mcp:trace="
 EXIT_CLIENT_GONE = 141
+# How long a refusal written before the policy is read may wait for the client; from then on
+# a request's writes wait at most until its deadline (its time limit plus the kill grace).
+EARLY_WRITE_S = 10
 
 
 class _PolicySource:
@@ -62,20 +65,16 @@ def _prepare(loaded, text):
 
 
 class _Channel:
-    """A request on its own channel: output streams to fds 1/2 as it comes, stdin is fd 0."""
+    """A request on its own channel: output streams to fds 1/2 (non-blocking) as it comes,
+    each write waiting for the client at most until `deadline`; stdin is fd 0."""
 
     def __init__(self):
         self.ends_with_newline = True
+        self.deadline = None
 
     def sink(self, stream, chunk):
-        fd = 1 if stream == "stdout" else 2
-        view = memoryview(chunk)
-        try:
-            while view:
-                view = view[os.write(fd, view):]
-        except BrokenPipeError:
-            raise ClientGone()
-        if fd == 1 and chunk:
+        clientio.write_all(1 if stream == "stdout" else 2, chunk, self.deadline)
+        if stream == "stdout" and chunk:
             self.ends_with_newline = chunk.endswith(b"\n")
 
     def text(self, stream, text):
@@ -114,12 +113,19 @@ def _write_json(io, document):
 
 def _run_single(io, loaded, tokens, record):
     plan = argvparse.plan(loaded, tokens)
-    record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
-    cap = plan.limit(loaded, "output_cap_bytes")
-    timeout_s = plan.limit(loaded, "timeout_s")
-    outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
-                          loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"),
-                          plan.limit(loaded, "memory_bytes"))
+    io.deadline = time.monotonic() + plan.limit(loaded, "timeout_s") + loaded.kill_grace_s
+    try:
+        record.update(decision="allowed", rule=plan.rule, argv=plan.argv)
+        if plan.held.passed:
+            record["paths"] = plan.held.audit()
+        cap = plan.limit(loaded, "output_cap_bytes")
+        timeout_s = plan.limit(loaded, "timeout_s")
+        outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
+                              loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"),
+                              plan.held.fds(), plan.held.filters(),
+                              plan.limit(loaded, "memory_bytes"))
+    finally:
+        plan.close()
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
                   timed_out=outcome.timed_out)
     if outcome.error:
@@ -138,8 +144,12 @@ def _explain(loaded, words):
               "rule": None, "reason": None, "detail": None}
     try:
         plan, _, timeout_s, cap, _, _ = _plan_words(loaded, words)
+        paths = plan.held.audit()
+        plan.close()
         answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
                       output_cap_bytes=cap)
+        if paths:
+            answer["paths"] = paths
     except Refusal as refusal:
         answer.update(rule=refusal.rule, reason=refusal.reason, detail=refusal.detail)
     return answer
@@ -179,6 +189,8 @@ def _reserved(request, loaded, word, rest, record):
     if word == "mcp:batch":
         from . import batch  # threads and batch parsing: only this request needs them
         limits = loaded.limits
+        io.deadline = time.monotonic() + (limits["batch_stdin_timeout_s"]
+                                          + limits["batch_timeout_s"] + loaded.kill_grace_s)
         entries = batch.parse(io.stdin(limits), limits["batch_max_commands"])
         results, summary = batch.run(entries, lambda text: _prepare(loaded, text), limits,
                                      loaded.kill_grace_s)
@@ -203,7 +215,7 @@ def _session(request, loaded, record):
     def one(raw, data):
         inner = _Request(request.layout, request.policies, request.base, _Buffered(data), ident)
         code = inner.handle(raw)
-        return code, inner.io.streams["stdout"], inner.io.streams["stderr"]
+        return code, inner.io.streams["stdout"], inner.io.streams["stderr"], inner.io.deadline
 
     return session.serve(one, loaded.limits, record)
 
@@ -215,6 +227,7 @@ def _serve(request, raw, record):
     text = screen.decode(raw)
     loaded = request.policies.get()
     record["policy_sha256"] = loaded.sha256
+    request.io.deadline = request.start + loaded.timeout_s + loaded.kill_grace_s
     screen.check(text, loaded.limits["request_max_bytes"])
     tokens = tokenise.split(text, loaded.limits["max_tokens"])
     if tokens[0].startswith(TRACE_PREFIX):
@@ -238,6 +251,7 @@ class _Request:
     def __init__(self, layout, policies, base, io, session=None):
         self.layout, self.policies, self.base, self.io, self.session = (
             layout, policies, base, io, session)
+        self.start = None  # monotonic, when `handle` began
 
     def _say(self, refusal):
         """Emit the refusal line; a client that already left cannot change the exit code."""
@@ -248,7 +262,8 @@ class _Request:
         return EXIT_REFUSED
 
     def handle(self, raw):
-        start = time.monotonic()
+        start = self.start = time.monotonic()
+        self.io.deadline = start + EARLY_WRITE_S
         record = dict(self.base, session_id=self.session)
         try:
             code = _serve(self, raw, record)
@@ -256,8 +271,8 @@ class _Request:
             record.update(decision="refused", rule=refusal.rule, reason=refusal.reason,
                           detail=refusal.detail)
             code = self._say(refusal)
-        except ClientGone:
-            record["client_gone"] = True
+        except ClientGone as gone:
+            record["client_gone"] = gone.why
             code = EXIT_CLIENT_GONE
         except Exception as error:  # noqa: BLE001 - fail closed, but say so in the audit log
             refusal = Refusal("internal_error", "wrapper/internal", type(error).__name__)
@@ -280,4 +295,9 @@ def main(test_root=None):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir("/")
     request = _Request(layout, _PolicySource(layout), base, _Channel())
-    return request.handle(os.environb.get(b"SSH_ORIGINAL_COMMAND"))
+    flags = [(fd, clientio.set_nonblocking(fd)) for fd in (1, 2)]
+    try:
+        return request.handle(os.environb.get(b"SSH_ORIGINAL_COMMAND"))
+    finally:
+        for fd, saved in flags:
+            clientio.restore(fd, saved)
