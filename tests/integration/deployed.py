@@ -39,6 +39,8 @@ LAB_PREFIX = "itd"
 LAB_HOSTS = 3
 LAB_PORTS = range(2531, 2600, LAB_HOSTS)  # the first free ones: sessions may run side by side
 SITE_DENIED = "/srv/lab-app/labapp/settings.py"
+# The site's additions to network.destinations (mcp_infra_network_destinations).
+SITE_DESTINATIONS = ["db.lab.example", "192.0.2.0/24"]
 INCLUDE = "Include /etc/ssh/sshd_config.d/\\*.conf"  # as a sed pattern
 RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
                       r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.MULTILINE)
@@ -319,14 +321,16 @@ def _make_keys(keys_dir: Path, env: dict[str, str]) -> None:
 
 def _write_vars(path: Path, keys_dir: Path) -> None:
     """The lab's group variables (as for `lab up`'s own group), this session's keys, two
-    operators (`operator`, and `expired-operator`, valid until 2020), and a site's extra
-    denied path (lab-app's Django settings, where a real SECRET_KEY would be)."""
+    operators (`operator`, and `expired-operator`, valid until 2020), a site's extra
+    denied path (lab-app's Django settings, where a real SECRET_KEY would be) and a site's
+    extra destinations."""
     def public(name: str) -> str:
         return (keys_dir / f"{name}.key.pub").read_text().strip()
     variables = yaml.safe_load((ANSIBLE / "inventory/group_vars/lab.yml").read_text())
     variables.update({
         "mcp_infra_keys_dir": str(keys_dir),
         "mcp_infra_readonly_extra_deny": [SITE_DENIED],
+        "mcp_infra_network_destinations": SITE_DESTINATIONS,
         "mcp_infra_operators": [
             {"principal": "operator", "public_key": public("operator")},
             {"principal": "expired-operator", "public_key": public("expired-operator"),

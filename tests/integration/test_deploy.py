@@ -130,11 +130,18 @@ def test_host_id_signers_and_keys(target, deployed):
         assert lines == [f'restrict,command="{command}" {public}']
 
 
-def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target):
+def test_policy_and_catalog_are_rendered_from_the_defaults_and_the_variables(target, deployed):
     default = json.loads((SYSTEM / "policy/readonly.json").read_text())
     policy = json.loads(target.file("/etc/mcp-infra/readonly.json").content_string)
-    # all plugins, no site commands, one site path denied (the fixture's variables)
+    # all plugins, no site commands, one site path denied (the fixture's variables), and the
+    # destinations: loopback, every inventory host's name and ansible_host, the site's
     default["paths"]["deny"].append("/srv/lab-app/labapp/settings.py")
+    site = json.loads(deployed.vars_file.read_text())["mcp_infra_network_destinations"]
+    loopback = default["network"]["destinations"]
+    rendered = policy["network"]["destinations"]
+    assert rendered[:len(loopback)] == loopback and rendered[-len(site):] == site
+    assert set(rendered[len(loopback):-len(site)]) == set(deployed.hosts) | {"127.0.0.1"}
+    default["network"]["destinations"] = rendered
     assert policy == default
     assert list(policy["types"]) == list(default["types"])  # order kept: types refer back
     catalog = json.loads(target.file("/etc/mcp-infra/actions.json").content_string)
@@ -229,9 +236,11 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjke
                                "valid_before": "20300101\nmallory " + KEY}]},
      "Each operator needs"),
     ({"mcp_infra_reader_groups": ["adm", "docker"]}, "mcp_infra_reader_groups must not contain"),
+    # a destination must be a name or an address: never a pattern or a second value
+    ({"mcp_infra_network_destinations": ["*.example.net"]},
+     "mcp_infra_network_destinations (and every inventory host's name"),
 ], ids=["key-newline", "key-options", "cert-authority", "certificate", "from-quote",
-        "principal-wildcard",
-        "valid-before-newline", "docker-group"])
+        "principal-wildcard", "valid-before-newline", "docker-group", "destination-pattern"])
 def test_bad_variables_are_refused_before_any_change(deployed, variables, message):
     out = deployed.playbook("deploy-mcp-infra.yml", "-e", json.dumps(variables),
                             limit=deployed.host, check=False)

@@ -388,3 +388,25 @@ async def test_inventory_changes_are_picked_up_without_a_restart(estate):
         hosts = await data(client, "list_hosts", target="db")
         assert [(h["name"], h["reachable"]) for h in hosts["hosts"]] == [("db-01", True)]
         assert hosts["groups"] == {"db": 1, "web": 2}
+
+
+@pytest.mark.anyio
+async def test_destinations_and_costly_patterns_are_refused_with_the_way_out(estate):
+    """Issue 9: a name the host's policy does not list is never looked up, and the model is
+    told who can list it; a pattern that would cost the host its timeout is refused."""
+    e = estate()
+    async with Client(e.server()) as client:
+        text = await error(client, "dns_lookup", host="web-01", name="data.attacker.example")
+        assert "destination_not_allowed" in text and "mcp_infra_network_destinations" in text
+        text = await error(client, "run_diagnostic", host="web-01",
+                           command="dig @1.1.1.1 localhost")
+        assert "bad_value" in text and "servers and resolvers cannot be chosen" in text
+        text = await error(client, "run_diagnostic", host="web-01", command="ping 203.0.113.7")
+        assert "destination_not_allowed" in text and "mcp_infra_network_destinations" in text
+        assert "mcp_infra_readonly_extra_commands" not in text
+        text = await error(client, "fetch_logs", host="web-01", pattern="(.{1,1000}){1,10}")
+        assert "bad_value" in text and "what a pattern may cost the host is bounded" in text
+        assert "change the value" in text
+        stats = await data(client, "get_learning_stats")
+        assert stats["refusals"] == 5
+    assert e.misses == []

@@ -2,6 +2,7 @@
 option spellings against the real binaries, dangerous options absent, and that ordinary
 diagnostics typed the common way are allowed."""
 
+import json
 import os
 import re
 import subprocess
@@ -254,3 +255,142 @@ def test_path_operands_get_what_their_command_needs(tmp_path, line, form):
         assert passed in plan.argv
     finally:
         plan.close()
+
+
+# Field selection (issue 9, finding 4): options that select fields, properties, formats,
+# templates or sort keys take only allow-listed names. Checked on the document itself, so an
+# option added later with a free-form value fails here.
+SELECTING = {"--format", "--output", "--output-fields", "--property", "--field", "--showformat",
+             "--printf", "-printf", "--show", "--sort", "--sort-override", "--order",
+             "--extended", "--parse", "--caches", "--split", "--dedup", "--tree",
+             "--time-format", "--time-style", "--json"}
+CLOSED_KINDS = {"enum", "format", "int", "number"}
+
+
+def _closed(spec, types, seen=()):
+    """Whether every value `spec` accepts is drawn from an allow-list: enums and templates,
+    lists and alternatives of them, regexes whose named groups are all closed (the rest of
+    such a regex is punctuation: a '+' prefix, a ':width')."""
+    kind = spec["type"]
+    if kind in types and kind not in seen:
+        return _closed(types[kind], types, seen + (kind,))
+    if kind in CLOSED_KINDS:
+        return True
+    if kind == "list":
+        return _closed(spec["item"], types, seen)
+    if kind == "any_of":
+        return all(_closed(member, types, seen) for member in spec["types"])
+    if kind == "regex":
+        return bool(spec.get("groups")) and all(_closed(g, types, seen)
+                                                for g in spec["groups"].values())
+    return False
+
+
+def _all_options(document):
+    for plugin in document["plugins"].values():
+        for name, command in plugin["commands"].items():
+            stack = [(name, command)]
+            while stack:
+                where, node = stack.pop()
+                for key, spec in node.get("options", {}).items():
+                    yield where, key.split(), spec
+                stack.extend((f"{where} {sub}", data)
+                             for sub, data in node.get("subcommands", {}).items())
+
+
+def test_every_field_selecting_option_takes_only_allow_listed_names():
+    document = json.loads(POLICY_FILE.read_text())
+    audited, open_ended = [], []
+    for where, spellings, spec in _all_options(document):
+        selecting = SELECTING & set(spellings) or (where == "systemctl" and "-P" in spellings)
+        if spec is None or not selecting:
+            continue
+        audited.append(where)
+        if not _closed({k: v for k, v in spec.items() if k != "mode"}, document["types"]):
+            open_ended.append((where, spellings))
+    assert open_ended == []
+    assert len(audited) >= 30
+
+
+AUDITED_SHORT_SPELLINGS = [
+    ("journalctl", ["-F", "--field"]), ("journalctl", ["-o", "--output"]),
+    ("systemctl", ["-p", "--property"]), ("systemctl", ["-o", "--output"]),
+    ("loginctl", ["-p", "--property"]), ("timedatectl", ["-p", "--property"]),
+    ("ps", ["-o", "-O", "--format"]), ("ps", ["--sort", "-k"]), ("top", ["-o", "--sort-override"]),
+    ("lsblk", ["-o", "--output"]), ("lsblk", ["-x", "--sort"]), ("findmnt", ["-o", "--output"]),
+    ("lsns", ["-o", "--output"]), ("lslocks", ["-o", "--output"]), ("lsipc", ["-o", "--output"]),
+    ("lsmem", ["-o", "--output"]), ("lscpu", ["-e", "--extended"]), ("df", ["--output"]),
+    ("stat", ["-c", "--format"]), ("dpkg-query", ["-f", "--showformat"]),
+    ("docker inspect", ["-f", "--format"]), ("podman inspect", ["-f", "--format"]),
+]
+
+
+@pytest.mark.parametrize("where, spellings", AUDITED_SHORT_SPELLINGS,
+                         ids=[f"{w} {s[0]}" for w, s in AUDITED_SHORT_SPELLINGS])
+def test_the_audited_options_are_the_selecting_ones(where, spellings):
+    document = json.loads(POLICY_FILE.read_text())
+    found = {w: s for w, s, spec in _all_options(document) if spec is not None
+             for s in [tuple(s)] if set(spellings) <= set(s)}
+    assert where in found, (where, spellings)
+
+
+def _values(document, name):
+    spec = document["types"][name]
+    while spec["type"] == "list":
+        spec = spec["item"]
+        spec = document["types"].get(spec["type"], spec)
+    return spec["values"] if "values" in spec else spec["fields"]
+
+
+def test_allow_lists_hold_no_secret_bearing_names():
+    """The classes the review named: environments, credentials, command lines and memory
+    images. (A test of the data, not a deny-list the wrapper applies.)"""
+    document = json.loads(POLICY_FILE.read_text())
+    properties = _values(document, "systemd_property")
+    assert not [p for p in properties
+                if p.startswith(("Environment", "Exec", "PassEnvironment", "UnsetEnvironment"))
+                and p not in ("ExecMainStartTimestamp", "ExecMainStartTimestampMonotonic",
+                              "ExecMainExitTimestamp", "ExecMainExitTimestampMonotonic",
+                              "ExecMainPID", "ExecMainCode", "ExecMainStatus")]
+    assert not [p for p in properties if "Credential" in p or p in (
+        "StandardInputData", "StandardInputText", "Options", "LogExtraFields", "Environment")]
+    fields = _values(document, "journal_field")
+    assert not [f for f in fields if "CMDLINE" in f or "ENVIRON" in f or "PROC_" in f
+                or f in ("COREDUMP", "COREDUMP_CWD", "COREDUMP_ROOT", "COREDUMP_OPEN_FDS")]
+    for name in ("container_ps_format", "container_images_format", "container_stats_format",
+                 "container_inspect_format"):
+        paths = _values(document, name)
+        assert not [p for p in paths if "Env" in p or "Label" in p or p in (
+            ".Config", ".HostConfig", ".Args", ".Config.Cmd", ".Config.Entrypoint")], name
+    assert ".State" not in _values(document, "container_inspect_format")  # a whole subtree
+    assert not {"environ", "env", "e"} & set(_values(document, "ps_field"))
+
+
+def test_default_property_sets_pass_their_own_allow_lists(loaded):
+    for words in (["systemctl", "show", "nginx"], ["loginctl", "show-user", "root"],
+                  ["loginctl", "show-session", "1"], ["timedatectl", "show"],
+                  ["timedatectl", "show-timesync"]):
+        plan = argvparse.plan(loaded, words)
+        defaults = [word for kind, word, _ in plan.items if kind == "default"]
+        assert len(defaults) == 1 and defaults[0].startswith("--property="), words
+        argvparse.plan(loaded, words[:1] + defaults + words[1:])
+
+
+def test_the_mcp_server_properties_are_allow_listed(loaded):
+    from mcp_linux_infra.server.diagnose import SERVICE_PROPERTIES
+    argvparse.plan(loaded, ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", "nginx"])
+
+
+COLUMN_TOOLS = {"lsblk": ["lsblk"], "findmnt": ["findmnt"], "lsmem": ["lsmem"], "lsns": ["lsns"],
+                "lslocks": ["lslocks"], "lsipc": ["lsipc"], "swapon": ["swapon"],
+                "lscpu": ["lscpu"], "lscpu_cache": ["lscpu"]}
+
+
+@pytest.mark.parametrize("name", sorted(COLUMN_TOOLS))
+def test_column_allow_lists_name_real_columns_of_the_installed_binary(loaded, name):
+    command = loaded.commands[COLUMN_TOOLS[name][0]]
+    text = _help_text([command.executable()])
+    document = json.loads(POLICY_FILE.read_text())
+    missing = [c for c in document["types"][name + "_column"]["values"]
+               if not re.search(rf"(?m)^\s+{re.escape(c)}\s", text)]
+    assert missing == []

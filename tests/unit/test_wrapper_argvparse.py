@@ -224,3 +224,60 @@ def test_missing_executable_is_a_refusal():
     with pytest.raises(Refusal) as caught:
         argvparse.plan(load_document(document), ["ghost"])
     assert caught.value.reason == "command_not_installed"
+
+
+REQUIRING = {
+    "journal": {
+        "executable": TRUE,
+        "options": {"-o --output": {"type": "enum", "values": ["short", "json"]},
+                    "--output-fields": {"type": "regex", "pattern": "[A-Z,]{1,20}"},
+                    "-b": {"type": "int", "min": 0, "max": 9, "mode": "lookahead"}},
+        "requires": [{"option": "-o", "values": ["json"], "needs": ["--output-fields"],
+                      "why": "json prints every field"}],
+    },
+    "engine": {
+        "executable": TRUE,
+        "subcommands": {
+            "inspect": {"options": {"-f --format": {"type": "text"}},
+                        "requires": [{"needs": ["-f", "--format"]}],
+                        "operands": {"rest": {"type": "text"}, "max": 2}},
+            "ps": {},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("words, reason", [
+    (["journal", "-o", "short"], None), (["journal"], None),
+    (["journal", "--output=json", "--output-fields=MESSAGE"], None),
+    (["journal", "--output-fields=MESSAGE", "-ojson"], None),
+    (["journal", "-o", "json"], "option_required"), (["journal", "-ojson"], "option_required"),
+    (["journal", "--output", "json", "-b"], "option_required"),
+    (["engine", "inspect", "-f", "x", "a"], None), (["engine", "inspect", "a", "--format=x"], None),
+    (["engine", "inspect", "a"], "option_required"), (["engine", "ps"], None),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_requirements_tie_an_option_or_a_verb_to_another_option(words, reason):
+    loaded = load_document(mini_policy(REQUIRING))
+    if reason is None:
+        argvparse.plan(loaded, words)
+    else:
+        assert refused(loaded, *words) == reason
+
+
+def test_a_requirement_names_an_option_of_its_node_or_an_ancestor():
+    from mcp_infra_target.valuetypes import PolicyError
+    broken = {"journal": dict(REQUIRING["journal"], requires=[{"option": "-x", "needs": ["-o"]}])}
+    with pytest.raises(PolicyError, match="requires"):
+        load_document(mini_policy(broken)).validate()
+
+
+def test_lookahead_refuses_a_value_refused_for_what_it_names_not_for_its_shape():
+    document = mini_policy({"lsofish": {
+        "executable": TRUE, "permute": False,
+        "options": {"-i": {"type": "destination", "mode": "lookahead"}},
+        "operands": {"rest": {"type": "regex", "pattern": "/[a-z]{1,9}"}, "max": 2}}})
+    document["network"] = {"destinations": ["db.example.net"]}
+    loaded = load_document(document)
+    assert argv(loaded, "lsofish", "-i", "db.example.net") == ["-idb.example.net"]
+    assert argv(loaded, "lsofish", "-i", "/tmp") == ["-i", "/tmp"]
+    assert refused(loaded, "lsofish", "-i", "x.example.net") == "destination_not_allowed"

@@ -52,16 +52,33 @@ def record_refusal(call: Call, host: Host, out: Outcome) -> None:
                                r.reason, r.rule, r.detail, call.trace)
 
 
+# What an operator can change for each kind of refusal (the default: commands and plugins).
+_REMEDY = {
+    "destination_not_allowed": "the read tier reaches, and resolves, only names and addresses "
+    "the host's policy lists (the inventory's hosts, loopback, and the site's "
+    "mcp_infra_network_destinations); resolvers and servers cannot be chosen",
+    "option_required": "the option that is missing names allow-listed fields; explain_command "
+    "shows them",
+    "bad_value": "a value is outside what this host's policy allows for it (the detail says "
+    "what is allowed): change the value, e.g. a simpler pattern or listed field names",
+}
+
+
+def refusal_text(host: Host, out: Outcome, tool: str) -> str:
+    """Why the target refused, and what would change it."""
+    r = out.refusal
+    remedy = _REMEDY.get(r.reason, (
+        f"this host's policy does not allow what {tool} needs; explain_command shows the "
+        "target's reasoning, and an operator can enable it through the inventory "
+        "(mcp_infra_readonly_plugins / mcp_infra_readonly_extra_commands)"))
+    return f"{host.name} refused `{out.command}`: {r.reason} ({r.detail}). {remedy[0].upper()}{remedy[1:]}."
+
+
 def checked(call: Call, host: Host, out: Outcome) -> Outcome:
     """The outcome if the command ran; otherwise a ToolError saying why and what to do."""
     if out.status == "refused":
         record_refusal(call, host, out)
-        r = out.refusal
-        raise ToolError(
-            f"{host.name} refused `{out.command}`: {r.reason} ({r.detail}). This host's "
-            f"policy does not allow what {call.tool} needs; explain_command shows the "
-            "target's reasoning, and an operator can enable it through the inventory "
-            "(mcp_infra_readonly_plugins / mcp_infra_readonly_extra_commands).")
+        raise ToolError(refusal_text(host, out, call.tool))
     if out.status == "timeout":
         raise ToolError(f"`{out.command}` timed out on {host.name} (the target stopped it); "
                         "narrow the request, e.g. fewer lines or a shorter time range")

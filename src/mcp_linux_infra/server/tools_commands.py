@@ -28,6 +28,10 @@ OPERATOR_HOWTO = (
     "the inventory's group_vars, then run ansible-playbook "
     "ansible/playbooks/deploy-mcp-infra.yml. get_learning_suggestions drafts specs from "
     "refused commands.")
+DESTINATION_HOWTO = (
+    "The read tier reaches and resolves only names and addresses the host's policy lists (the "
+    "inventory's hosts, loopback, the site's mcp_infra_network_destinations); resolvers and "
+    "servers cannot be chosen, since a lookup or a packet could carry data out.")
 
 
 def _similar(call: Call, host: Host, command: str) -> list[str]:
@@ -57,7 +61,7 @@ def register(mcp: MCPServer) -> None:
                 f"{h.name} refused `{command}`: {r.reason} (rule {r.rule}): {r.detail}. "
                 + (f"Allowed forms close to it: {'; '.join(similar)}. " if similar else "")
                 + f"Risk if allowed: {advice['risk']} ({'; '.join(advice['reasons'][:2])}). "
-                + OPERATOR_HOWTO)
+                + (DESTINATION_HOWTO if r.reason == "destination_not_allowed" else OPERATOR_HOWTO))
         if out.status == "timeout":
             raise ToolError(f"`{command}` timed out on {h.name}: the target stopped it at its "
                             "time limit. Bound it (e.g. a count, fewer lines, a time range).")

@@ -11,7 +11,16 @@ from pydantic import Field
 
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.calls import current, tool_call
-from mcp_linux_infra.server.common import READ_ONLY, HostArg, TargetArg, checked, fan_out, problem
+from mcp_linux_infra.server.common import (
+    READ_ONLY,
+    HostArg,
+    TargetArg,
+    checked,
+    fan_out,
+    problem,
+    record_refusal,
+    refusal_text,
+)
 from mcp_linux_infra.server.diagnose import CHECKS, diagnose_host, service_commands
 from mcp_linux_infra.server.diagnose_view import by_check
 from mcp_linux_infra.server.formatting import FormatArg, render
@@ -100,8 +109,11 @@ def register(mcp: MCPServer) -> None:
                         "allowed roots, e.g. /var/log/nginx/error.log)")] = None,
         lines: Lines = 100,
         since: Annotated[Since | None, Field(description="Journal only")] = None,
-        pattern: Annotated[str | None, Field(min_length=1, max_length=512,
-                                             description="Keep matching lines (regex)")] = None,
+        pattern: Annotated[str | None, Field(
+            min_length=1, max_length=512,
+            description="Keep matching lines (regex; the target refuses nested or large "
+                        "counted repetition, backreferences and, for the journal, PCRE "
+                        "lookaround)")] = None,
         priority: Annotated[Literal["emerg", "alert", "crit", "err", "warning", "notice",
                                     "info", "debug"] | None,
                             Field(description="Journal only: this priority and worse")] = None,
@@ -198,18 +210,29 @@ def register(mcp: MCPServer) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @tool_call
     def dns_lookup(host: HostArg,
-                   name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:][A-Za-z0-9._:-]{0,252}$",
-                                              description="Name (or address) to resolve")],
+                   name: Annotated[str, Field(
+                       pattern=r"^[A-Za-z0-9._:][A-Za-z0-9._:-]{0,252}$",
+                       description="Name (or address) to resolve: one the host's policy "
+                                   "lists (the inventory's hosts, loopback, the site's "
+                                   "mcp_infra_network_destinations)")],
                    ctx: Context,
                    record_type: Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "PTR",
                                         "SRV", "CAA"] = "A",
                    format: FormatArg = "json") -> CallToolResult:
         """Resolve a name as the host sees it: its system resolver (getent, /etc/hosts
-        included) and, where installed, the DNS itself (host)."""
+        included) and, where installed, the DNS itself (host), always through the host's
+        own resolver. Only names and addresses the host's policy lists can be looked up:
+        a lookup carries its name to DNS servers, so it could carry data out."""
         call = current()
         h = call.host(host)
         outs = call.target(h).batch({"getent": ["getent", "ahosts", name],
                                      "dns": ["host", "-t", record_type, "-W", "2", name]})
+        for out in outs.values():
+            if out.status == "refused":
+                record_refusal(call, h, out)
+        if all(o.status == "refused" and o.refusal.reason == "destination_not_allowed"
+               for o in outs.values()):
+            raise ToolError(refusal_text(h, outs["getent"], call.tool))
         resolver = outs["getent"]
         data = {"host": h.name, "name": name, "record_type": record_type,
                 "system_resolver": parsers.getent_addresses(resolver.stdout)

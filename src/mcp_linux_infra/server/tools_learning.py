@@ -77,6 +77,9 @@ def suggestions(refused: list[RefusedCommand]) -> dict:
             if item.reasons == ["command_not_installed"]:
                 row["why_not"] = (f"{item.name} is allowed but not installed on "
                                   f"{', '.join(item.hosts)}")
+            elif "destination_not_allowed" in item.reasons:
+                row["why_not"] = ("a destination the host's policy does not list; an operator "
+                                  "adds names the site trusts to mcp_infra_network_destinations")
             elif "unknown_command" not in item.reasons:
                 row["why_not"] = (f"{item.name} is in the policy; this form was refused "
                                   f"({', '.join(item.reasons)}: {item.detail}). Widening an "

@@ -6,9 +6,10 @@ An action is data: typed params whose values must come from the host's allowed l
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from mcp_infra_target import strictjson
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 PLACEHOLDER_RE = re.compile(r"\{([a-z][a-z0-9_]{0,63})\}\Z")
@@ -42,15 +43,6 @@ class CatalogError(ValueError):
 
 class ParamError(ValueError):
     """Signed params do not match the action's typed params exactly."""
-
-
-def _no_duplicates(pairs):
-    seen = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError("duplicate key %r" % key)
-        seen[key] = value
-    return seen
 
 
 def _int(value, low, high, where):
@@ -280,7 +272,7 @@ def load_catalog(path: str) -> Catalog:
             raw = handle.read(4 * 1024 * 1024 + 1)
         if len(raw) > 4 * 1024 * 1024:
             raise CatalogError("catalog larger than 4 MiB")
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        data = strictjson.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, CatalogError):
             raise

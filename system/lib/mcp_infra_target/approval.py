@@ -15,6 +15,7 @@ import select
 import time
 from typing import Any
 
+from mcp_infra_target import strictjson
 from mcp_infra_target.refusal import Refusal
 
 NAMESPACE = "mcp-linux-infra-approval"
@@ -43,22 +44,10 @@ def canonical(obj: Any) -> bytes:
                       ensure_ascii=False).encode("utf-8")
 
 
-def _strict_pairs(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError("duplicate key")
-        out[key] = value
-    return out
-
-
-def _no_constants(name):
-    raise ValueError("%s is not JSON" % name)
-
-
 def strict_loads(text):
-    """json.loads without duplicate keys, NaN or Infinity."""
-    return json.loads(text, object_pairs_hook=_strict_pairs, parse_constant=_no_constants)
+    """json.loads without duplicate keys, NaN or Infinity (strictjson, shared by every
+    document a target trusts)."""
+    return strictjson.loads(text)
 
 
 def read_input(fd: int, limit: int, timeout: float) -> bytes:

@@ -94,11 +94,15 @@ class _Parser:
         return self.words[self.pos - 1]
 
     def peek_value(self, spec):
-        """Lookahead options (journalctl -b, -n) take the next word only if it is a valid value."""
+        """Lookahead options (journalctl -b, -n) take the next word only if it is a valid value;
+        a word that has the value's shape but is refused for what it names (a destination the
+        policy does not list) is refused as that value, not read as something else."""
         if self.pos < len(self.words):
             try:
                 value = spec.check(self.words[self.pos], self.result.path[-1].rule)
-            except Refusal:
+            except Refusal as refusal:
+                if refusal.reason != "bad_value":
+                    raise
                 return None
             self.pos += 1
             return value
@@ -206,6 +210,26 @@ def _present(parsed):
     return spellings
 
 
+def _requirements(parsed, present):
+    """Options (or values of them) allowed only together with another option: journalctl's
+    all-field output modes with an allow-listed --output-fields, docker inspect with an
+    allow-listed --format."""
+    given = [(spec, value) for level in parsed.options for kind, _, spec, value in level
+             if spec is not None]
+    for node in parsed.path:
+        for option, values, needs, why in node.requires:
+            if needs & present:
+                continue
+            if option is None:
+                raise Refusal("option_required", node.rule, "{} needs {}{}".format(
+                    node.rule, " or ".join(sorted(needs)), f": {why}" if why else ""))
+            for spec, value in given:
+                if option in spec.spellings and (values is None or value in values):
+                    raise Refusal("option_required", node.rule, "{}{} needs {}{}".format(
+                        option, "" if value is None else " " + value, " or ".join(sorted(needs)),
+                        f": {why}" if why else ""))
+
+
 def _operands(leaf, parsed, present):
     spec = leaf.operands
     for when, variant in leaf.variants:
@@ -229,6 +253,7 @@ def _emit(command, parsed):
     leaf = parsed.path[-1]
     present = _present(parsed)
     operands = _operands(leaf, parsed, present)
+    _requirements(parsed, present)
     problems = []
     executable = command.executable(problems)
     if executable is None:

@@ -89,8 +89,8 @@ def _run_pool(work, jobs, workers):
 
 
 def run(entries, prepare, limits, kill_grace_s):
-    """Check every entry with `prepare(text) -> (plan, env, timeout_s, cap, scratch_bytes)` and
-    run the allowed ones.
+    """Check every entry with `prepare(text) -> (plan, env, timeout_s, cap, scratch_bytes,
+    memory_bytes)` and run the allowed ones.
 
     Returns the result list (input order) and a summary for the audit record.
     """
@@ -101,22 +101,23 @@ def run(entries, prepare, limits, kill_grace_s):
         result = _result(ident, command)
         results.append(result)
         try:
-            plan, env, timeout_s, cap, scratch = prepare(command)
+            plan, env, timeout_s, cap, scratch, memory = prepare(command)
         except Refusal as refusal:
             result.update(status="refused", exit_code=126, refusal=refusal.as_dict())
             continue
         result["rule"] = plan.rule
-        jobs.append((result, plan, env, timeout_s, min(cap, share), scratch))
+        jobs.append((result, plan, env, timeout_s, min(cap, share), scratch, memory))
     deadline = time.monotonic() + limits["batch_timeout_s"]
 
     def work(job):
-        result, plan, env, timeout_s, cap, scratch = job
+        result, plan, env, timeout_s, cap, scratch, memory = job
         try:
-            run_one(result, plan, env, min(timeout_s, deadline - time.monotonic()), cap, scratch)
+            run_one(result, plan, env, min(timeout_s, deadline - time.monotonic()), cap, scratch,
+                    memory)
         finally:
             plan.close()  # this entry's checked paths: held from its check to its end
 
-    def run_one(result, plan, env, timeout_s, cap, scratch):
+    def run_one(result, plan, env, timeout_s, cap, scratch, memory):
         if timeout_s <= 0:
             result.update(status="timeout", exit_code=execute.EXIT_TIMEOUT,
                           stderr="[mcp-wrapper: batch deadline reached before start]\n")
@@ -124,7 +125,7 @@ def run(entries, prepare, limits, kill_grace_s):
         streams = {"stdout": [], "stderr": []}
         outcome = execute.run(plan.argv, env, timeout_s, cap,
                               lambda name, chunk: streams[name].append(chunk), kill_grace_s,
-                              scratch, plan.held.fds(), plan.held.filters())
+                              scratch, plan.held.fds(), plan.held.filters(), memory)
         status = "timeout" if outcome.timed_out else ("error" if outcome.error else "ok")
         result.update(status=status, exit_code=outcome.exit_code, truncated=outcome.truncated,
                       duration_ms=int(outcome.duration_s * 1000),

@@ -5,7 +5,8 @@ directory, no inherited descriptors but those of the checked paths it is given
 (`pass_fds`; `filters` spell them back as the client typed them in its output), its own
 session (so its whole process group can be signalled) and an RLIMIT_FSIZE of 0, soft and
 hard, so a write that slipped past the policy
-cannot grow any regular file (SIGXFSZ). Output is streamed to a sink up to a byte cap; at the cap or at the
+cannot grow any regular file (SIGXFSZ); a command whose spec says so also gets an
+RLIMIT_DATA (memory_bytes), soft and hard. Output is streamed to a sink up to a byte cap; at the cap or at the
 wall-clock deadline the group gets SIGTERM, then SIGKILL after a grace period. Whatever
 happens, the group is SIGKILLed before the leader is reaped: the leader stays a zombie
 until then, so its pid (the group id) cannot have been reused by another process.
@@ -78,11 +79,12 @@ def _signal_group(pid, signum):
         pass
 
 
-def _spawn(argv, env, scratch_bytes, pass_fds=()):
-    """Start the child with RLIMIT_FSIZE `scratch_bytes` (0 unless its spec grants some), soft
-    and hard: util-linux prlimit sets both on itself, then execs `argv`, so the command never
-    runs with a limit it could raise, and no code runs between fork and exec in this
-    (possibly threaded) process."""
+def _spawn(argv, env, scratch_bytes, pass_fds=(), memory_bytes=None):
+    """Start the child with RLIMIT_FSIZE `scratch_bytes` (0 unless its spec grants some) and,
+    where its spec caps memory, RLIMIT_DATA `memory_bytes` (heap and private memory, not
+    the files it maps), soft and hard: util-linux prlimit sets them on itself, then execs
+    `argv`, so the command never runs with a limit it could raise, and no code runs between
+    fork and exec in this (possibly threaded) process."""
     if not os.path.isfile(argv[0]) or not os.access(argv[0], os.X_OK):
         code = errno.EACCES if os.path.exists(argv[0]) else errno.ENOENT
         raise OSError(code, os.strerror(code))  # what exec would say, said before prlimit runs
@@ -91,8 +93,13 @@ def _spawn(argv, env, scratch_bytes, pass_fds=()):
         raise OSError(errno.ENOENT, "no trusted util-linux prlimit to set its limits")
     hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
     size = scratch_bytes if hard == resource.RLIM_INFINITY else min(scratch_bytes, hard)
+    limits = ["--fsize=%d:%d" % (size, size)]
+    if memory_bytes is not None:
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        data = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        limits.append(f"--data={data}:{data}")
     return subprocess.Popen(
-        [limiter, "--fsize=%d:%d" % (size, size), "--"] + list(argv), stdin=subprocess.DEVNULL,
+        [limiter] + limits + ["--"] + list(argv), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/", close_fds=True,
         pass_fds=pass_fds, start_new_session=True, restore_signals=True)
 
@@ -135,13 +142,13 @@ def _pump(process, deadline, cap_bytes, sink, outcome, filters=None):
 
 
 def run(argv, env, timeout_s, cap_bytes, sink, kill_grace_s=1.0, scratch_bytes=0, pass_fds=(),
-        filters=None):
+        filters=None, memory_bytes=None):
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes)."""
     outcome = Outcome()
     start = time.monotonic()
     deadline = start + timeout_s
     try:
-        process = _spawn(argv, env, scratch_bytes, pass_fds)
+        process = _spawn(argv, env, scratch_bytes, pass_fds, memory_bytes)
     except OSError as error:
         outcome.error = f"{argv[0]}: {error.strerror}"
         outcome.exit_code = EXIT_NOT_STARTED

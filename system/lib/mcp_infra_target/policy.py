@@ -10,9 +10,9 @@ the command a request names (`load_for_request`); the whole document is validate
 is deployed (`load`, the role's `validate:`) and whenever `mcp:policy` shows it.
 """
 
-import json
 import re
 
+from . import strictjson
 from .digest import sha256
 from .pathrules import PathRules
 from .paths import trusted_executable
@@ -28,13 +28,16 @@ SESSION_LIMITS = {"session_idle_s": 60, "session_max_requests": 10000, "session_
 # scratch files (apt builds its package cache in an unlinked /tmp file when the system cache is
 # stale) may be given a bounded allowance, as data, in its spec.
 SCRATCH_MAX = 256 * 1024 * 1024
+# A command's spec may cap its private memory (RLIMIT_DATA, soft and hard: heap and private
+# writable mappings, not the files it maps), e.g. for commands that compile a client's pattern.
+MEMORY_MIN, MEMORY_MAX = 128 * 1024 * 1024, 16 * 1024 * 1024 * 1024
 MODES = ("required", "attached", "lookahead", "equals")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 NODE_KEYS = {"description", "aliases", "options", "operands", "operand_variants",
-             "subcommands", "bare", "forced", "defaults", "timeout_s", "output_cap_bytes",
-             "scratch_bytes"}
+             "subcommands", "bare", "forced", "defaults", "requires", "timeout_s",
+             "output_cap_bytes", "scratch_bytes", "memory_bytes"}
 COMMAND_KEYS = NODE_KEYS - {"aliases"} | {"executable", "optional", "style", "permute",
                                           "tagged", "bsd_flags", "numeric_option",
                                           "operands_first", "end_of_options"}
@@ -145,6 +148,10 @@ class Node:
         if self.scratch_bytes is not None and not (
                 type(self.scratch_bytes) is int and 0 <= self.scratch_bytes <= SCRATCH_MAX):
             raise PolicyError(f"{where}.scratch_bytes: an integer from 0 to {SCRATCH_MAX}")
+        self.memory_bytes = data.get("memory_bytes")
+        if self.memory_bytes is not None and not (
+                type(self.memory_bytes) is int and MEMORY_MIN <= self.memory_bytes <= MEMORY_MAX):
+            raise PolicyError(f"{where}.memory_bytes: an integer from {MEMORY_MIN} to {MEMORY_MAX}")
         self.options = {}
         self.option_list = []
         for key, value in _expect(data.get("options", {}), dict, where + ".options").items():
@@ -164,6 +171,25 @@ class Node:
             _keys(default, {"unless", "args"}, dwhere, required=("unless", "args"))
             self.defaults.append((set(_strings(default["unless"], dwhere + ".unless")),
                                   _strings(default["args"], dwhere + ".args")))
+        # An option (or a value of it) that is only allowed together with another option:
+        # {"needs": [spellings], "option": spelling?, "values": [values]?}; without "option"
+        # the node itself needs one of them (docker inspect needs --format).
+        self.requires = []
+        for index, require in enumerate(_expect(data.get("requires", []), list,
+                                                where + ".requires")):
+            rwhere = f"{where}.requires[{index}]"
+            _keys(require, {"needs", "option", "values", "why"}, rwhere, required=("needs",))
+            values = require.get("values")
+            option = require.get("option")
+            node = self
+            while option is not None and node is not None and option not in node.options:
+                node = node.parent
+            if option is not None and node is None:
+                raise PolicyError(f"{rwhere}.option: {option!r} is not an option here")
+            self.requires.append((option,
+                                  None if values is None else set(_strings(values, rwhere)),
+                                  set(_strings(require["needs"], rwhere + ".needs")),
+                                  _expect(require.get("why", ""), str, rwhere + ".why")))
         self.subcommands = {}
         self.children = []
         for sub_name, sub_data in _expect(data.get("subcommands", {}), dict,
@@ -261,14 +287,15 @@ class _NamedTypes:
     JSON keys (Ansible's to_nice_json, jq -S) must not break a policy. A cycle is refused.
     """
 
-    def __init__(self, specs, paths):
+    def __init__(self, specs, paths, network):
         self.specs = specs
         self.paths = paths
+        self.network = network
         self.compiled = {}
         self.compiling = []
 
     def context(self):
-        return {"paths": self.paths, "named": _Visible(self)}
+        return {"paths": self.paths, "named": _Visible(self), "network": self.network}
 
     def get(self, name):
         if name not in self.compiled:
@@ -309,7 +336,7 @@ class Policy:
         self.document = document
         self.sha256 = digest
         _keys(document, {"schema", "description", "defaults", "limits", "environment",
-                         "paths", "types", "plugins"}, "policy",
+                         "paths", "network", "types", "plugins"}, "policy",
               required=("schema", "defaults", "limits", "environment", "paths", "plugins"))
         if document["schema"] != SCHEMA:
             raise PolicyError("policy: schema must be %d" % SCHEMA)
@@ -320,6 +347,7 @@ class Policy:
         self.output_cap_bytes = _expect(defaults["output_cap_bytes"], int, "defaults.output_cap")
         self.kill_grace_s = _expect(defaults["kill_grace_s"], (int, float), "defaults.kill_grace_s")
         self.scratch_bytes = 0
+        self.memory_bytes = None
         limit_names = ("request_max_bytes", "max_tokens", "batch_max_commands",
                        "batch_stdin_max_bytes", "batch_stdin_timeout_s", "batch_timeout_s",
                        "batch_output_cap_bytes", "batch_parallel")
@@ -342,8 +370,12 @@ class Policy:
                     raise PolicyError(f"paths.{key}: {pattern!r} is not absolute")
         self.paths = PathRules(paths["read_roots"], paths["list_roots"], paths["deny"],
                                _strings(paths["deny_names"], "paths.deny_names"))
+        network = document.get("network", {})
+        _keys(network, {"destinations"}, "policy.network")
+        self._destinations = _strings(network.get("destinations", []), "network.destinations")
+        self._compiled_destinations = None
         self.types = _NamedTypes(_expect(document.get("types", {}), dict, "policy.types"),
-                                 self.paths)
+                                 self.paths, self.destinations)
         self.sources = {}
         for plugin, pdata in _expect(document["plugins"], dict, "policy.plugins").items():
             _keys(pdata, {"description", "commands"}, "plugins." + plugin, required=("commands",))
@@ -353,6 +385,15 @@ class Policy:
                     raise PolicyError(f"{where}: command defined in two plugins")
                 self.sources[name] = (plugin, cdata, where)
         self.compiled = {}
+
+    def destinations(self):
+        """network.destinations, compiled on first use (only commands that reach other
+        hosts need it)."""
+        if self._compiled_destinations is None:
+            from .destinations import Destinations
+            self._compiled_destinations = Destinations(self._destinations,
+                                                       "network.destinations", PolicyError)
+        return self._compiled_destinations
 
     @staticmethod
     def _environment(env):
@@ -382,6 +423,7 @@ class Policy:
 
     def validate(self):
         """Compile the whole policy, every named type and command, raising the first fault."""
+        self.destinations()
         for name in self.types.specs:
             self.types.get(name)
         for name in self.sources:
@@ -399,9 +441,9 @@ def load_for_request(path):
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError("policy file larger than %d bytes" % MAX_POLICY_BYTES)
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = strictjson.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as error:
-        raise PolicyError(f"policy is not JSON: {error}")
+        raise PolicyError(f"policy is not strict JSON: {error}")
     return Policy(document, sha256(data).hexdigest())
 
 

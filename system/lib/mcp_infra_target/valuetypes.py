@@ -2,7 +2,10 @@
 
 A checker takes the client's string and returns the string to pass on, or raises a
 Refusal. Every type refuses the empty string. Types are parameterised by policy data
-(ranges, enums, patterns); the kinds themselves are the fixed list in KINDS.
+(ranges, enums, patterns); the kinds themselves are the fixed list in KINDS. Three kinds
+judge what a value does rather than how it looks: `destination` (a host the policy lists,
+destinations.py), `pattern` (a client's regular expression, bounded in what it may cost)
+and `format` (a template naming only allow-listed fields; both in patterns.py).
 """
 
 import re
@@ -48,13 +51,28 @@ def _number(spec, where):
 
 
 def _enum(spec, where):
+    """One of the listed values (an allow-list); `ignore_case` for binaries that compare
+    without case (util-linux column names)."""
     values = frozenset(spec["values"])
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise PolicyError(f"{where}: values must be a non-empty list of strings")
+    fold = _expect_bool(spec.get("ignore_case", False), where + ".ignore_case")
+    folded = frozenset(v.upper() for v in values) if fold else values
+    listed = ", ".join(sorted(values))
+    if len(listed) > 1500:
+        listed = listed[:1500].rsplit(", ", 1)[0] + f", ... ({len(values)} values; mcp:policy lists them)"
 
     def check(value, rule):
-        if value not in values:
-            raise Refusal("bad_value", rule, "{!r} is not one of {}".format(value, ", ".join(sorted(values))))
+        if (value.upper() if fold and value.isascii() else value) not in folded:
+            raise Refusal("bad_value", rule, f"{value[:200]!r} is not one of {listed}")
         return value
     return check
+
+
+def _expect_bool(value, where):
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: expected true or false")
+    return value
 
 
 def _list(spec, where, context):
@@ -70,19 +88,37 @@ def _list(spec, where, context):
     return check
 
 
-def _regex(spec, where):
+def _regex(spec, where, context):
+    """The policy's own validator: the whole value must match `pattern`; each named group
+    in `groups` that took part in the match is also checked by its type (the value passed
+    on is the client's, unchanged)."""
     try:
         pattern = re.compile(spec["pattern"])
     except re.error as error:
         raise PolicyError(f"{where}: bad pattern: {error}")
     max_len = spec.get("max_len", 256)
     shown = spec["pattern"] if len(spec["pattern"]) <= 80 else spec["pattern"][:77] + "..."
+    groups = []
+    for name, group_spec in _expect_dict(spec.get("groups", {}), where + ".groups").items():
+        if name not in pattern.groupindex:
+            raise PolicyError(f"{where}.groups: the pattern has no group {name!r}")
+        groups.append((name, compile_type(group_spec, f"{where}.groups.{name}", context)))
 
     def check(value, rule):
-        if len(value) > max_len or not pattern.fullmatch(value):
+        match = pattern.fullmatch(value) if len(value) <= max_len else None
+        if match is None:
             raise Refusal("bad_value", rule, f"{value[:200]!r} does not match {shown}")
+        for name, group_check in groups:
+            if match.group(name) is not None:
+                group_check(match.group(name), rule)
         return value
     return check
+
+
+def _expect_dict(value, where):
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: expected a mapping")
+    return value
 
 
 def _text(spec, where):
@@ -139,6 +175,21 @@ def _path(spec, where, context):
     return check
 
 
+def _destination(spec, where, context):
+    from . import destinations  # only commands that reach other hosts need it
+    return destinations.checker(context["network"]())
+
+
+def _pattern(spec, where):
+    from . import patterns
+    return patterns.pattern_checker(spec, where, PolicyError)
+
+
+def _format(spec, where):
+    from . import patterns
+    return patterns.format_checker(spec, where, PolicyError)
+
+
 def _any_of(spec, where, context):
     members = [compile_type(s, "%s.any_of[%d]" % (where, i), context)
                for i, s in enumerate(spec["types"])]
@@ -158,9 +209,9 @@ def _any_of(spec, where, context):
 KINDS = {
     "int": (_int, ("min", "max")),
     "number": (_number, ("min", "max")),
-    "enum": (_enum, ("values",)),
+    "enum": (_enum, ("values", "ignore_case")),
     "list": (_list, ("item", "separator", "max_items")),
-    "regex": (_regex, ("pattern", "max_len")),
+    "regex": (_regex, ("pattern", "max_len", "groups")),
     "text": (_text, ("max_len",)),
     "hostname": (lambda spec, where: _hostname, ()),
     "ip": (lambda spec, where: _ip, ()),
@@ -168,8 +219,12 @@ KINDS = {
     "host": (lambda spec, where: _host, ()),
     "path": (_path, ("access",)),
     "any_of": (_any_of, ("types",)),
+    "destination": (_destination, ()),
+    "pattern": (_pattern, ("syntax", "max_len", "max_nesting", "max_repeat_product",
+                           "max_expansion")),
+    "format": (_format, ("syntax", "fields", "max_len")),
 }
-_NEEDS_CONTEXT = {"list", "path", "any_of"}
+_NEEDS_CONTEXT = {"list", "path", "any_of", "regex", "destination"}
 
 
 def compile_type(spec, where, context):

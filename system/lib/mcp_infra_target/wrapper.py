@@ -54,7 +54,8 @@ def _plan_words(loaded, tokens):
                       f"{tokens[0][:32]!r} cannot be used inside another request")
     plan = argvparse.plan(loaded, tokens)
     return (plan, loaded.environment, plan.limit(loaded, "timeout_s"),
-            plan.limit(loaded, "output_cap_bytes"), plan.limit(loaded, "scratch_bytes"))
+            plan.limit(loaded, "output_cap_bytes"), plan.limit(loaded, "scratch_bytes"),
+            plan.limit(loaded, "memory_bytes"))
 
 
 def _prepare(loaded, text):
@@ -121,7 +122,8 @@ def _run_single(io, loaded, tokens, record):
         timeout_s = plan.limit(loaded, "timeout_s")
         outcome = execute.run(plan.argv, loaded.environment, timeout_s, cap, io.sink,
                               loaded.kill_grace_s, plan.limit(loaded, "scratch_bytes"),
-                              plan.held.fds(), plan.held.filters())
+                              plan.held.fds(), plan.held.filters(),
+                              plan.limit(loaded, "memory_bytes"))
     finally:
         plan.close()
     record.update(bytes=outcome.output_bytes, truncated=outcome.truncated,
@@ -141,7 +143,7 @@ def _explain(loaded, words):
     answer = {"allowed": False, "command": words[0] if words else None, "argv": None,
               "rule": None, "reason": None, "detail": None}
     try:
-        plan, _, timeout_s, cap, _ = _plan_words(loaded, words)
+        plan, _, timeout_s, cap, _, _ = _plan_words(loaded, words)
         paths = plan.held.audit()
         plan.close()
         answer.update(allowed=True, argv=plan.argv, rule=plan.rule, timeout_s=timeout_s,
