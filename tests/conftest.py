@@ -45,3 +45,25 @@ def lab_env(tmp_path):
         })
         return env
     return make
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """Real ssh-keygen key pairs for the action tier, made once per session."""
+    from pra_support import Keys
+    return Keys(tmp_path_factory.mktemp("pra-keys"))
+
+
+@pytest.fixture
+def root(keys):
+    """A fresh action-tier test root (MCP_INFRA_TEST_ROOT) per test."""
+    from pra_support import TestRoot
+    test_root = TestRoot(keys)
+    yield test_root
+    test_root.cleanup()
+
+
+@pytest.fixture
+def anyio_backend():
+    """The MCP SDK runs on asyncio; anyio's pytest plugin asks which backend to use."""
+    return "asyncio"

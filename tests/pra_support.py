@@ -11,13 +11,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = REPO / "system"
@@ -26,8 +23,6 @@ PRA_EXEC = SYSTEM / "wrappers" / "pra-exec"
 NAMESPACE = "mcp-linux-infra-approval"
 HOST = "target-1"
 KEYGEN = "/usr/bin/ssh-keygen"
-if str(SYSTEM / "lib") not in sys.path:
-    sys.path.insert(0, str(SYSTEM / "lib"))
 
 
 FAKE_SUDO = """#!/usr/bin/python3 -IS
@@ -203,16 +198,3 @@ def result(proc) -> dict[str, Any]:
     assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
     return json.loads(proc.stdout)
 
-
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory) -> Keys:
-    """Session keys (import this fixture into a test module to use it)."""
-    return Keys(tmp_path_factory.mktemp("pra-keys"))
-
-
-@pytest.fixture
-def root(keys: Keys):
-    """A fresh test root per test."""
-    test_root = TestRoot(keys)
-    yield test_root
-    test_root.cleanup()

@@ -8,7 +8,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,8 +16,6 @@ LIB = REPO / "system" / "lib"
 WRAPPER = REPO / "system" / "wrappers" / "mcp-wrapper"
 POLICY_FILE = REPO / "system" / "policy" / "readonly.json"
 
-if str(LIB) not in sys.path:
-    sys.path.insert(0, str(LIB))
 
 
 def default_policy_document():

@@ -25,10 +25,6 @@ pytestmark = pytest.mark.lab
 CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def env(deployed, tmp_path):

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, require_lab
+
 from mcp_linux_infra.lab.mounts import mounts_under
 from mcp_linux_infra.lab.process import alive
 from mcp_linux_infra.lab.target import ssh_argv

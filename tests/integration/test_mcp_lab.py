@@ -6,23 +6,18 @@ down. The five-host inventory is the deployed target under its own name plus thr
 (each alias has its own transport) and one host whose port nobody listens on."""
 
 import json
-import socket
 import time
 
 import anyio
 import pytest
 from conftest import REPO
 from mcp import Client, StdioServerParameters
+from net_support import free_port
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
 CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -31,7 +26,7 @@ def fleet(deployed, tmp_path):
     port = deployed.port
     names = [deployed.host] + [f"alias-{i}" for i in (2, 3, 4)] + ["down-5"]
     lines = ["[fleet]"] + [f"{n} ansible_host=127.0.0.1 ansible_port={port}" for n in names[:4]]
-    lines.append(f"down-5 ansible_host=127.0.0.1 ansible_port={closed_port()}")
+    lines.append(f"down-5 ansible_host=127.0.0.1 ansible_port={free_port()}")
     lines += ["[fleet:vars]", ("ansible_ssh_common_args='-o StrictHostKeyChecking=yes "
                                f"-o UserKnownHostsFile={deployed.known_hosts}'")]
     (tmp_path / "inventory.ini").write_text("\n".join(lines) + "\n")
@@ -47,10 +42,6 @@ def fleet(deployed, tmp_path):
         return StdioServerParameters(command=CLI, args=["serve"], env=env, cwd=str(tmp_path))
     return tmp_path / "state", params, names
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 async def tool(client, name, **args):

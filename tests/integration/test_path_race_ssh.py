@@ -11,13 +11,9 @@ it but for the policy). Meanwhile mcp-reader sends over 2,000 requests through o
 import json
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "security"))
-from path_race import RACER, Tally, batch_frame, outputs, requests
+from race_support import RACER, Tally, batch_frame, outputs, requests
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab

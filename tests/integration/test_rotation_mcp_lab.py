@@ -19,10 +19,6 @@ CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 LOOP = (("run_diagnostic", {"command": "uptime"}), ("list_pra_actions", {}))
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def fingerprint(public_key) -> str:
     return subprocess.run(["ssh-keygen", "-lf", str(public_key)], capture_output=True,

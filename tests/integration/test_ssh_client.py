@@ -17,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+from net_support import free_port
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
@@ -31,11 +32,6 @@ def refusal(proc) -> dict:
     assert len(lines) == 1, proc.stderr
     return json.loads(lines[0])["mcp_refusal"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:

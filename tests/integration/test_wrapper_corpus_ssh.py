@@ -10,14 +10,10 @@ ControlMaster connection (each case is still its own session, forced command and
 
 import secrets
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "security"))
-from wrapper_corpus import Canaries, load_corpus, run_case  # noqa: E402
+from corpus_support import Canaries, load_corpus, run_case
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab

@@ -10,15 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
-from pra_support import canonical, keys, refusal, result, root  # noqa: F401 (fixtures)
+from pra_support import canonical, refusal, result
 
 # refused before an operator's signature vouched for the document
 UNVERIFIED = {"bad_envelope", "missing_signature", "not_canonical", "bad_document",

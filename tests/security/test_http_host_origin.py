@@ -29,10 +29,6 @@ INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "par
     "clientInfo": {"name": "probe", "version": "1"}}})
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def ipv6_loopback_missing() -> str | None:
     try:

@@ -7,19 +7,17 @@ end with the fields of the very document that is signed, right before the prompt
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from approval_support import make_action_estate
-from pra_support import HOST, NAMESPACE, keys, root  # noqa: F401 (fixtures)
+from pra_support import HOST, NAMESPACE
 from terminal_support import Terminal, sgr_attributes
 
 from mcp_linux_infra.approvals.document import canonical
 from mcp_linux_infra.server.state import open_approvals
+
+TESTS = Path(__file__).resolve().parents[1]
 
 CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
 SPOOF_WORDS = ("lab-01", "harmless", "evil.example", "pwned", "nginx")

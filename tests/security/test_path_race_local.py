@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from path_race import RACER, Tally, batch_frame, outputs, requests
+from race_support import RACER, Tally, batch_frame, outputs, requests
 from users_support import can_create_users, made_users
 from wrapper_support import default_policy_document, make_root, remove_root, wrapper_process
 

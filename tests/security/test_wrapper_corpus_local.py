@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from corpus_support import Canaries, load_corpus, run_case
 from users_support import can_create_users, made_users, processes_of
-from wrapper_corpus import Canaries, load_corpus, run_case
 from wrapper_support import make_root, remove_root, run_wrapper
 
 pytestmark = pytest.mark.skipif(not can_create_users(),

@@ -8,19 +8,17 @@ import re
 import select
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from approval_support import make_action_estate
-from pra_support import HOST, NAMESPACE, keys, root  # noqa: F401 (fixtures)
+from pra_support import HOST, NAMESPACE
 
 from mcp_linux_infra.approvals.document import canonical
 from mcp_linux_infra.server.state import open_approvals
+
+TESTS = Path(__file__).resolve().parents[1]
 
 CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
 

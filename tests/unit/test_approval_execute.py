@@ -12,12 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from approval_support import make_action_estate
 from mcp_infra_target import pra_state
-from pra_support import HOST, keys, root  # noqa: F401 (fixtures)
+from pra_support import HOST
 
 from mcp_linux_infra.approvals.decide import approve, reject
 from mcp_linux_infra.approvals.execute import (
@@ -32,6 +29,8 @@ from mcp_linux_infra.approvals.pra import ActionTier
 from mcp_linux_infra.inventory import load_inventory
 from mcp_linux_infra.server.state import open_approvals
 from mcp_linux_infra.ssh.pool import Pool
+
+TESTS = Path(__file__).resolve().parents[1]
 
 SLOW = {"slow_touch": {
     "description": "Sleep two seconds, then touch the file.",

@@ -6,12 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target import approval as target_approval
 
 from mcp_linux_infra.approvals.document import build, canonical, new_nonce, parse_ttl

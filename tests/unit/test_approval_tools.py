@@ -13,27 +13,23 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from approval_support import make_action_estate
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
-from approval_support import make_action_estate
 from mcp_support import ok, refused
-from pra_support import HOST, keys, root  # noqa: F401 (fixtures)
+from net_support import free_port
+from pra_support import HOST
 
 from mcp_linux_infra.approvals.decide import approve, reject
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.http import token_hash
 from mcp_linux_infra.server.state import AppState, open_approvals
 
+TESTS = Path(__file__).resolve().parents[1]
+
 CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
 MODES = ["auto", "legacy"]
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture
@@ -242,18 +238,12 @@ def test_nothing_the_server_exposes_reads_or_names_the_operator_key(estate):
 
 
 # -- over HTTP, the token's scopes decide who may propose and who may execute ---------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def http_url(estate, tmp_path):
     """`serve --transport http` with three tokens: read; read+propose; read+propose+execute."""
     tokens = {"reader": ["read"], "proposer": ["read", "propose"],
               "executor": ["read", "propose", "execute"]}
-    port = _free_port()
+    port = free_port()
     specs = [{"name": n, "sha256": token_hash(f"{n}-token"), "scopes": s}
              for n, s in tokens.items()]
     proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],

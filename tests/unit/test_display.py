@@ -3,15 +3,10 @@ terminal control; the same predicate as the target's first gate for requests."""
 
 import io
 import re
-import sys
-from pathlib import Path
 
 import pytest
-from rich.console import Console
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target import screen
+from rich.console import Console
 
 from mcp_linux_infra import display
 from mcp_linux_infra.approvals import cli as approvals_cli

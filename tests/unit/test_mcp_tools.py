@@ -23,10 +23,6 @@ ACTION_TOOLS = {"list_pra_actions", "propose_pra_action", "get_proposal", "list_
                 "execute_pra_action", "verify_service"}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def estate(tmp_path):

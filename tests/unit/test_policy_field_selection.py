@@ -9,7 +9,6 @@ a binary missing on this machine only adds `command_not_installed` after every c
 import json
 
 import pytest
-import wrapper_support  # noqa: F401 (first: puts system/lib on sys.path)
 from mcp_infra_target import patterns
 from wrapper_support import make_root, refusal_of, remove_root, run_wrapper
 

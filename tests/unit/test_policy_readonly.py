@@ -8,15 +8,14 @@ import re
 import subprocess
 
 import pytest
-
-from wrapper_support import (  # noqa: I001 (first: sets sys.path)
+from mcp_infra_target import argvparse, policy, tokenise
+from mcp_infra_target.refusal import Refusal
+from wrapper_support import (
     POLICY_FILE,
     REPO,
     default_policy_document,
     load_document,
 )
-from mcp_infra_target import argvparse, policy, tokenise
-from mcp_infra_target.refusal import Refusal
 
 ORDINARY = REPO / "tests/security/corpus/readonly_ordinary.txt"
 HOST_DEPENDENT = {"path_not_found", "command_not_installed"}

@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target.actions import Catalog, CatalogError, ParamError, load_catalog
 from pra_support import SYSTEM
 

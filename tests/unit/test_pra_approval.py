@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target import approval, signature
 from mcp_infra_target.refusal import Refusal
-from pra_support import canonical, keys  # noqa: F401 (keys: fixture)
+from pra_support import canonical
 
 DOC = {"v": 1, "proposal": "p-1", "host": "h1", "action": "restart_service",
        "params": {"unit": "nginx"}, "nonce": "n" * 16, "not_before": 1000, "not_after": 2000,

@@ -4,26 +4,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target import pra_exec
 from mcp_infra_target.refusal import Refusal
-from pra_support import (  # noqa: F401 (keys, root: fixtures)
+from pra_support import (
     HOST,
     PRA_EXEC,
     PRA_RUN,
     REPO,
     SYSTEM,
-    keys,
     refusal,
     result,
-    root,
 )
 
 

@@ -5,16 +5,11 @@ import fcntl
 import json
 import os
 import stat
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from mcp_infra_target import pra_state
-from pra_support import keys, refusal, result, root  # noqa: F401 (keys, root: fixtures)
+from pra_support import refusal, result
 
 RESULT_KEYS = {"outcome", "note", "action", "params", "proposal", "nonce", "approver", "host",
                "trace", "check", "run", "verify", "durations_ms"}

@@ -4,14 +4,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
-import pra_support  # noqa: F401 (puts the target library on sys.path)
 from mcp_infra_target import pra_state
 from mcp_infra_target.refusal import Refusal
 

@@ -3,13 +3,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent / "system" / "lib")]
 from pra_support import SYSTEM
 
 SUDOERS = SYSTEM / "sudoers.d" / "pra-runner"

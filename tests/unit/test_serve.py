@@ -13,16 +13,13 @@ from conftest import REPO
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import make_estate
+from net_support import free_port
 
 from mcp_linux_infra.server.http import TokenBucket, token_hash
 
 CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 TOKENS = {"reader": ("r3ad-token", ["read"]), "executor": ("x-token", ["execute"])}
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture
@@ -60,11 +57,6 @@ async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
     assert [c["tool"] for c in calls] == ["diagnose_system", "run_diagnostic"]
     assert calls[1]["outcome"] == "error"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import pytest
-import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp_infra_target import audit

@@ -1,10 +1,9 @@
 """The argv validator: how words become a checked, canonical argv (or a refusal)."""
 
 import pytest
-
-from wrapper_support import load_document, mini_policy  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse
 from mcp_infra_target.refusal import Refusal
+from wrapper_support import load_document, mini_policy
 
 TRUE = ["/usr/bin/true", "/bin/true"]
 

@@ -2,7 +2,6 @@
 
 import time
 
-import wrapper_support  # noqa: F401
 from mcp_infra_target import execute
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}

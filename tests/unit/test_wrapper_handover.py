@@ -5,8 +5,6 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from mcp_infra_target import execute, handover
 from mcp_infra_target.handover import Rename
 

@@ -188,8 +188,8 @@ def test_scratch_allowance_is_data_bounded_and_reaches_only_its_command():
     import resource
 
     from mcp_infra_target import execute
-    from mcp_infra_target.policy import SCRATCH_MAX, Policy
     from mcp_infra_target.argvparse import plan as make_plan
+    from mcp_infra_target.policy import SCRATCH_MAX, Policy
     from mcp_infra_target.valuetypes import PolicyError
     from wrapper_support import default_policy_document
 

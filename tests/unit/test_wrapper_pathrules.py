@@ -8,13 +8,11 @@ import stat
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
-from users_support import can_create_users, made_users
 from mcp_infra_target import handover, pathrules
 from mcp_infra_target.handover import Passed
 from mcp_infra_target.pathrules import PathRules, lexical
 from mcp_infra_target.refusal import Refusal
+from users_support import can_create_users, made_users
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from wrapper_support import POLICY_FILE  # noqa: I001 (first: sets sys.path)
 from mcp_infra_target import argvparse, pathrules, policy, screen, tokenise
 from mcp_infra_target.handover import Passed
 from mcp_infra_target.refusal import Refusal
+from wrapper_support import POLICY_FILE
 
 LOADED = policy.load(str(POLICY_FILE))
 NAMES = sorted(LOADED.commands)

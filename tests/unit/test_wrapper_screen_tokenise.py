@@ -1,8 +1,6 @@
 """The first two gates of mcp-wrapper: raw request screening and POSIX word splitting."""
 
 import pytest
-
-import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from mcp_infra_target import screen, tokenise
 from mcp_infra_target.refusal import Refusal
 

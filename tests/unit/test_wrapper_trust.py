@@ -10,10 +10,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from wrapper_support import make_root, mini_policy, refusal_of, remove_root, run_wrapper, \
-    unprivileged_user
-
 from mcp_infra_target import paths
+from wrapper_support import (
+    make_root,
+    mini_policy,
+    refusal_of,
+    remove_root,
+    run_wrapper,
+    unprivileged_user,
+)
 
 pytestmark = pytest.mark.skipif(unprivileged_user() is None,
                                 reason="needs root: root-owned trees, chown, a switch to nobody")

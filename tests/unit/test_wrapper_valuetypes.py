@@ -1,8 +1,6 @@
 """Every value type of the policy language, its parameters, and spec errors."""
 
 import pytest
-
-import wrapper_support  # noqa: F401  (puts system/lib on sys.path)
 from mcp_infra_target.pathrules import PathRules
 from mcp_infra_target.refusal import Refusal
 from mcp_infra_target.valuetypes import PolicyError, compile_type

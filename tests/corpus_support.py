@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent / "corpus" / "readonly_attacks.jsonl"
+CORPUS = Path(__file__).resolve().parent / "security" / "corpus" / "readonly_attacks.jsonl"
 REFUSED = 126
 PLACEHOLDER = re.compile(r"\{(canary_dir|canary_name|secret_file|secret_link|etc_secret|"
                          r"write_target|listener_port)\}")
