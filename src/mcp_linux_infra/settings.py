@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mcp_linux_infra.approvals.document import parse_ttl
+from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 Scope = Literal["read", "propose", "execute"]
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -79,10 +80,10 @@ class Settings(BaseSettings):
     host_key_policy: Literal["strict", "accept-new"] = Field(
         "strict", description="strict: refuse unknown host keys; accept-new: record them on first "
         "use (a changed key is always refused)")
-    reader_user: str = Field("mcp-reader", description="Target user of the read-only tier")
+    reader_user: str = Field(READER_USER, description="Target user of the read-only tier")
     reader_key: Path | None = Field(None, description="Private key of the read-only tier "
                                     "(default: KEYS_DIR/mcp-reader.key)")
-    pra_user: str = Field("pra-runner", description="Target user of the action tier")
+    pra_user: str = Field(ACTION_USER, description="Target user of the action tier")
     pra_key: Path | None = Field(None, description="Private key of the action tier "
                                  "(default: KEYS_DIR/pra-exec.key)")
     state_dir: Path = Field(Path("state"), description="SQLite state (refused commands, proposals)")

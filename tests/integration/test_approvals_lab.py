@@ -143,21 +143,21 @@ async def test_the_model_is_refused_without_a_valid_approval(deployed, env):
 
 _CHILD = textwrap.dedent("""
     import os, signal, sys
-    from mcp_linux_infra.approvals import pra
-    from mcp_linux_infra.approvals.execute import Executor
+    from mcp_linux_infra.approvals import action_tier
+    from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.audit import Audit
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.server.state import open_approvals
     from mcp_linux_infra.settings import Settings
     from mcp_linux_infra.ssh.pool import Pool
     point, proposal = sys.argv[1], sys.argv[2]
-    real = pra.ActionTier.run
+    real = action_tier.ActionTier.run
     def run(self, document, signature, timeout):
         if point == "before_send":
             os.kill(os.getpid(), signal.SIGKILL)
         real(self, document, signature, timeout)
         os.kill(os.getpid(), signal.SIGKILL)
-    pra.ActionTier.run = run
+    action_tier.ActionTier.run = run
     settings = Settings()
     store = open_approvals(settings, Audit(None))
     host = load_inventory(settings.inventory).hosts[{host!r}]

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from mcp_linux_infra.analysis import analyze
 from mcp_linux_infra.audit import Audit, redact
-from mcp_linux_infra.protocol import outcome
-from mcp_linux_infra.ssh.execute import Completed
+from mcp_linux_infra.readonly.protocol import outcome
+from mcp_linux_infra.server.risk import analyze
+from mcp_linux_infra.ssh.channel import Completed
 
 
 @pytest.mark.parametrize("command,risk,recommendation,effects", [
@@ -96,8 +96,7 @@ def test_audit_writes_json_lines_to_file_and_stream(tmp_path):
 def test_a_drafted_spec_compiles_in_the_targets_own_policy_loader():
     from wrapper_support import default_policy_document, load_document
 
-    from mcp_linux_infra.learning import RefusedCommand
-    from mcp_linux_infra.server.tools_learning import draft_spec
+    from mcp_linux_infra.server.learning import RefusedCommand, draft_spec
 
     seen = [RefusedCommand("tree -L 2 /etc", "tree", 3, ["a"], ["unknown_command"], 0, 0, ""),
             RefusedCommand("tree --charset=ascii -d /var/log", "tree", 2, ["b"],

@@ -16,8 +16,9 @@ from approval_support import make_action_estate
 from mcp_infra_target import pra_state
 from pra_support import HOST
 
+from mcp_linux_infra.approvals.action_tier import ActionTier
 from mcp_linux_infra.approvals.decide import approve, reject
-from mcp_linux_infra.approvals.execute import (
+from mcp_linux_infra.approvals.executor import (
     Executor,
     NotExecutable,
     OutcomeUnknown,
@@ -25,7 +26,6 @@ from mcp_linux_infra.approvals.execute import (
     owner_alive,
     owner_token,
 )
-from mcp_linux_infra.approvals.pra import ActionTier
 from mcp_linux_infra.inventory import load_inventory
 from mcp_linux_infra.server.state import open_approvals
 from mcp_linux_infra.ssh.pool import Pool
@@ -185,8 +185,8 @@ def test_owner_tokens_name_live_processes_only():
 _CHILD = textwrap.dedent("""
     import json, os, signal, sys
     sys.path[:0] = {paths!r}
-    from mcp_linux_infra.approvals import pra
-    from mcp_linux_infra.approvals.execute import Executor
+    from mcp_linux_infra.approvals import action_tier
+    from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.approvals.store import ApprovalStore
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.settings import Settings
@@ -194,7 +194,7 @@ _CHILD = textwrap.dedent("""
     settings = Settings.model_validate_json(sys.argv[1])
     point, proposal = sys.argv[2], sys.argv[3]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-    real = pra.ActionTier.run
+    real = action_tier.ActionTier.run
     def run(self, document, signature, timeout):
         if point == "before_send":
             die()
@@ -202,7 +202,7 @@ _CHILD = textwrap.dedent("""
             print("sending", flush=True)
         result = real(self, document, signature, timeout)
         die()
-    pra.ActionTier.run = run
+    action_tier.ActionTier.run = run
     store = ApprovalStore(settings.state_dir / "approvals.sqlite3")
     host = load_inventory(settings.inventory).hosts[{host!r}]
     Executor(store, Pool(settings), "model:child").execute(proposal, host)

@@ -12,8 +12,9 @@ import toon_format
 from mcp_support import OUTPUTS
 
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import Outcome
-from mcp_linux_infra.server.diagnose import CHECKS, SERVICE_PROPERTIES, diagnose_host
+from mcp_linux_infra.readonly.commands import SERVICE_PROPERTIES
+from mcp_linux_infra.readonly.protocol import Outcome
+from mcp_linux_infra.server.diagnose import CHECKS, diagnose_host
 from mcp_linux_infra.server.diagnose_view import by_check, restore
 
 CAPTURED = json.loads(OUTPUTS.read_text())["outputs"]

@@ -376,7 +376,7 @@ def test_default_property_sets_pass_their_own_allow_lists(loaded):
 
 
 def test_the_mcp_server_properties_are_allow_listed(loaded):
-    from mcp_linux_infra.server.diagnose import SERVICE_PROPERTIES
+    from mcp_linux_infra.readonly.commands import SERVICE_PROPERTIES
     argvparse.plan(loaded, ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", "nginx"])
 
 

@@ -201,7 +201,7 @@ def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
-    from mcp_linux_infra.approvals.execute import Executor
+    from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.pool import Pool
 

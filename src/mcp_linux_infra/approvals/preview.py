@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from mcp_linux_infra.protocol import Target
+from mcp_linux_infra.readonly.protocol import Target
 
 _DATA = json.loads(resources.files("mcp_linux_infra.data").joinpath(
     "action_previews.json").read_text())

@@ -5,10 +5,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import Outcome
+from mcp_linux_infra.readonly.commands import argv
+from mcp_linux_infra.readonly.protocol import Outcome
 from mcp_linux_infra.server import parsers
-from mcp_linux_infra.server.calls import Call
-from mcp_linux_infra.server.common import problem, record_refusal
+from mcp_linux_infra.server.answers import problem, record_refusal
+from mcp_linux_infra.server.toolcall import Call
 
 THRESHOLDS = {
     "load_per_cpu": (1.0, 2.0),  # (warning, critical)
@@ -16,18 +17,6 @@ THRESHOLDS = {
     "swap_used_pct": (50.0, 90.0),
     "disk_used_pct": (85.0, 95.0),
 }
-SERVICE_PROPERTIES = ("Id,LoadState,ActiveState,SubState,UnitFileState,Result,MainPID,"
-                      "ExecMainStatus,ActiveEnterTimestamp,NRestarts,Description")
-
-
-def service_commands(service: str, log_lines: int) -> dict[str, list[str]]:
-    """One unit's state (`show`) and, if asked, its latest journal lines (`log`): the batch
-    that get_service_status and verify_service both send."""
-    commands = {"show": ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", service]}
-    if log_lines:
-        commands["log"] = ["journalctl", "-u", service, "-n", str(log_lines), "-o", "short-iso",
-                           "-q", "--no-hostname"]
-    return commands
 
 
 def _level(value: float | None, key: str) -> str | None:
@@ -123,24 +112,24 @@ def _errors(outs: dict[str, Outcome], findings: Findings) -> dict:
 
 @dataclass(frozen=True)
 class Check:
-    commands: Callable[[Call, Host, str], dict[str, list[str]]]
+    """A check: its commands (batch id -> registry name) and how it reads their answers."""
+
+    commands: dict[str, str]
     summarize: Callable[[dict[str, Outcome], Findings], object]
+
+    def argvs(self, call: Call, host: Host, since: str) -> dict[str, list[str]]:
+        values = {"since": since, "units": key_services(call, host)}
+        return {ident: argv(name, **values) for ident, name in self.commands.items()}
 
 
 CHECKS: dict[str, Check] = {
-    "load": Check(lambda c, h, s: {"loadavg": ["cat", "/proc/loadavg"], "nproc": ["nproc"]},
-                  _load),
-    "memory": Check(lambda c, h, s: {"meminfo": ["cat", "/proc/meminfo"]}, _memory),
-    "disk": Check(lambda c, h, s: {"df": ["df", "-P", "-T", "-B1"]}, _disk),
-    "failed_units": Check(lambda c, h, s: {"failed_units": [
-        "systemctl", "list-units", "--failed", "--plain", "--no-legend"]}, _failed),
-    "services": Check(lambda c, h, s: {"services": [
-        "systemctl", "show", f"--property={SERVICE_PROPERTIES}", *key_services(c, h)]},
-        _services),
-    "ports": Check(lambda c, h, s: {"ports": ["ss", "-H", "-t", "-u", "-l", "-n"]}, _ports),
-    "errors": Check(lambda c, h, s: {"errors": [
-        "journalctl", "-p", "err", "-n", "200", "--since", s, "-o", "short-iso", "-q",
-        "--no-hostname"]}, _errors),
+    "load": Check({"loadavg": "loadavg", "nproc": "nproc"}, _load),
+    "memory": Check({"meminfo": "meminfo"}, _memory),
+    "disk": Check({"df": "df"}, _disk),
+    "failed_units": Check({"failed_units": "failed_units"}, _failed),
+    "services": Check({"services": "unit_state"}, _services),
+    "ports": Check({"ports": "listening"}, _ports),
+    "errors": Check({"errors": "journal_errors"}, _errors),
 }
 
 
@@ -148,12 +137,12 @@ def diagnose_host(call: Call, host: Host, checks: list[str], since: str) -> dict
     """One batch for every check of this host; a check whose command failed says why."""
     commands: dict[str, list[str]] = {}
     for name in checks:
-        commands.update(CHECKS[name].commands(call, host, since))
+        commands.update(CHECKS[name].argvs(call, host, since))
     outs = call.target(host).batch(commands)
     findings: Findings = []
     results, problems = {}, {}
     for name in checks:
-        mine = {i: outs[i] for i in CHECKS[name].commands(call, host, since)}
+        mine = {i: outs[i] for i in CHECKS[name].commands}
         bad = {i: p for i, o in mine.items() if (p := problem(o))}
         for out in mine.values():
             if out.status == "refused":

@@ -3,7 +3,7 @@ explaining refusals: which commands, options and forms this host allows."""
 
 import difflib
 
-from mcp_linux_infra.analysis import analyze
+from mcp_linux_infra.server.risk import analyze
 
 
 def _value_type(spec) -> str | None:
@@ -66,3 +66,26 @@ def similar(policy: dict, command: str, limit: int = 6) -> list[str]:
     same = [n for n in sorted(allowed) if n not in close and analyze(n)["category"] == category
             and category is not None]
     return (close + same)[:limit]
+
+
+def search(policy: dict, query: str) -> list[dict]:
+    """Allowed commands whose name, description, options or subcommands contain `query`."""
+    needle = query.lower()
+    hits = []
+    for command in commands(policy).values():
+        where = []
+        if needle in command["name"].lower():
+            where.append("name")
+        if needle in command["description"].lower():
+            where.append("description")
+        options = [o["option"] for o in command["options"] if needle in o["option"].lower()]
+        subs = [s for s in command["subcommands"] if needle in s.lower()]
+        if options:
+            where.append("options: " + ", ".join(options[:5]))
+        if subs:
+            where.append("subcommands: " + ", ".join(subs[:5]))
+        if where:
+            hits.append({"command": command["name"], "plugin": command["plugin"],
+                         "matched": "; ".join(where),
+                         "description": command["description"][:160]})
+    return hits

@@ -10,8 +10,8 @@ from pathlib import Path
 from mcp_linux_infra.approvals.store import ApprovalStore
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
-from mcp_linux_infra.learning import LearningStore
-from mcp_linux_infra.protocol import Target
+from mcp_linux_infra.readonly.protocol import Target
+from mcp_linux_infra.server.learning import LearningStore
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.keyfile import signature
 from mcp_linux_infra.ssh.pool import Pool

@@ -1,41 +1,18 @@
-"""What the tools share: argument types, annotations, and reading an answer or failing well."""
+"""Reading a host's answer in a tool: the outcome if the command ran, or a ToolError that says
+why not and what would change it; refusals remembered for the learning tools; many hosts at
+once."""
 
 import shlex
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
 
-from mcp_linux_infra.display import free_text_refusal
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import Outcome, ProtocolError
-from mcp_linux_infra.server.calls import Call, failure_text
+from mcp_linux_infra.readonly.protocol import Outcome, ProtocolError
+from mcp_linux_infra.server.toolcall import Call, failure_text
 
 T = TypeVar("T")
-
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                            open_world_hint=True)
-LOCAL_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                             open_world_hint=False)
-
-HostArg = Annotated[str, Field(min_length=1, max_length=253,
-                               description="An inventory host name (list_hosts shows them)")]
-TargetArg = Annotated[str, Field(min_length=1, max_length=253,
-                                 description="An inventory host or group name")]
-CommandArg = Annotated[str, Field(min_length=1, max_length=4096,
-                                  description="A command line, e.g. `ss -tlnp` (no shell: "
-                                              "pipes, redirections and `;` do not work)")]
-
-def screened(name: str, text: str) -> str:
-    """Free text a tool keeps for a person to read (a rationale): `text` if it is printable
-    on one line (display.unprintable: `str.isprintable`, the target's rule for requests),
-    else a ToolError naming the reason code and the offset."""
-    why = free_text_refusal(name, text)
-    if why is not None:
-        raise ToolError(why)
-    return text
 
 
 def command_name(command: str) -> str | None:
@@ -64,24 +41,28 @@ _REMEDY = {
 }
 
 
-def refusal_text(host: Host, out: Outcome, tool: str) -> str:
-    """Why the target refused, and what would change it."""
+def refusal_text(call: Call, host: Host, out: Outcome) -> str:
+    """Why the target refused a tool's command, and what would change it."""
     r = out.refusal
     remedy = _REMEDY.get(r.reason, (
-        f"this host's policy does not allow what {tool} needs; explain_command shows the "
+        f"this host's policy does not allow what {call.tool} needs; explain_command shows the "
         "target's reasoning, and an operator can enable it through the inventory "
         "(mcp_infra_readonly_plugins / mcp_infra_readonly_extra_commands)"))
     return f"{host.name} refused `{out.command}`: {r.reason} ({r.detail}). {remedy[0].upper()}{remedy[1:]}."
 
 
-def checked(call: Call, host: Host, out: Outcome) -> Outcome:
-    """The outcome if the command ran; otherwise a ToolError saying why and what to do."""
+Explain = Callable[[Call, Host, Outcome], str]
+
+
+def checked(call: Call, host: Host, out: Outcome, explain: Explain = refusal_text) -> Outcome:
+    """The outcome if the command ran; otherwise a ToolError saying why and what to do (a
+    refusal in the words of `explain`, and remembered for the learning tools)."""
     if out.status == "refused":
         record_refusal(call, host, out)
-        raise ToolError(refusal_text(host, out, call.tool))
+        raise ToolError(explain(call, host, out))
     if out.status == "timeout":
-        raise ToolError(f"`{out.command}` timed out on {host.name} (the target stopped it); "
-                        "narrow the request, e.g. fewer lines or a shorter time range")
+        raise ToolError(f"`{out.command}` timed out on {host.name}: the target stopped it at its "
+                        "time limit. Bound it (e.g. a count, fewer lines, a time range).")
     if out.status == "error":
         raise ToolError(f"{host.name} could not run `{out.command}`: {out.stderr.strip()[:300]}")
     return out
@@ -94,6 +75,12 @@ def problem(out: Outcome) -> str | None:
     if out.status in ("timeout", "error"):
         return f"{out.status}: {out.stderr.strip()[:200]}"
     return None
+
+
+def ran(host: Host, out: Outcome) -> dict[str, Any]:
+    """The common head of a single command's result."""
+    return {"host": host.name, "command": out.command, "exit_code": out.exit_code,
+            "truncated": out.truncated}
 
 
 def fan_out(call: Call, hosts: list[Host], fn: Callable[[Host], T]) -> list[tuple[Host, Any]]:

@@ -1,62 +1,25 @@
-"""Hosts: the tool that lists them, the resources (hosts, a host's policy), the triage
-prompt."""
+"""The resources (the hosts, a host's policy) and the triage prompt."""
 
 import json
-import time
-from typing import Annotated
 
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context, UserMessage
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp.types import CallToolResult
-from pydantic import Field
 
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import ProtocolError, Target
-from mcp_linux_infra.server.calls import current, tool_call
-from mcp_linux_infra.server.common import READ_ONLY, fan_out
-from mcp_linux_infra.server.formatting import FormatArg, render
+from mcp_linux_infra.readonly.protocol import ProtocolError, Target
 from mcp_linux_infra.server.state import AppState, Runtime
 from mcp_linux_infra.ssh.errors import SSHError
 
 
-def _row(host: Host) -> dict:
+def host_row(host: Host) -> dict:
     return {"name": host.name, "groups": ",".join(host.groups), "address": host.address,
             "port": host.port}
 
 
 def register(mcp: MCPServer, runtime: Runtime) -> None:
-    @mcp.tool(annotations=READ_ONLY)
-    @tool_call
-    def list_hosts(ctx: Context,
-                   target: Annotated[str, Field(min_length=1, max_length=253, description=(
-                       "A group or host (default: every host)"))] = "all",
-                   check: Annotated[bool, Field(description=(
-                       "Contact each host: reachability, wrapper version, policy hash"))] = True,
-                   format: FormatArg = "toon") -> CallToolResult:
-        """The inventory's hosts and groups, and whether each host answers (all contacted
-        in parallel)."""
-        call = current()
-        hosts = call.hosts(target)
-        rows = [_row(h) for h in hosts]
-        if check:
-            def probe(host: Host) -> dict:
-                began = time.monotonic()
-                version = call.target(host).version()
-                return {"reachable": True, "wrapper": version.get("version"),
-                        "policy_sha256": str(version.get("policy_sha256", ""))[:12],
-                        "latency_ms": round((time.monotonic() - began) * 1000, 1)}
-            for row, (_, result) in zip(rows, fan_out(call, hosts, probe)):
-                if "error" in result:
-                    row.update(reachable=False, error=result["error"])
-                else:
-                    row.update(result)
-        groups = {g: len(m) for g, m in sorted(call.state.hosts.get().groups.items())
-                  if m and g not in ("all", "ungrouped")}
-        return render({"hosts": rows, "groups": groups}, format)
-
     @mcp.resource("linux-infra://hosts", mime_type="application/json",
                   description="Every inventory host: name, groups, address, port")
     def hosts_resource() -> str:
@@ -64,7 +27,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             inventory = runtime.state.hosts.get()
         except UserError as exc:
             raise ResourceError(str(exc)) from None
-        return json.dumps([_row(h) for h in inventory.hosts.values()])
+        return json.dumps([host_row(h) for h in inventory.hosts.values()])
 
     @mcp.resource("linux-infra://hosts/{name}/policy", mime_type="application/json",
                   description="The read-only policy a host enforces (its mcp:policy answer)")

@@ -1,5 +1,7 @@
-"""The client side of the action protocol (pra-runner's forced command pra-exec), and the
-one place the read tier is asked what pra-run recorded.
+"""The client of a host's action tier: the PRA actions (*plan de reprise d'activité*, the
+disaster-recovery plan the host's remediation actions belong to), run by the user pra-runner
+whose forced command is pra-exec, and the one place the read tier is asked what pra-run
+recorded.
 
 `list` gives the host's catalog; `run` takes the envelope {document, signature} on stdin and
 answers the result JSON (exit 0 or 1) or one refusal line (exit 126). pra-run also writes
@@ -13,7 +15,15 @@ from typing import Any
 
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import EXIT_REFUSED, ProtocolError, Refusal, Target, with_trace
+from mcp_linux_infra.readonly.commands import argv
+from mcp_linux_infra.readonly.protocol import (
+    EXIT_REFUSED,
+    ProtocolError,
+    Refusal,
+    Target,
+    refusal_line,
+    with_trace,
+)
 from mcp_linux_infra.ssh.pool import Pool
 
 RESULT_EXITS = (0, 1)  # changed or already-satisfied; failed
@@ -70,17 +80,6 @@ class Catalog:
                                 hint=f"allowed values: {', '.join(map(str, allowed))}")
 
 
-def _refusal(stderr: bytes) -> Refusal | None:
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    try:
-        data = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("mcp_refusal"), dict):
-        return Refusal.of(data["mcp_refusal"])
-    return None
-
-
 class ActionTier:
     """One host's action tier, for one call (its trace id goes on every request)."""
 
@@ -92,7 +91,7 @@ class ActionTier:
         done = self.pool.run(self.host, with_trace(verb, self.trace), tier="pra", stdin=stdin,
                              timeout=timeout)
         if done.exit_code == EXIT_REFUSED:
-            refusal = _refusal(done.stderr)
+            refusal = refusal_line(done.stderr)
             if refusal is not None:
                 raise ActionRefused(refusal)
         if done.truncated:
@@ -131,8 +130,7 @@ def recorded_attempt(pool: Pool, host: Host, nonce: str, since: int,
                      trace: str | None = None) -> dict[str, Any] | None:
     """pra-run's own record of the accepted attempt with this nonce, read from the target's
     journal through the read tier (root's records only: _UID=0), or None if there is none."""
-    out = Target(pool, host, trace).run(["journalctl", "-t", "pra-run", "-g", nonce, "-o", "cat",
-                                         "-q", "--since", f"@{since}", "_UID=0"])
+    out = Target(pool, host, trace).run(argv("action_record", nonce=nonce, since=since))
     if out.status != "ok":
         raise ProtocolError(f"the read tier could not search the journal: {out.status} "
                             f"{out.refusal.reason if out.refusal else out.stderr[:200]}")

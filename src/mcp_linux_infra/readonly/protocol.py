@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.ssh.execute import Completed
+from mcp_linux_infra.ssh.channel import Completed
 from mcp_linux_infra.ssh.pool import Pool
 
 EXIT_REFUSED = 126
@@ -66,12 +66,14 @@ def with_trace(line: str, trace: str | None) -> str:
     return f"mcp:trace={trace} {line}" if trace else line
 
 
-def _refusal_in(stderr: str) -> Refusal | None:
+def refusal_line(stderr: str | bytes) -> Refusal | None:
+    """The refusal in the last line of stderr (`{"mcp_refusal": {...}}`, with exit 126), or
+    None: the same line in both tiers' protocols (mcp-wrapper, pra-exec and pra-run)."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
     lines = stderr.strip().splitlines()
-    if not lines:
-        return None
     try:
-        data = json.loads(lines[-1])
+        data = json.loads(lines[-1]) if lines else None
     except ValueError:
         return None
     if isinstance(data, dict) and isinstance(data.get("mcp_refusal"), dict):
@@ -90,7 +92,7 @@ def outcome(command: str, done: Completed) -> Outcome:
     status: Status = "ok"
     refusal = None
     if done.exit_code == EXIT_REFUSED:
-        refusal = _refusal_in(stderr)
+        refusal = refusal_line(stderr)
         if refusal is not None:
             status, stderr = "refused", ""
     elif done.exit_code == EXIT_TIMEOUT and _TIMED_OUT.search(stderr):

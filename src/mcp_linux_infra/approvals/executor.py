@@ -1,4 +1,5 @@
-"""Executing an approved proposal at most once, and learning what happened after a crash.
+"""Executing an approved proposal (a PRA action: an action of the host's disaster-recovery
+plan, *plan de reprise d'activité*) at most once, and learning what happened after a crash.
 
 Order of events: the proposal becomes `executing` (with this process as its owner, and the
 time) in a committed transaction, and only then is the envelope sent. So a crash at any
@@ -17,12 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_linux_infra.approvals.action_tier import ActionRefused, ActionTier, recorded_attempt
 from mcp_linux_infra.approvals.document import canonical
-from mcp_linux_infra.approvals.pra import ActionRefused, ActionTier, recorded_attempt
 from mcp_linux_infra.approvals.store import ApprovalStore, Proposal, StateConflict
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import ProtocolError, Refusal
+from mcp_linux_infra.readonly.protocol import ProtocolError, Refusal
 from mcp_linux_infra.ssh.errors import SSHError
 from mcp_linux_infra.ssh.pool import Pool
 
