@@ -16,10 +16,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_support import audit_into, settings_env
 from pra_support import HOST, Keys, TestRoot
 from ssh_support import FakeSSHD, known_hosts_line, new_key
 
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.server.app import build_server
+from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
 
 REFUSED = (126, b"", json.dumps({"mcp_refusal": {
@@ -49,28 +52,15 @@ class ActionEstate:
     audit_lines: list[str] = field(default_factory=list)
 
     def audit(self) -> Audit:
-        lines = self.audit_lines
-
-        class Lines:
-            def write(self, text):
-                lines.extend(t for t in text.splitlines() if t)
-
-            def flush(self):
-                pass
-        return Audit(self.settings.audit_log, Lines())
+        return audit_into(self.settings.audit_log, self.audit_lines)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment that gives a CLI process these settings."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
-        s = self.settings
-        env.update({"LINUX_MCP_INVENTORY": str(s.inventory[0]),
-                    "LINUX_MCP_KNOWN_HOSTS": str(s.known_hosts),
-                    "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
-                    "LINUX_MCP_OPERATOR_KEY": str(s.operator_key),
-                    "LINUX_MCP_APPROVER": s.approver, "LINUX_MCP_STATE_DIR": str(s.state_dir),
-                    "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2"})
-        env.update(extra)
-        return env
+        return settings_env(self.settings, **extra)
+
+    def server(self):
+        """The MCP server on these settings, in-process."""
+        return build_server(lambda: AppState.open(self.settings, audit=self.audit()))
 
     def records(self) -> list[dict]:
         return [json.loads(line) for line in self.audit_lines]

@@ -4,16 +4,22 @@ Each host is a real SSH server in-process (ssh_support.FakeSSHD) that hands ever
 to the real system/wrappers/mcp-wrapper with the real default policy, except that each
 command's executable is a stand-in printing the output captured from a real lab target
 (tests/data/target_outputs.json, keyed by the argv the wrapper would execute). So every
-command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`
-and `refused` make tool calls through any MCP client (in-process or over stdio).
+command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`,
+`data` and `refused` make tool calls through any MCP client (in-process, over stdio or
+HTTP); `settings_env` and `serve_http` run `mcp-linux-infra serve` as a real process.
 """
 
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from net_support import free_port, wait_listening
+from paths_support import CLI
 from ssh_support import FakeSSHD, known_hosts_line, new_key, wrapper_handler
 from wrapper_support import default_policy_document, make_root, remove_root
 
@@ -73,6 +79,17 @@ def fake_root(work: Path, extra_outputs: dict | None = None,
     return make_root(document)
 
 
+def audit_into(path: Path, lines: list[str]) -> Audit:
+    """An Audit writing to `path` whose stream, instead of stderr, appends to `lines`."""
+    class Lines:
+        def write(self, text):
+            lines.extend(t for t in text.splitlines() if t)
+
+        def flush(self):
+            pass
+    return Audit(path, Lines())
+
+
 @dataclass
 class Estate:
     settings: Settings
@@ -82,19 +99,17 @@ class Estate:
     audit_lines: list[str]
 
     def open_state(self) -> AppState:
-        class Lines:
-            def write(inner, text):
-                self.audit_lines.extend(t for t in text.splitlines() if t)
-
-            def flush(inner):
-                pass
-        return AppState.open(self.settings, audit=Audit(self.settings.audit_log, Lines()))
+        return AppState.open(self.settings, audit=audit_into(self.settings.audit_log,
+                                                             self.audit_lines))
 
     def server(self):
         return build_server(self.open_state)
 
     def audit(self) -> list[dict]:
         return [json.loads(line) for line in self.audit_lines]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return settings_env(self.settings, **extra)
 
     def close(self) -> None:
         for sshd in self.hosts.values():
@@ -134,10 +149,46 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
     return Estate(Settings(**config), hosts, root, misses, [])
 
 
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment, but for LINUX_MCP_*: what gives a CLI process these
+    settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
+    s = settings
+    env.update({"LINUX_MCP_INVENTORY": str(s.inventory[0]),
+                "LINUX_MCP_KNOWN_HOSTS": str(s.known_hosts),
+                "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
+                "LINUX_MCP_OPERATOR_KEY": str(s.operator_key),
+                "LINUX_MCP_APPROVER": s.approver, "LINUX_MCP_STATE_DIR": str(s.state_dir),
+                "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2"})
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def serve_http(env: dict[str, str], cwd: Path, bind: str = "127.0.0.1",
+               port: int | None = None) -> Iterator[tuple[str, int]]:
+    """`mcp-linux-infra serve --transport http` on bind:port (a free port by default), as
+    soon as it listens: (the address it answers on, the port); stopped on the way out."""
+    port = port or free_port()
+    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--host", bind, "--port",
+                             str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    address = "127.0.0.1" if bind == "0.0.0.0" else bind
+    try:
+        wait_listening(proc, address, port)
+        yield address, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
 # Tool calls through a real MCP client, for tests of what the model sees.
 async def call(client, tool, **args):
+    """(is_error, structured content, the first text) of a tool call."""
     result = await client.call_tool(tool, args)
-    return result.is_error, result.structured_content, result.content[0].text
+    return result.is_error, result.structured_content, (
+        result.content[0].text if result.content else "")
 
 
 async def ok(client, tool, **args):
@@ -146,7 +197,15 @@ async def ok(client, tool, **args):
     return data
 
 
+async def data(client, tool, **args):
+    """A tool's JSON result, checked to be the same as its structured content."""
+    failed, content, text = await call(client, tool, format="json", **args)
+    assert not failed, text
+    assert json.loads(text) == content
+    return content
+
+
 async def refused(client, tool, **args):
     failed, _, text = await call(client, tool, **args)
-    assert failed, f"{tool} should have been refused: {text}"
+    assert failed, f"{tool} should have been refused: {text[:300]}"
     return text

@@ -29,9 +29,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, require_lab
+from lab_support import require_lab
+from paths_support import CLI, REPO
+from pra_support import canonical
 
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 ANSIBLE = REPO / "ansible"
 PLAYBOOK = str(REPO / ".venv/bin/ansible-playbook")
 NAMESPACE = "mcp-linux-infra-approval"
@@ -82,11 +83,6 @@ json.dump({"files": files,
                     for u in ("mcp-reader", "pra-runner")}},
           sys.stdout, sort_keys=True)
 """
-
-
-def canonical(obj: Any) -> str:
-    """The canonical text of an approval document (what the operator CLI signs)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
 from mcp_support import ok, refused
+from paths_support import CLI, REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 
 
 
@@ -147,7 +146,7 @@ _CHILD = textwrap.dedent("""
     from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.audit import Audit
     from mcp_linux_infra.inventory import load_inventory
-    from mcp_linux_infra.server.state import open_approvals
+    from mcp_linux_infra.approvals.store import open_approvals
     from mcp_linux_infra.settings import Settings
     from mcp_linux_infra.ssh.pool import Pool
     point, proposal = sys.argv[1], sys.argv[2]

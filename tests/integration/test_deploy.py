@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import testinfra
-from conftest import REPO
+from paths_support import REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab

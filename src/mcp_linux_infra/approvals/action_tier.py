@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_infra_target import actions as target_catalog
+
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
@@ -64,20 +66,18 @@ class Catalog:
         return self.actions[name]
 
     def check_params(self, name: str, params: dict[str, str]) -> None:
-        """Exactly the action's params, each one of its allowed values (the target checks
-        this again; checking here gives the model the allowed values at once)."""
+        """The target's own check of params (mcp_infra_target, the code pra-run runs again
+        when it is asked to run the action), on this host's answer; a refusal says what the
+        action takes and the values this host allows."""
         spec = self.action(name).get("params") or {}
-        unknown = sorted(set(params) - set(spec))
-        missing = sorted(set(spec) - set(params))
-        if unknown or missing:
-            raise UserError(f"{name} takes exactly the params {sorted(spec) or 'none'}"
-                            + (f"; unknown: {unknown}" if unknown else "")
-                            + (f"; missing: {missing}" if missing else ""))
-        for key, value in params.items():
-            allowed = spec[key].get("values") or []
-            if value not in allowed:
-                raise UserError(f"{name}: {key}={value!r} is not allowed on {self.host_id}",
-                                hint=f"allowed values: {', '.join(map(str, allowed))}")
+        try:
+            target_catalog.check_params(spec, params)
+        except target_catalog.ParamError as exc:
+            allowed = "; ".join(f"{p}: {', '.join(map(str, s.get('values') or [])) or 'none'}"
+                                for p, s in sorted(spec.items()))
+            raise UserError(f"{name} on {self.host_id}: {exc}",
+                            hint=f"its params and allowed values: {allowed or 'no params'}"
+                            ) from None
 
 
 class ActionTier:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_linux_infra.approvals.store import ApprovalStore
+from mcp_linux_infra.approvals.store import ApprovalStore, open_approvals
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
 from mcp_linux_infra.readonly.protocol import Target
@@ -91,12 +91,6 @@ class AppState:
         self.learning.close()
         self.approvals.close()
         self.audit.close()
-
-
-def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
-    """The one approval store of this state directory (the server's and the CLI's)."""
-    return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
-                         pending_ttl=settings.proposal_ttl)
 
 
 StateFactory = Callable[[], AppState]

@@ -67,6 +67,23 @@ def _check_value(kind, value, where):
         _abs_path(value, where)
 
 
+def check_params(specs: dict[str, dict[str, Any]], params: Any) -> None:
+    """Refuse unless `params` are exactly the params `specs` describes ({name: {type, values}},
+    as an action's public form lists them), each one of its allowed values. A pure function:
+    the MCP server runs this same check on a host's `list` answer before it proposes."""
+    if not isinstance(params, dict):
+        raise ParamError("params must be an object")
+    unknown = sorted(set(params) - set(specs))
+    if unknown:
+        raise ParamError("unknown params %s" % unknown)
+    missing = sorted(set(specs) - set(params))
+    if missing:
+        raise ParamError("missing params %s" % missing)
+    for pname, spec in sorted(specs.items()):
+        if not isinstance(params[pname], str) or params[pname] not in spec["values"]:
+            raise ParamError("value of %r is not allowed on this host" % pname)
+
+
 class Action:
     """One validated action; `plans` maps a variant key (None if no variants) to its steps."""
 
@@ -209,17 +226,7 @@ class Action:
 
     def check_params(self, params: Any) -> None:
         """Refuse unless `params` are exactly this action's params, each an allowed value."""
-        if not isinstance(params, dict):
-            raise ParamError("params must be an object")
-        unknown = sorted(set(params) - set(self.params))
-        if unknown:
-            raise ParamError("unknown params %s" % unknown)
-        missing = sorted(set(self.params) - set(params))
-        if missing:
-            raise ParamError("missing params %s" % missing)
-        for pname, spec in sorted(self.params.items()):
-            if not isinstance(params[pname], str) or params[pname] not in spec["values"]:
-                raise ParamError("value of %r is not allowed on this host" % pname)
+        check_params(self.params, params)
 
     def plan(self, params: dict[str, str]) -> dict[str, Any]:
         """Steps with placeholders replaced; `params` must have passed check_params."""

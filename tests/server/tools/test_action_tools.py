@@ -1,51 +1,29 @@
-"""The action tools through a real MCP client (both eras, in-process and over HTTP with
-scoped tokens) against the real action tier (approval_support): what the model can and
-cannot do, and that nothing the server exposes can reach the operator key."""
+"""The action tools (server/tools/actions.py) through a real MCP client (both eras,
+in-process and over HTTP with scoped tokens) against the real action tier (approval_support):
+what the model can and cannot do, and that nothing the server exposes can reach the operator
+key."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import httpx2
 import pytest
-from approval_support import make_action_estate
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import ok, refused
-from net_support import free_port
+from mcp_support import ok, refused, serve_http
+from paths_support import REPO
 from pra_support import HOST
 
 from mcp_linux_infra.approvals.decide import approve, reject
-from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.http import token_hash
-from mcp_linux_infra.server.state import AppState, open_approvals
-
-TESTS = Path(__file__).resolve().parents[1]
-
-CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
-MODES = ["auto", "legacy"]
-
-
-
-@pytest.fixture
-def estate(tmp_path, keys, root):  # noqa: F811
-    e = make_action_estate(tmp_path, keys, root)
-    e.store = open_approvals(e.settings, e.audit())
-    e.server = lambda: build_server(lambda: AppState.open(e.settings, audit=e.audit()))
-    yield e
-    e.store.close()
-    e.close()
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", MODES)
-async def test_annotations_and_no_tool_that_approves(estate, mode):
-    async with Client(estate.server(), mode=mode) as client:
+async def test_annotations_and_no_tool_that_approves(action_estate, mode):
+    async with Client(action_estate.server(), mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     execute = tools["execute_pra_action"].annotations
     assert execute.destructive_hint is True and execute.read_only_hint is False
@@ -60,10 +38,9 @@ async def test_annotations_and_no_tool_that_approves(estate, mode):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", MODES)
-async def test_propose_approve_execute_and_every_refusal(estate, mode):
-    target = estate.root.file("a")
-    async with Client(estate.server(), mode=mode) as client:
+async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
+    target = action_estate.root.file("a")
+    async with Client(action_estate.server(), mode=mode) as client:
         listed = await ok(client, "list_pra_actions", host=HOST)
         names = [a["name"] for a in listed["actions"]]
         assert "touch_file" in names and listed["max_approval_window_s"] == 3600
@@ -75,7 +52,7 @@ async def test_propose_approve_execute_and_every_refusal(estate, mode):
         assert "is not allowed" in text and target in text  # the allowed values
         text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
                              params={"file": target, "mode": "x"}, rationale="because I can")
-        assert "unknown: ['mode']" in text
+        assert "unknown params ['mode']" in text
         proposed = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
                             params={"file": target}, rationale="the app needs the file a")
         pid = proposed["proposal_id"]
@@ -83,8 +60,8 @@ async def test_propose_approve_execute_and_every_refusal(estate, mode):
         assert f"mcp-linux-infra approvals approve {pid}" in proposed["next_step"]
         text = await refused(client, "execute_pra_action", proposal_id=pid)
         assert "not approved yet" in text and f"approvals approve {pid}" in text
-        approve(estate.store, estate.store.get(pid), 600, "alice",
-                estate.settings.operator_key)
+        approve(action_estate.store, action_estate.store.get(pid), 600, "alice",
+                action_estate.settings.operator_key)
         done = await ok(client, "execute_pra_action", proposal_id=pid)
         assert done["state"] == "succeeded" and done["outcome"] == "changed"
         assert done["steps"]["run"] == {"exit": 0, "ok": True, "timed_out": False}
@@ -96,15 +73,15 @@ async def test_propose_approve_execute_and_every_refusal(estate, mode):
                                                            "succeeded"]
         assert got["result"]["outcome"] == "changed" and "signature" not in got
         other = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
-                         params={"file": estate.root.file("b")}, rationale="and the file b")
-        reject(estate.store, other["proposal_id"], "alice", "b is not needed")
+                         params={"file": action_estate.root.file("b")}, rationale="and the file b")
+        reject(action_estate.store, other["proposal_id"], "alice", "b is not needed")
         text = await refused(client, "execute_pra_action", proposal_id=other["proposal_id"])
         assert "rejected: b is not needed" in text
         listing = await ok(client, "list_proposals", state="rejected")
         assert [p["id"] for p in listing["proposals"]] == [other["proposal_id"]]
         assert "no proposal" in await refused(client, "get_proposal", proposal_id="p00000000")
         assert "pattern" in await refused(client, "get_proposal", proposal_id="../etc")
-    assert [r["outcome"] for r in estate.root.log()] == ["changed"]
+    assert [r["outcome"] for r in action_estate.root.log()] == ["changed"]
 
 
 # -- free text for the operator's screen: printable on one line, or refused with the reason -
@@ -138,14 +115,14 @@ BAD_RATIONALES = [
 @pytest.mark.anyio
 @pytest.mark.parametrize(("rationale", "reason", "detail"), BAD_RATIONALES)
 async def test_a_rationale_that_is_not_printable_text_is_refused_with_the_reason(
-        estate, rationale, reason, detail):
-    async with Client(estate.server()) as client:
+        action_estate, rationale, reason, detail):
+    async with Client(action_estate.server()) as client:
         text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
-                             params={"file": estate.root.file("a")}, rationale=rationale)
+                             params={"file": action_estate.root.file("a")}, rationale=rationale)
         assert f"rationale refused: {reason}: {detail}" in text, text
         assert "printable text on one line" in text and "(trace " in text
         assert (await ok(client, "list_proposals"))["count"] == 0
-    assert estate.store.find() == []
+    assert action_estate.store.find() == []
 
 
 @pytest.mark.anyio
@@ -154,20 +131,20 @@ async def test_a_rationale_that_is_not_printable_text_is_refused_with_the_reason
     pytest.param("Größe überschritten, ошибка, 错误 👍 — é vs e\u0301", id="unicode-letters"),
     pytest.param("x" * 2000, id="longest"),
 ])
-async def test_printable_rationales_are_kept_as_written(estate, rationale):
-    async with Client(estate.server()) as client:
+async def test_printable_rationales_are_kept_as_written(action_estate, rationale):
+    async with Client(action_estate.server()) as client:
         proposed = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
-                            params={"file": estate.root.file("a")}, rationale=rationale)
-    assert estate.store.get(proposed["proposal_id"]).rationale == rationale
+                            params={"file": action_estate.root.file("a")}, rationale=rationale)
+    assert action_estate.store.get(proposed["proposal_id"]).rationale == rationale
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("rationale", [pytest.param("too short", id="9-chars"),
                                        pytest.param("x" * 2001, id="2001-chars")])
-async def test_a_rationale_keeps_its_length_limits(estate, rationale):
-    async with Client(estate.server()) as client:
+async def test_a_rationale_keeps_its_length_limits(action_estate, rationale):
+    async with Client(action_estate.server()) as client:
         text = await refused(client, "propose_pra_action", host=HOST, action="touch_file",
-                             params={"file": estate.root.file("a")}, rationale=rationale)
+                             params={"file": action_estate.root.file("a")}, rationale=rationale)
     assert "rationale" in text and ("at least 10" in text or "at most 2000" in text), text
 
 
@@ -216,16 +193,16 @@ _PROBE = textwrap.dedent("""
 """)
 
 
-def test_nothing_the_server_exposes_reads_or_names_the_operator_key(estate):
-    key = estate.settings.operator_key
-    code = _PROBE.format(paths=[str(TESTS), str(TESTS.parent / "src")], host=HOST)
-    done = subprocess.run([sys.executable, "-c", code, estate.settings.model_dump_json(),
-                           estate.root.file("a")], capture_output=True, text=True, timeout=120,
+def test_nothing_the_server_exposes_reads_or_names_the_operator_key(action_estate):
+    key = action_estate.settings.operator_key
+    code = _PROBE.format(paths=[str(REPO / "tests"), str(REPO / "src")], host=HOST)
+    done = subprocess.run([sys.executable, "-c", code, action_estate.settings.model_dump_json(),
+                           action_estate.root.file("a")], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.splitlines()[-1])
     assert any(p.endswith("approvals.sqlite3") for p in seen["opened"])  # the hook works
-    assert str(estate.settings.pra_key) in seen["opened"]
+    assert str(action_estate.settings.pra_key) in seen["opened"]
     assert not [p for p in seen["opened"] if p.startswith(str(key))]
     assert "mcp_linux_infra.approvals.signing" not in seen["modules"]
     assert "mcp_linux_infra.approvals.decide" not in seen["modules"]
@@ -233,33 +210,20 @@ def test_nothing_the_server_exposes_reads_or_names_the_operator_key(estate):
     assert "not approved yet" in everything  # execute_pra_action was really called
     assert str(key) not in everything and key.name not in everything
     assert "operator_key" not in everything and "OPERATOR_KEY" not in everything
-    server_code = TESTS.parent / "src/mcp_linux_infra/server"
-    assert not [p for p in server_code.glob("*.py") if "operator_key" in p.read_text()]
+    server_code = REPO / "src/mcp_linux_infra/server"
+    assert not [p for p in server_code.rglob("*.py") if "operator_key" in p.read_text()]
 
 
 # -- over HTTP, the token's scopes decide who may propose and who may execute ---------------
 @pytest.fixture
-def http_url(estate, tmp_path):
+def http_url(action_estate, tmp_path):
     """`serve --transport http` with three tokens: read; read+propose; read+propose+execute."""
     tokens = {"reader": ["read"], "proposer": ["read", "propose"],
               "executor": ["read", "propose", "execute"]}
-    port = free_port()
     specs = [{"name": n, "sha256": token_hash(f"{n}-token"), "scopes": s}
              for n, s in tokens.items()]
-    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],
-                            env=estate.env(LINUX_MCP_HTTP_TOKENS=json.dumps(specs)),
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_http(action_estate.env(LINUX_MCP_HTTP_TOKENS=json.dumps(specs)), tmp_path) as (_, port):
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 def _session(url: str, name: str):
@@ -269,8 +233,8 @@ def _session(url: str, name: str):
 
 
 @pytest.mark.anyio
-async def test_http_scopes_gate_proposing_and_executing(estate, http_url):
-    args = {"host": HOST, "action": "touch_file", "params": {"file": estate.root.file("a")},
+async def test_http_scopes_gate_proposing_and_executing(action_estate, http_url):
+    args = {"host": HOST, "action": "touch_file", "params": {"file": action_estate.root.file("a")},
             "rationale": "needed for the test"}
     http, client = _session(http_url, "reader")
     async with http, client:
@@ -278,13 +242,13 @@ async def test_http_scopes_gate_proposing_and_executing(estate, http_url):
     http, client = _session(http_url, "proposer")
     async with http, client:
         pid = (await ok(client, "propose_pra_action", **args))["proposal_id"]
-        approve(estate.store, estate.store.get(pid), 600, "alice", estate.settings.operator_key)
+        approve(action_estate.store, action_estate.store.get(pid), 600, "alice", action_estate.settings.operator_key)
         assert "lacks the 'execute' scope" in await refused(client, "execute_pra_action",
                                                              proposal_id=pid)
     http, client = _session(http_url, "executor")
     async with http, client:
         done = await ok(client, "execute_pra_action", proposal_id=pid)
     assert done["state"] == "succeeded"
-    history = estate.store.transitions(pid)
+    history = action_estate.store.transitions(pid)
     assert history[0]["actor"] == "model:proposer"
     assert history[-1]["actor"] == "model:executor"

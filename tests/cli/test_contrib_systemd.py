@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import REPO
+from paths_support import REPO
 
 from mcp_linux_infra.cli import build_parser
 from mcp_linux_infra.settings import Settings

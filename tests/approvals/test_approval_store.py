@@ -10,7 +10,7 @@ import time
 import pytest
 from mcp_infra_target import approval as target_approval
 
-from mcp_linux_infra.approvals.document import build, canonical, new_nonce, parse_ttl
+from mcp_linux_infra.approvals.document import build, canonical, new_nonce
 from mcp_linux_infra.approvals.store import (
     NEXT,
     STATES,
@@ -213,15 +213,3 @@ def test_the_document_is_what_the_target_parses_as_canonical(store):
     assert target_approval.parse_document(canonical(plain.document())) == plain.document()
     assert target_approval.FIELD_RES["nonce"].match(plain.nonce)
     assert not plain.nonce.startswith("-")
-
-
-@pytest.mark.parametrize("text, seconds", [("900", 900), ("900s", 900), ("15m", 900),
-                                           ("1h", 3600), (" 2m ", 120)])
-def test_parse_ttl(text, seconds):
-    assert parse_ttl(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "0", "15x", "-5m", "1.5h", "m"])
-def test_parse_ttl_refuses(text):
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_ttl(text)

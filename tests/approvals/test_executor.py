@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from approval_support import make_action_estate
 from mcp_infra_target import pra_state
+from paths_support import REPO
 from pra_support import HOST
 
 from mcp_linux_infra.approvals.action_tier import ActionTier
@@ -26,11 +27,9 @@ from mcp_linux_infra.approvals.executor import (
     owner_alive,
     owner_token,
 )
+from mcp_linux_infra.approvals.store import open_approvals
 from mcp_linux_infra.inventory import load_inventory
-from mcp_linux_infra.server.state import open_approvals
 from mcp_linux_infra.ssh.pool import Pool
-
-TESTS = Path(__file__).resolve().parents[1]
 
 SLOW = {"slow_touch": {
     "description": "Sleep two seconds, then touch the file.",
@@ -74,7 +73,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path, keys, root):  # noqa: F811
+def world(tmp_path, keys, root):
     root.write_catalog(SLOW, settings={"lock_wait_seconds": 1})
     catalog = json.loads((root.path / "etc/mcp-infra/actions.json").read_text())
     catalog["actions"]["slow_touch"]["params"]["file"]["values"] = [root.file("a")]
@@ -210,7 +209,7 @@ _CHILD = textwrap.dedent("""
 
 
 def _child(world, point, proposal_id):
-    code = _CHILD.format(paths=[str(TESTS), str(TESTS.parent / "src")], host=HOST)
+    code = _CHILD.format(paths=[str(REPO / "tests"), str(REPO / "src")], host=HOST)
     settings = world.settings.model_dump_json()
     return subprocess.Popen([sys.executable, "-c", code, settings, point, proposal_id],
                             stdout=subprocess.PIPE, text=True)

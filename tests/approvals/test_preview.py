@@ -6,7 +6,7 @@ import json
 import shlex
 
 import pytest
-from conftest import REPO
+from paths_support import REPO
 from wrapper_support import default_policy_document, make_root, remove_root, run_wrapper
 
 from mcp_linux_infra.approvals.preview import PREVIEWS

@@ -2,46 +2,25 @@
 streamable HTTP with hashed bearer tokens, scopes and the rate limit."""
 
 import json
-import os
-import socket
 import subprocess
-import time
 
 import httpx2
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import make_estate
+from mcp_support import serve_http
 from net_support import free_port
+from paths_support import CLI
 
 from mcp_linux_infra.server.http import TokenBucket, token_hash
 
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 TOKENS = {"reader": ("r3ad-token", ["read"]), "executor": ("x-token", ["execute"])}
 
 
-
-@pytest.fixture
-def estate(tmp_path):
-    e = make_estate(tmp_path, ["web-01", "web-02"])
-    yield e
-    e.close()
-
-
-def env_of(estate, **extra) -> dict[str, str]:
-    s = estate.settings
-    env = {"LINUX_MCP_INVENTORY": str(s.inventory[0]), "LINUX_MCP_KNOWN_HOSTS": str(s.known_hosts),
-           "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
-           "LINUX_MCP_STATE_DIR": str(s.state_dir), "LINUX_MCP_AUDIT_LOG": str(s.audit_log)}
-    env.update(extra)
-    return env
-
-
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
-    params = StdioServerParameters(command=CLI, args=["serve"], env=env_of(estate),
+    e = estate()
+    params = StdioServerParameters(command=CLI, args=["serve"], env=e.env(),
                                    cwd=str(tmp_path))
     async with Client(params, mode=mode) as client:
         tools = (await client.list_tools()).tools
@@ -52,7 +31,7 @@ async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
         refused = await client.call_tool("run_diagnostic", {"host": "web-01",
                                                             "command": "nc -z x 1"})
         assert refused.is_error and "unknown_command" in refused.content[0].text
-    audit = [json.loads(line) for line in estate.settings.audit_log.read_text().splitlines()]
+    audit = [json.loads(line) for line in e.settings.audit_log.read_text().splitlines()]
     calls = [r for r in audit if r["event"] == "tool_call"]
     assert [c["tool"] for c in calls] == ["diagnose_system", "run_diagnostic"]
     assert calls[1]["outcome"] == "error"
@@ -61,24 +40,10 @@ async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
 
 @pytest.fixture
 def http_server(estate, tmp_path):
-    port = free_port()
     tokens = [{"name": n, "sha256": token_hash(t), "scopes": s} for n, (t, s) in TOKENS.items()]
-    env = dict(os.environ, **env_of(estate, LINUX_MCP_HTTP_TOKENS=json.dumps(tokens),
-                                    LINUX_MCP_RATE_LIMIT_BURST="40"))
-    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    env = estate().env(LINUX_MCP_HTTP_TOKENS=json.dumps(tokens), LINUX_MCP_RATE_LIMIT_BURST="40")
+    with serve_http(env, tmp_path) as (_, port):
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 def client_for(url: str, token: str | None, mode: str = "auto"):
@@ -115,7 +80,7 @@ async def test_http_tokens_scopes_and_rate_limit(http_server):
 
 def test_non_loopback_without_tokens_is_refused(estate, tmp_path):
     out = subprocess.run([CLI, "serve", "--transport", "http", "--host", "0.0.0.0",
-                          "--port", str(free_port())], env=dict(os.environ, **env_of(estate)),
+                          "--port", str(free_port())], env=estate().env(),
                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
                          check=False)
     assert out.returncode == 2
