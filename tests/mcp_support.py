@@ -56,8 +56,9 @@ sys.exit(answer.get("exit", 0))
 
 
 def fake_root(work: Path, extra_outputs: dict | None = None,
-              policy_defaults: dict | None = None) -> Path:
-    """A wrapper test root whose executables are stand-ins."""
+              policy_defaults: dict | None = None, tier=None) -> Path:
+    """A wrapper test root whose executables are stand-ins (of the current target tier, or
+    of `tier`: previous_support.PreviousTier)."""
     outputs = json.loads(OUTPUTS.read_text())["outputs"]
     outputs.update(extra_outputs or {})
     work.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def fake_root(work: Path, extra_outputs: dict | None = None,
     script = bindir / ".stand-in"
     script.write_text(_STAND_IN.format(python=sys.executable))
     script.chmod(0o755)
-    document = default_policy_document()
+    document = tier.policy() if tier else default_policy_document()
     for plugin in document["plugins"].values():
         for name, spec in plugin["commands"].items():
             (bindir / name).symlink_to(script)
@@ -76,7 +77,7 @@ def fake_root(work: Path, extra_outputs: dict | None = None,
     document["defaults"].update(policy_defaults or {})
     for path in (work, bindir):
         path.chmod(0o755)
-    return make_root(document)
+    return tier.make_root(document, work / "root") if tier else make_root(document)
 
 
 def audit_into(path: Path, lines: list[str]) -> Audit:
@@ -118,13 +119,14 @@ class Estate:
 
 
 def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = None,
-                policy_defaults: dict | None = None, group: str = "web",
+                policy_defaults: dict | None = None, group: str = "web", tier=None,
                 **settings) -> Estate:
-    root = fake_root(tmp_path / "target", extra_outputs, policy_defaults)
+    """Hosts `names` (in `group`) whose read tier is the current one, or `tier`'s."""
+    root = fake_root(tmp_path / "target", extra_outputs, policy_defaults, tier)
     reader = new_key(tmp_path / "reader.key")
     new_key(tmp_path / "pra.key")
     misses: list[str] = []
-    real = wrapper_handler(root)
+    real = tier.handler(root) if tier else wrapper_handler(root)
 
     def handler(command: str, stdin: bytes):
         code, out, err = real(command, stdin)

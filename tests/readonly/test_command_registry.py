@@ -1,6 +1,7 @@
 """The command registry (readonly/commands.py): every command the client sends, with the
-values its callers give it, is allowed by the default read-only policy, so no tool, check or
-journal search of the client's is refused by a target that runs the default policy. A new
+values its callers give it, is allowed by the default read-only policy, of this version and
+of the previous one, so no tool, check or journal search of the client's is refused by a
+target that runs the default policy. A new
 command is a row of the registry and a row here. (Every command's executable is a stand-in,
 mcp_support.fake_root: what is installed on this machine does not matter.)"""
 
@@ -45,10 +46,16 @@ SAMPLES = {
 }
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    made = fake_root(tmp_path_factory.mktemp("registry"))
-    yield made
+@pytest.fixture(scope="module", params=["current", "previous"])
+def root(request, tmp_path_factory):
+    """A test root of this version's read tier, and of the previous one's (previous_support):
+    a target deployed before this client must allow its commands too."""
+    tier = None
+    if request.param == "previous":
+        from previous_support import PreviousTier
+        tier = PreviousTier(tmp_path_factory.mktemp("previous"))
+    made = fake_root(tmp_path_factory.mktemp("registry"), tier=tier)
+    yield made, tier
     remove_root(made)
 
 
@@ -58,8 +65,13 @@ def test_every_command_has_a_sample():
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_the_default_policy_allows_it(root, command):
-    words = argv(command, **SAMPLES[command])
-    verdict = json.loads(run_wrapper(root, "mcp:explain " + shlex.join(words)).stdout)
+    made, tier = root
+    request = "mcp:explain " + shlex.join(argv(command, **SAMPLES[command]))
+    if tier is None:
+        answer = run_wrapper(made, request).stdout
+    else:
+        answer = tier.handler(made)(request, b"")[1]
+    verdict = json.loads(answer)
     assert verdict["allowed"] is True, verdict
 
 

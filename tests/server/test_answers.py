@@ -1,5 +1,6 @@
 """Reading a host's answer (server/answers.py): output the target cut, a command the target
-or the client stopped, and refusals that say why and what would change them."""
+or the client stopped, and refusals that say why and what would change them, values the
+host refuses included."""
 
 import pytest
 from mcp import Client
@@ -48,4 +49,31 @@ async def test_destinations_and_costly_patterns_are_refused_with_the_way_out(est
         assert "change the value" in text
         stats = await data(client, "get_learning_stats")
         assert stats["refusals"] == 5
+    assert e.misses == []
+
+
+# A value the host refuses reaches the model as the host's refusal: the reason, the value,
+# and what to change (the client only keeps an operand one printable word, not an option).
+REFUSED_VALUES = [
+    pytest.param("get_service_status", {"service": "a b"}, ["bad_value", "'a b'"],
+                 id="unit-with-a-space"),
+    pytest.param("verify_service", {"service": "nginx;reboot"}, ["bad_value", "nginx;reboot"],
+                 id="unit-with-shell-syntax"),
+    pytest.param("fetch_logs", {"unit": "a/b"}, ["bad_value", "'a/b' does not match"],
+                 id="journal-unit"),
+    pytest.param("container_logs", {"container": "web;x"},
+                 ["bad_value", "'web;x' does not match"], id="container"),
+    pytest.param("get_service_status", {"service": "\u202ex"},
+                 ["unicode_format_char", "U+202E", "a character the host refuses"],
+                 id="bidi-override"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("tool", "args", "said"), REFUSED_VALUES)
+async def test_a_value_the_host_refuses_is_explained(estate, tool, args, said):
+    e = estate(["web-01"])
+    async with Client(e.server()) as client:
+        text = await refused(client, tool, host="web-01", **args)
+    assert "web-01 refused `" in text and all(words in text for words in said), text
     assert e.misses == []

@@ -1,6 +1,6 @@
 """What an MCP client is offered: the tools (main's, tests/data/tools_list_main.json, written
 once from main at 1dbd047 by listing the tools through a client: names, descriptions, input
-schemas and annotations, to the byte, but for the one deliberate change below), their
+schemas and annotations, to the byte, but for the two deliberate changes below), their
 annotations, the prompt and the resources."""
 
 import inspect
@@ -9,6 +9,8 @@ import json
 import pytest
 from mcp import Client
 from paths_support import REPO
+
+from mcp_linux_infra.server.args import OPERAND
 
 MAIN = REPO / "tests/data/tools_list_main.json"
 TOOLS = {"list_hosts", "diagnose_system", "get_service_status", "fetch_logs",
@@ -26,13 +28,29 @@ def as_listed(data: list[dict]) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
+# The unit and container arguments, where main's schema held copies of the target's value
+# patterns: now one printable word that is not an option, of main's length (the host checks
+# the value itself, tests/server/test_answers.py).
+OPERANDS = {("get_service_status", "service"): 255, ("verify_service", "service"): 255,
+            ("fetch_logs", "unit"): 255, ("container_logs", "container"): 128}
+
+
 def expected() -> str:
-    """Main's list, where each description is its docstring cleaned (`inspect.cleandoc`):
+    """Main's list, but (1) each description is its docstring cleaned (`inspect.cleandoc`):
     on main, the docstring's own indentation inside a `register` closure reached the model;
-    now a tool's description does not depend on where its function stands in the code."""
+    now a tool's description does not depend on where its function stands in the code; (2)
+    the OPERANDS."""
     tools = json.loads(MAIN.read_text())
     for tool in tools:
         tool["description"] = inspect.cleandoc(tool["description"])
+        for name, schema in tool["inputSchema"]["properties"].items():
+            if (tool["name"], name) in OPERANDS:
+                string = next(s for s in schema.get("anyOf", [schema]) if s["type"] == "string")
+                string.update(maxLength=OPERANDS[tool["name"], name], minLength=1,
+                              pattern=OPERAND)
+                ordered = sorted(string.items())  # pydantic writes a schema's keys sorted
+                string.clear()
+                string.update(ordered)
     return as_listed(tools)
 
 

@@ -38,6 +38,9 @@ _REMEDY = {
     "shows them",
     "bad_value": "a value is outside what this host's policy allows for it (the detail says "
     "what is allowed): change the value, e.g. a simpler pattern or listed field names",
+    **dict.fromkeys(("control_char", "unicode_format_char", "non_printable_char"),
+                    "a value holds a character the host refuses in any request (the detail "
+                    "says which, and where): send printable text"),
 }
 
 

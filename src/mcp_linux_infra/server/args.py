@@ -24,8 +24,14 @@ FormatArg = Annotated[Format, Field(
 Since = Annotated[str, Field(pattern=r"^[A-Za-z0-9 :.,+@_/-]{1,64}$",
                              description="journalctl time: `-1h`, `today`, "
                                          "`2024-05-01 10:00`")]
-Unit = Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]{0,254}$",
+# Where a tool puts a value as a command's operand, the value is the client's to shape: one
+# printable word that cannot be read as an option (no control character, no leading '-').
+# Which values a host accepts there is the host's own check (its policy's value types), and
+# its refusal reaches the model as a ToolError with the reason.
+OPERAND = r"^[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*$"
+Unit = Annotated[str, Field(min_length=1, max_length=255, pattern=OPERAND,
                             description="systemd unit, e.g. nginx or nginx.service")]
+Container = Annotated[str, Field(min_length=1, max_length=128, pattern=OPERAND)]
 Lines = Annotated[int, Field(ge=1, le=2000, description="Most lines to return")]
 ABSOLUTE_PATH = r"^/[^\x00-\x1f]{0,4095}$"
 CheckName = Literal["load", "memory", "disk", "failed_units", "services", "ports", "errors"]

@@ -10,7 +10,7 @@ from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked, problem, ran
-from mcp_linux_infra.server.args import ContainerRuntime, FormatArg, Lines, Since
+from mcp_linux_infra.server.args import Container, ContainerRuntime, FormatArg, Lines, Since
 from mcp_linux_infra.server.formatting import render
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
@@ -33,8 +33,7 @@ def list_containers(call: Call, host: Host, runtime: ContainerRuntime | None = N
 
 @tool(READ_ONLY)
 def container_logs(call: Call, host: Host,
-                   container: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]"
-                                                           r"{0,127}$")],
+                   container: Container,
                    runtime: ContainerRuntime = "docker", lines: Lines = 100,
                    since: Annotated[Since | None, Field(
                        description="e.g. 10m, 2h, 2024-05-01T10:00")] = None,
