@@ -35,6 +35,12 @@ def key_services(call: Call, host: Host) -> list[str]:
 Findings = list[dict]
 
 
+def _find(findings: Findings, check: str, severity: str | None, message: str) -> None:
+    """A finding of `check`, if it has a severity."""
+    if severity:
+        findings.append({"severity": severity, "check": check, "message": message})
+
+
 def _load(outs: dict[str, Outcome], findings: Findings) -> dict:
     data = parsers.loadavg(outs["loadavg"].stdout)
     cpus = outs["nproc"].stdout.strip()
@@ -42,38 +48,33 @@ def _load(outs: dict[str, Outcome], findings: Findings) -> dict:
         data["cpus"] = int(cpus)
         data["load1_per_cpu"] = round(data["load1"] / int(cpus), 2)
         data["load5_per_cpu"] = round(data["load5"] / int(cpus), 2)
-        level = _level(data["load5_per_cpu"], "load_per_cpu")
-        if level:
-            findings.append({"severity": level, "check": "load",
-                             "message": f"5-minute load {data['load5']} on {cpus} CPU(s)"})
+        _find(findings, "load", _level(data["load5_per_cpu"], "load_per_cpu"),
+              f"5-minute load {data['load5']} on {cpus} CPU(s)")
     return data
 
 
 def _memory(outs: dict[str, Outcome], findings: Findings) -> dict:
     data = parsers.meminfo(outs["meminfo"].stdout)
-    for key, label in (("used_pct", "memory"), ("swap_used_pct", "swap")):
-        level = _level(data.get(key), "memory_used_pct" if label == "memory" else "swap_used_pct")
-        if level:
-            findings.append({"severity": level, "check": "memory",
-                             "message": f"{label} {data[key]}% used"})
+    for key, label, threshold in (("used_pct", "memory", "memory_used_pct"),
+                                  ("swap_used_pct", "swap", "swap_used_pct")):
+        _find(findings, "memory", _level(data.get(key), threshold),
+              f"{label} {data.get(key)}% used")
     return data
 
 
 def _disk(outs: dict[str, Outcome], findings: Findings) -> list:
     rows = parsers.df(outs["df"].stdout)
     for row in rows:
-        level = _level(row["used_pct"], "disk_used_pct")
-        if level:
-            findings.append({"severity": level, "check": "disk",
-                             "message": f"{row['mount']} is {row['used_pct']}% full"})
+        _find(findings, "disk", _level(row["used_pct"], "disk_used_pct"),
+              f"{row['mount']} is {row['used_pct']}% full")
     return rows
 
 
 def _failed(outs: dict[str, Outcome], findings: Findings) -> list:
     rows = parsers.units(outs["failed_units"].stdout)
     for row in rows:
-        findings.append({"severity": "warning", "check": "failed_units",
-                         "message": f"{row['unit']} is {row['active']} ({row['sub']})"})
+        _find(findings, "failed_units", "warning",
+              f"{row['unit']} is {row['active']} ({row['sub']})")
     return rows
 
 
@@ -86,13 +87,10 @@ def _services(outs: dict[str, Outcome], findings: Findings) -> list:
                "restarts": block.get("NRestarts")}
         rows.append(row)
         if row["load"] == "not-found":
-            findings.append({"severity": "info", "check": "services",
-                             "message": f"{row['unit']} is not installed"})
+            _find(findings, "services", "info", f"{row['unit']} is not installed")
         elif row["active"] != "active":
-            findings.append({"severity": "critical" if row["active"] == "failed" else "warning",
-                             "check": "services",
-                             "message": f"key service {row['unit']} is {row['active']} "
-                                        f"({row['sub']})"})
+            _find(findings, "services", "critical" if row["active"] == "failed" else "warning",
+                  f"key service {row['unit']} is {row['active']} ({row['sub']})")
     return rows
 
 
@@ -104,9 +102,8 @@ def _errors(outs: dict[str, Outcome], findings: Findings) -> dict:
     rows = parsers.journal(outs["errors"].stdout)
     if rows:
         sources = sorted({r["source"] for r in rows if r["source"]})
-        findings.append({"severity": "warning", "check": "errors",
-                         "message": f"{len(rows)} error(s) in the journal from "
-                                    f"{', '.join(sources[:8])}"})
+        _find(findings, "errors", "warning",
+              f"{len(rows)} error(s) in the journal from {', '.join(sources[:8])}")
     return {"count": len(rows), "entries": rows[-20:]}
 
 
