@@ -1,7 +1,7 @@
 """An estate for the approval flow without a lab: the real action tier behind a real SSH
 server in-process.
 
-`pra-runner` logins reach the real system/wrappers/pra-exec in a pra_support test root,
+`pra-runner` logins reach the real system/bin/pra-exec in a pra_support test root,
 whose `run` hands the envelope (through a recording stand-in for sudo) to the real pra-run:
 real signature checks against allowed_signers, real nonce ledger, real steps. `mcp-reader`
 logins answer only what the approval code asks the read tier: pra-run's records of a nonce,

@@ -1,7 +1,7 @@
 """A whole fake estate for the MCP server's tests, with nothing fake on the protocol path.
 
 Each host is a real SSH server in-process (ssh_support.FakeSSHD) that hands every request
-to the real system/wrappers/mcp-wrapper with the real default policy, except that each
+to the real system/bin/mcp-wrapper with the real default policy, except that each
 command's executable is a stand-in printing the output captured from a real lab target
 (tests/data/target_outputs.json, keyed by the argv the wrapper would execute). So every
 command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`,

@@ -5,7 +5,7 @@ import io
 import re
 
 import pytest
-from mcp_infra_target import screen
+from mcp_infra_target.readonly import screen
 from rich.console import Console
 
 from mcp_linux_infra import display

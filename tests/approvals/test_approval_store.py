@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from mcp_infra_target import approval as target_approval
+from mcp_infra_target.actions import approval as target_approval
 
 from mcp_linux_infra.approvals.document import build, canonical, new_nonce
 from mcp_linux_infra.approvals.store import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from approval_support import make_action_estate
-from mcp_infra_target import pra_state
+from mcp_infra_target.actions import state as pra_state
 from paths_support import REPO
 from pra_support import HOST
 

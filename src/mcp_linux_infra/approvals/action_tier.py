@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_infra_target import actions as target_catalog
+from mcp_infra_target.actions import catalog as target_catalog
 
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
