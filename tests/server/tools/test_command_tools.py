@@ -71,3 +71,23 @@ async def test_a_plugin_the_host_lacks_is_named_with_those_it_has(estate):
     async with Client(estate(["web-01"]).server()) as client:
         assert "no plugin 'nope'" in await refused(client, "get_plugin_details", host="web-01",
                                                    plugin="nope")
+
+
+@pytest.mark.anyio
+async def test_an_older_wrapper_shows_its_forms_and_says_it_is_older(estate, previous_tier):
+    """A host whose wrapper is of the previous version describes its commands by their forms
+    only: the catalog tools show those, and say the wrapper is older."""
+    e = estate(["web-01"], tier=previous_tier)
+    async with Client(e.server()) as client:
+        plugins = await data(client, "list_command_plugins", host="web-01")
+        assert plugins["plugins"] == [] and plugins["note"].startswith(
+            "this host's wrapper is older than this client")
+        found = await data(client, "search_commands", host="web-01", query="journal")
+        assert "journalctl" in [m["command"] for m in found["matches"]]
+        assert found["note"] == plugins["note"]
+        text = await refused(client, "get_plugin_details", host="web-01", plugin="network")
+        assert "web-01: this host's wrapper is older" in text
+        text = await refused(client, "run_diagnostic", host="web-01",
+                             command="journalctl --vacuum-size=1M")
+        assert "unknown_option" in text and "Allowed forms close to it: systemd/journalctl" in text
+    assert e.misses == []

@@ -115,7 +115,7 @@ def propose_pra_action(
     info = {k: spec.get(k) for k in ("description", "runs_as", "steps", "variants",
                                      "variants_by") if spec.get(k) is not None}
     info["settings"] = catalog.settings
-    shown = preview(call.target(host), action, params)
+    shown = preview(call.target(host), action, spec, params)
     p = call.state.approvals.create(host.name, action, params, rationale, catalog.max_window,
                                     preview=shown, action_info=info,
                                     proposed_by=_actor(call), trace=call.trace)

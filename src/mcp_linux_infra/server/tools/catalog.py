@@ -19,13 +19,18 @@ def _sha(policy: dict) -> str | None:
     return (policy.get("_effective") or {}).get("policy_sha256")
 
 
+def _older(policy: dict) -> dict[str, str]:
+    """What a result from an older wrapper says about it (nothing from a current one)."""
+    return {} if policy_view.described(policy) else {"note": policy_view.OLDER_WRAPPER}
+
+
 @tool(READ_ONLY)
 def list_command_plugins(call: Call, host: Host, format: FormatArg = "toon") -> CallToolResult:
     """The plugins (command groups) a host's policy enables, with their commands."""
     policy = call.state.policies.get(call.target(host))
     return render({"host": host.name, "policy_sha256": _sha(policy),
                    "plugins": [{**p, "commands": " ".join(p["commands"])}
-                               for p in policy_view.plugins(policy)]}, format)
+                               for p in policy_view.plugins(policy)], **_older(policy)}, format)
 
 
 @tool(READ_ONLY)
@@ -36,6 +41,8 @@ def get_plugin_details(call: Call, host: Host,
     their value types) and subcommands."""
     policy = call.state.policies.get(call.target(host))
     plugins = {p["plugin"]: p for p in policy_view.plugins(policy)}
+    if not policy_view.described(policy):
+        raise ToolError(f"{host.name}: {policy_view.OLDER_WRAPPER}")
     if plugin not in plugins:
         raise ToolError(f"{host.name} has no plugin {plugin!r}; it has: {', '.join(plugins)}")
     allowed = policy_view.commands(policy)
@@ -53,7 +60,7 @@ def search_commands(call: Call, host: Host,
     """Find allowed commands on a host by name, description or option."""
     policy = call.state.policies.get(call.target(host))
     return render({"host": host.name, "query": query,
-                   "matches": policy_view.search(policy, query)}, format)
+                   "matches": policy_view.search(policy, query), **_older(policy)}, format)
 
 
 @tool(LOCAL_ONLY)
