@@ -69,17 +69,20 @@ class ActionEstate:
         self.sshd.stop()
 
 
-def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, **settings) -> ActionEstate:
+def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, pra_exec=None,
+                       **settings) -> ActionEstate:
+    """`pra_exec`, an ssh_support handler, stands for the real pra-exec in `root` (the
+    previous version's, previous_support)."""
     root.install_fake_sudo()
     reader = new_key(tmp_path / "reader.key")
     pra = new_key(tmp_path / "pra.key")
 
-    def pra_exec(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
+    def in_root(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
         done = root.pra_exec(command, stdin)
         return done.returncode, done.stdout, done.stderr
 
     sshd = FakeSSHD(lambda c, s: REFUSED, [reader, pra], users={
-        "pra-runner": pra_exec, "mcp-reader": lambda c, s: _journal(root, c)})
+        "pra-runner": pra_exec or in_root, "mcp-reader": lambda c, s: _journal(root, c)})
     host = sshd.host(HOST)
     (tmp_path / "inventory.ini").write_text(
         f"[targets]\n{HOST} ansible_host=127.0.0.1 ansible_port={sshd.port}\n")

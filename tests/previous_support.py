@@ -3,7 +3,8 @@ version still works with targets deployed before it (the wire protocols stay com
 
 `PreviousTier(into)` takes `system/` as it was at PREVIOUS (main before issue 10) from git
 and runs it as that version's tests did: a test root (MCP_INFRA_TEST_ROOT) whose library is
-the previous one, its default policy, and its own mcp-wrapper script, one run per request.
+the previous one, its default policy or catalog, and its own mcp-wrapper or pra-exec script,
+one run per request.
 Nothing of it is imitated: it is the previous code. (A shallow clone without PREVIOUS
 cannot run these tests, and says so.)
 """
@@ -30,7 +31,6 @@ class PreviousTier:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(into, filter="data")
         self.system = into / "system"
-        self.wrapper = self.system / "wrappers/mcp-wrapper"
 
     def policy(self) -> dict:
         return json.loads((self.system / "policy/readonly.json").read_text())
@@ -46,12 +46,25 @@ class PreviousTier:
         (root / "var/log/mcp-wrapper-audit.jsonl").touch()
         return root
 
-    def handler(self, root: Path):
-        """An ssh_support handler: each request runs the previous mcp-wrapper."""
+    def action_root(self, root: Path, host_id: str) -> Path:
+        """A test root of the previous action tier: its default catalog, this host id."""
+        (root / "usr/local/lib").mkdir(parents=True)
+        (root / "usr/local/lib/mcp-infra").symlink_to(self.system / "lib")
+        (root / "etc/mcp-infra").mkdir(parents=True)
+        (root / "etc/mcp-infra/actions.json").write_bytes(
+            (self.system / "policy/actions.json").read_bytes())
+        (root / "etc/mcp-infra/host-id").write_text(host_id + "\n")
+        (root / "var/log").mkdir(parents=True)
+        return root
+
+    def handler(self, root: Path, script: str = "wrappers/mcp-wrapper"):
+        """An ssh_support handler: each request runs the previous mcp-wrapper (or the
+        previous `script`, such as wrappers/pra-exec) in `root`."""
         def handle(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
             done = subprocess.run(
-                [str(self.wrapper)], input=stdin, capture_output=True, timeout=60, check=False,
-                cwd="/", env={"PATH": "/usr/bin:/bin", "MCP_INFRA_TEST_ROOT": str(root),
-                              "USER": "tester", "SSH_ORIGINAL_COMMAND": command})
+                [str(self.system / script)], input=stdin, capture_output=True, timeout=60,
+                check=False, cwd="/", env={"PATH": "/usr/bin:/bin", "USER": "tester",
+                                           "MCP_INFRA_TEST_ROOT": str(root),
+                                           "SSH_ORIGINAL_COMMAND": command})
             return done.returncode, done.stdout, done.stderr
         return handle

@@ -11,6 +11,7 @@ import textwrap
 
 import httpx2
 import pytest
+from approval_support import make_action_estate
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import ok, refused, serve_http
@@ -82,6 +83,26 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
         assert "no proposal" in await refused(client, "get_proposal", proposal_id="p00000000")
         assert "pattern" in await refused(client, "get_proposal", proposal_id="../etc")
     assert [r["outcome"] for r in action_estate.root.log()] == ["changed"]
+
+
+@pytest.mark.anyio
+async def test_a_target_of_the_previous_version_gets_proposals_without_a_preview(
+        tmp_path, keys, root, previous_tier):
+    """The previous version's pra-exec lists no previews: its actions are proposed as
+    actions whose host's catalog declares none."""
+    previous = previous_tier.action_root(tmp_path / "previous", HOST)
+    estate = make_action_estate(tmp_path, keys, root, pra_exec=previous_tier.handler(
+        previous, "wrappers/pra-exec"))
+    try:
+        async with Client(estate.server()) as client:
+            listed = await ok(client, "list_pra_actions", host=HOST)
+            assert "start_service" in [a["name"] for a in listed["actions"]]
+            proposed = await ok(client, "propose_pra_action", host=HOST, action="start_service",
+                                params={"unit": "nginx"}, rationale="nginx is down since 10:02")
+    finally:
+        estate.close()
+    assert proposed["state"] == "pending" and proposed["preview"] == {
+        "available": False, "why": f"{HOST}'s catalog declares no preview for start_service"}
 
 
 # -- free text for the operator's screen: printable on one line, or refused with the reason -
@@ -161,7 +182,8 @@ _PROBE = textwrap.dedent("""
             opened.append(" ".join(map(str, args[1])))
     sys.addaudithook(hook)
     import anyio
-    from mcp import Client
+    from approval_support import make_action_estate
+from mcp import Client
     from mcp_linux_infra.server.app import build_server
     from mcp_linux_infra.server.state import AppState
     from mcp_linux_infra.settings import Settings
