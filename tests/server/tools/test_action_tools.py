@@ -182,8 +182,7 @@ _PROBE = textwrap.dedent("""
             opened.append(" ".join(map(str, args[1])))
     sys.addaudithook(hook)
     import anyio
-    from approval_support import make_action_estate
-from mcp import Client
+    from mcp import Client
     from mcp_linux_infra.server.app import build_server
     from mcp_linux_infra.server.state import AppState
     from mcp_linux_infra.settings import Settings
