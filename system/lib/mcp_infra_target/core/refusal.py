@@ -1,13 +1,21 @@
-"""Refusals: the one machine-readable shape every target tool uses to say no.
+"""Refusals: the one machine-readable shape every target tool uses to say no, and the labels
+a client picks (trace ids, batch entry ids, session frame ids: one shape for all).
 
 The MCP tier parses exactly one JSON line on stderr and exit code 126, so the shape lives
-here once and every wrapper raises `Refusal` instead of printing its own message.
+here once and every tool raises `Refusal` instead of printing its own message. The reason
+codes of both tiers are one list, in system/README.md ("Refusal reasons").
+
+Both tiers accept a first word `mcp:trace=ID` and carry ID into their audit records, so a
+client's record and the target's join.
 """
 
 import json
+import re
 
 EXIT_REFUSED = 126
 EXIT_TIMEOUT = 124
+LABEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TRACE_PREFIX = "mcp:trace="
 
 
 class ClientGone(Exception):
@@ -43,3 +51,14 @@ def emit(refusal, stream):
     stream.write(refusal.json_line() + "\n")
     stream.flush()
     return EXIT_REFUSED
+
+
+def take_trace(words):
+    """(trace id or None, the words after it) of a request's words; `bad_trace_id` when the
+    first word is the trace prefix with an id of another shape."""
+    if not words or not words[0].startswith(TRACE_PREFIX):
+        return None, words
+    trace = words[0][len(TRACE_PREFIX):]
+    if not LABEL.fullmatch(trace):
+        raise Refusal("bad_trace_id", "request/reserved", "trace ids match %s" % LABEL.pattern)
+    return trace, words[1:]

@@ -11,8 +11,7 @@ import threading
 import time
 
 from mcp_infra_target.core import runner, stdin
-from mcp_infra_target.core.refusal import Refusal
-from mcp_infra_target.core.trace import LABEL
+from mcp_infra_target.core.refusal import LABEL, Refusal
 
 RULE = "request/batch"
 

@@ -20,8 +20,7 @@ import os
 import select
 import time
 
-from mcp_infra_target.core.refusal import EXIT_REFUSED, ClientGone, Refusal
-from mcp_infra_target.core.trace import LABEL
+from mcp_infra_target.core.refusal import EXIT_REFUSED, LABEL, ClientGone, Refusal
 from mcp_infra_target.readonly.clientio import write_all
 
 RULE = "request/session"
