@@ -44,8 +44,8 @@ def previous(deployed, tmp_path_factory):
     try:
         out = playbook(deployed, directory / "ansible")
         assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-        assert deployed.root_ok(f"ls {PACKAGE}/wrapper.py {PACKAGE}/pra_run.py").split() == [
-            f"{PACKAGE}/wrapper.py", f"{PACKAGE}/pra_run.py"]
+        assert sorted(deployed.root_ok(f"ls {PACKAGE}/wrapper.py {PACKAGE}/pra_run.py").split()
+                      ) == [f"{PACKAGE}/pra_run.py", f"{PACKAGE}/wrapper.py"]
         yield deployed
     finally:
         again = deployed.playbook("deploy-mcp-infra.yml", limit=deployed.host)

@@ -22,7 +22,7 @@ class ClientGone(Exception):
     """The client closed the channel (`why` "closed") or did not read what it was sent
     before the request's deadline ("not_reading"): stop, audit why, say nothing more."""
 
-    def __init__(self, why="closed"):
+    def __init__(self, why: str = "closed"):
         super().__init__(why)
         self.why = why
 
@@ -30,35 +30,36 @@ class ClientGone(Exception):
 class Refusal(Exception):
     """A request that policy does not allow; `reason` is a stable code, `rule` names the rule."""
 
-    def __init__(self, reason, rule, detail="", command=None):
-        super().__init__("%s (%s): %s" % (reason, rule, detail))
+    def __init__(self, reason: str, rule: str, detail: str = "",
+                 command: "str | None" = None):
+        super().__init__(f"{reason} ({rule}): {detail}")
         self.reason = reason
         self.rule = rule
         self.detail = detail
         self.command = command
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
         return {"reason": self.reason, "rule": self.rule, "detail": self.detail,
                 "command": self.command}
 
-    def json_line(self):
+    def json_line(self) -> str:
         """One line, ASCII only, so no client-supplied byte can break the line framing."""
         return json.dumps({"mcp_refusal": self.as_dict()}, ensure_ascii=True, sort_keys=True)
 
 
-def emit(refusal, stream):
+def emit(refusal: "Refusal", stream) -> int:
     """Write the refusal line to `stream` (a text stream, normally stderr); return exit code 126."""
     stream.write(refusal.json_line() + "\n")
     stream.flush()
     return EXIT_REFUSED
 
 
-def take_trace(words):
+def take_trace(words: list) -> tuple:
     """(trace id or None, the words after it) of a request's words; `bad_trace_id` when the
     first word is the trace prefix with an id of another shape."""
     if not words or not words[0].startswith(TRACE_PREFIX):
         return None, words
     trace = words[0][len(TRACE_PREFIX):]
     if not LABEL.fullmatch(trace):
-        raise Refusal("bad_trace_id", "request/reserved", "trace ids match %s" % LABEL.pattern)
+        raise Refusal("bad_trace_id", "request/reserved", f"trace ids match {LABEL.pattern}")
     return trace, words[1:]

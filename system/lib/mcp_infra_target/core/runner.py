@@ -42,13 +42,13 @@ class Outcome:
     not started, 0 when stopped at the shared cap)."""
 
     def __init__(self) -> None:
-        self.returncode: "int | None" = None
-        self.exit_code: "int | None" = None
+        self.returncode: int | None = None
+        self.exit_code: int | None = None
         self.timed_out = False
         self.truncated = False
         self.output_bytes = 0
         self.duration_s = 0.0
-        self.error: "str | None" = None
+        self.error: str | None = None
 
 
 def _exited(pid: int) -> bool:
@@ -196,7 +196,7 @@ def run(argv: list[str], env: dict[str, str], timeout_s: float, sink, *,
             restore_signals=True, user=user, group=group, extra_groups=extra_groups,
             umask=umask)
     except (OSError, subprocess.SubprocessError) as error:
-        outcome.error = "%s: %s" % (argv[0], getattr(error, "strerror", None) or error)
+        outcome.error = f"{argv[0]}: {getattr(error, 'strerror', None) or error}"
         outcome.exit_code = EXIT_NOT_STARTED
         outcome.duration_s = time.monotonic() - start
         return outcome
