@@ -361,3 +361,14 @@ def deployed(tmp_path_factory) -> Deployed:
     finally:
         subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
                        timeout=300, cwd=REPO)
+
+
+@pytest.fixture
+def env(deployed, tmp_path):
+    """Settings of a server and an operator on this machine, for the deployed lab."""
+    state = tmp_path / "state"
+    return dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
+                LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
+                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
+                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
+                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")

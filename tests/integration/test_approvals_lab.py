@@ -5,7 +5,6 @@ target's own pra-run decides. Also: every way the model is refused, the target r
 proposal changed after approval, and crashes reconciled from the target's real journal."""
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -23,17 +22,6 @@ from paths_support import CLI, REPO
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
 
-
-
-@pytest.fixture
-def env(deployed, tmp_path):
-    """Settings of a server and an operator on this machine, for the deployed lab."""
-    state = tmp_path / "state"
-    return dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
-                LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
-                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
-                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
-                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
 
 
 def server(env) -> StdioServerParameters:

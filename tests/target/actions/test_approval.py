@@ -95,29 +95,30 @@ def test_parse_envelope(raw, expected):
         assert reason(approval.parse_envelope, raw) == expected
 
 
-def test_read_envelope_limit_and_timeout():
+@pytest.mark.parametrize("data, limit, timeout, expected", [
+    pytest.param(b"12345", 5, 1, b"12345", id="at-the-limit"),
+    pytest.param(b"123456", 5, 1, "bad_envelope", id="over-the-limit"),
+    pytest.param(b"slow", 5, 0.3, "bad_envelope", id="never-closed"),
+])
+def test_read_envelope_limit_and_timeout(data, limit, timeout, expected):
     read_fd, write_fd = os.pipe()
-    os.write(write_fd, b"12345")
-    os.close(write_fd)
-    assert approval.read_envelope(read_fd, 5, 1) == b"12345"
-    os.close(read_fd)
-
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, b"123456")
-    assert reason(approval.read_envelope, read_fd, 5, 1) == "bad_envelope"
-    os.close(write_fd)
-    os.close(read_fd)
-
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, b"slow")
+    os.write(write_fd, data)
+    if expected == b"12345":
+        os.close(write_fd)
     started = time.monotonic()
-    assert reason(approval.read_envelope, read_fd, 5, 0.3) == "bad_envelope"
-    assert time.monotonic() - started < 2
-    os.close(write_fd)
-    os.close(read_fd)
+    try:
+        if isinstance(expected, bytes):
+            assert approval.read_envelope(read_fd, limit, timeout) == expected
+        else:
+            assert reason(approval.read_envelope, read_fd, limit, timeout) == expected
+            assert time.monotonic() - started < 2
+    finally:
+        if expected != b"12345":
+            os.close(write_fd)
+        os.close(read_fd)
 
 
-def test_read_input_reads_across_chunks():
+def test_read_envelope_reads_across_chunks():
     read_fd, write_fd = os.pipe()
 
     def feed():

@@ -25,11 +25,15 @@ def test_environment_is_fixed(monkeypatch):
     assert env["PATH"] == steps.BASE_ENV["PATH"]
 
 
-def test_stdin_is_dev_null_and_cwd_and_umask(tmp_path):
-    assert steps.run_argv(["/usr/bin/cat"], 5, 100)["stdout"] == ""
-    assert steps.run_argv(["/usr/bin/pwd"], 5, 100, cwd=str(tmp_path))["stdout"].strip() == \
-        str(tmp_path)
-    assert steps.run_argv(["/bin/sh", "-c", "umask"], 5, 100)["stdout"].strip() == "0022"
+@pytest.mark.parametrize("argv, cwd, expected", [
+    pytest.param(["/usr/bin/cat"], None, "", id="stdin-is-dev-null"),
+    pytest.param(["/usr/bin/pwd"], "TMP", "TMP", id="cwd"),
+    pytest.param(["/bin/sh", "-c", "umask"], None, "0022", id="umask"),
+])
+def test_stdin_is_dev_null_and_cwd_and_umask(tmp_path, argv, cwd, expected):
+    kwargs = {} if cwd is None else {"cwd": str(tmp_path)}
+    assert steps.run_argv(argv, 5, 100, **kwargs)["stdout"].strip() == expected.replace(
+        "TMP", str(tmp_path))
 
 
 def _state(pid):

@@ -13,8 +13,7 @@ import re
 from typing import Any
 
 from mcp_infra_target.core import stdin, strictjson
-from mcp_infra_target.core.refusal import Refusal
-from mcp_infra_target.core.trace import LABEL
+from mcp_infra_target.core.refusal import LABEL, Refusal
 
 NAMESPACE = "mcp-linux-infra-approval"
 ENVELOPE_MAX_BYTES = 65536

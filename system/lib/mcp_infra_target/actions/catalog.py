@@ -59,16 +59,16 @@ def _int(value, low, high, where):
 
 def _abs_path(value, where):
     if not isinstance(value, str) or not VALUE_RES["path"].match(value):
-        raise CatalogError("%s: absolute path expected" % where)
+        raise CatalogError(f"{where}: absolute path expected")
     parts = value.split("/")[1:]
     if any(part in ("", ".", "..") for part in parts) and value != "/":
-        raise CatalogError("%s: path must be normalised" % where)
+        raise CatalogError(f"{where}: path must be normalised")
     return value
 
 
 def _check_value(kind, value, where):
     if not isinstance(value, str) or not VALUE_RES[kind].match(value):
-        raise CatalogError("%s: %r is not a valid %s" % (where, value, kind))
+        raise CatalogError(f"{where}: {value!r} is not a valid {kind}")
     if kind == "path":
         _abs_path(value, where)
 
@@ -81,34 +81,34 @@ def check_params(specs: dict[str, dict[str, Any]], params: Any) -> None:
         raise ParamError("params must be an object")
     unknown = sorted(set(params) - set(specs))
     if unknown:
-        raise ParamError("unknown params %s" % unknown)
+        raise ParamError(f"unknown params {unknown}")
     missing = sorted(set(specs) - set(params))
     if missing:
-        raise ParamError("missing params %s" % missing)
+        raise ParamError(f"missing params {missing}")
     for pname, spec in sorted(specs.items()):
         if not isinstance(params[pname], str) or params[pname] not in spec["values"]:
-            raise ParamError("value of %r is not allowed on this host" % pname)
+            raise ParamError(f"value of {pname!r} is not allowed on this host")
 
 
 class Action:
     """One validated action; `plans` maps a variant key (None if no variants) to its steps."""
 
     def __init__(self, name: str, data: dict[str, Any], settings: dict[str, int]):
-        where = "actions.%s" % name
+        where = f"actions.{name}"
         if not NAME_RE.match(name):
-            raise CatalogError("%s: bad action name" % where)
+            raise CatalogError(f"{where}: bad action name")
         if not isinstance(data, dict) or set(data) - ACTION_KEYS:
-            raise CatalogError("%s: unknown keys %s" % (where, sorted(set(data) - ACTION_KEYS)))
+            raise CatalogError(f"{where}: unknown keys {sorted(set(data) - ACTION_KEYS)}")
         self.name = name
         self.description = data.get("description")
         if not isinstance(self.description, str) or not self.description.strip():
-            raise CatalogError("%s.description: text expected" % where)
+            raise CatalogError(f"{where}.description: text expected")
         self.params = self._parse_params(data.get("params", {}), where)
         self.vars = self._parse_vars(data.get("vars", {}), where)
         self.user = data.get("user")
         if self.user is not None and not (isinstance(self.user, str)
                                           and USER_RE.match(self.user)):
-            raise CatalogError("%s.user: user name expected" % where)
+            raise CatalogError(f"{where}.user: user name expected")
         self.cwd = _abs_path(data.get("cwd", "/"), where + ".cwd")
         self.preview = self._parse_preview(data.get("preview"), where + ".preview")
         timeout = data.get("timeout_seconds", settings["step_timeout_seconds"])
@@ -116,7 +116,7 @@ class Action:
         self.variants_by = data.get("variants_by")
         if self.variants_by is None:
             if "variants" in data:
-                raise CatalogError("%s: variants need variants_by" % where)
+                raise CatalogError(f"{where}: variants need variants_by")
             steps = {k: data[k] for k in STEP_SET_KEYS - {"timeout_seconds"} if k in data}
             self.plans = {None: self._parse_steps(steps, where)}
         else:
@@ -128,18 +128,17 @@ class Action:
                                % (where, MAX_PARAMS))
         out = {}
         for pname, spec in params.items():
-            pwhere = "%s.params.%s" % (where, pname)
+            pwhere = f"{where}.params.{pname}"
             if (not NAME_RE.match(pname) or not isinstance(spec, dict)
                     or set(spec) != {"type", "values"}):
-                raise CatalogError("%s: {type, values} expected" % pwhere)
+                raise CatalogError(f"{pwhere}: {{type, values}} expected")
             kind, values = spec["type"], spec["values"]
             if kind not in VALUE_RES or not isinstance(values, list) or len(values) > MAX_VALUES:
-                raise CatalogError("%s: type one of %s and a list of values expected"
-                                   % (pwhere, sorted(VALUE_RES)))
+                raise CatalogError(f"{pwhere}: type one of {sorted(VALUE_RES)} and a list of values expected")
             for value in values:
                 _check_value(kind, value, pwhere)
             if len(set(values)) != len(values):
-                raise CatalogError("%s: duplicate values" % pwhere)
+                raise CatalogError(f"{pwhere}: duplicate values")
             out[pname] = {"type": kind, "values": list(values)}
         return out
 
@@ -150,7 +149,7 @@ class Action:
             return None
         if not isinstance(preview, dict) or set(preview) - PREVIEW_KEYS or not {
                 "command", "explains"} <= set(preview):
-            raise CatalogError("%s: {command, explains, satisfied_stdout?} expected" % where)
+            raise CatalogError(f"{where}: {{command, explains, satisfied_stdout?}} expected")
         command = preview["command"]
         if (not isinstance(command, list) or not 0 < len(command) <= PREVIEW_MAX_WORDS
                 or not all(isinstance(w, str) and w and w.isprintable() for w in command)):
@@ -159,19 +158,18 @@ class Action:
         for word in command:
             match = PLACEHOLDER_RE.match(word)
             if match and match.group(1) not in self.params:
-                raise CatalogError("%s.command: %s names no param" % (where, word))
+                raise CatalogError(f"{where}.command: {word} names no param")
             if not match and "{" in word:
-                raise CatalogError("%s.command: placeholder must be a whole word: %r"
-                                   % (where, word))
+                raise CatalogError(f"{where}.command: placeholder must be a whole word: {word!r}")
         if PLACEHOLDER_RE.match(command[0]):
-            raise CatalogError("%s.command: the first word is a command name" % where)
+            raise CatalogError(f"{where}.command: the first word is a command name")
         explains = preview["explains"]
         if not isinstance(explains, str) or not explains.strip():
-            raise CatalogError("%s.explains: text expected" % where)
+            raise CatalogError(f"{where}.explains: text expected")
         satisfied = preview.get("satisfied_stdout")
         if satisfied is not None and (not isinstance(satisfied, list) or not satisfied
                                       or not all(isinstance(line, str) for line in satisfied)):
-            raise CatalogError("%s.satisfied_stdout: non-empty list of text expected" % where)
+            raise CatalogError(f"{where}.satisfied_stdout: non-empty list of text expected")
         out = {"command": list(command), "explains": explains}
         if satisfied is not None:
             out["satisfied_stdout"] = list(satisfied)
@@ -179,46 +177,43 @@ class Action:
 
     def _parse_vars(self, variables, where):
         if not isinstance(variables, dict):
-            raise CatalogError("%s.vars: object expected" % where)
+            raise CatalogError(f"{where}.vars: object expected")
         for vname, value in variables.items():
             if not NAME_RE.match(vname) or vname in self.params:
-                raise CatalogError("%s.vars.%s: bad or duplicate name" % (where, vname))
+                raise CatalogError(f"{where}.vars.{vname}: bad or duplicate name")
             if not isinstance(value, str) or not value or "\0" in value or value.startswith("-"):
-                raise CatalogError("%s.vars.%s: non-empty text not starting with '-'"
-                                   % (where, vname))
+                raise CatalogError(f"{where}.vars.{vname}: non-empty text not starting with '-'")
         return dict(variables)
 
     def _parse_variants(self, data, where):
         if self.variants_by not in self.params:
-            raise CatalogError("%s.variants_by: must name a param" % where)
+            raise CatalogError(f"{where}.variants_by: must name a param")
         if STEP_SET_KEYS & set(data) - {"timeout_seconds"}:
-            raise CatalogError("%s: steps belong inside variants" % where)
+            raise CatalogError(f"{where}: steps belong inside variants")
         variants = data.get("variants")
         if not isinstance(variants, dict):
-            raise CatalogError("%s.variants: object expected" % where)
+            raise CatalogError(f"{where}.variants: object expected")
         missing = set(self.params[self.variants_by]["values"]) - set(variants)
         if missing:
-            raise CatalogError("%s.variants: no steps for %s" % (where, sorted(missing)))
-        return {key: self._parse_steps(steps, "%s.variants.%s" % (where, key))
+            raise CatalogError(f"{where}.variants: no steps for {sorted(missing)}")
+        return {key: self._parse_steps(steps, f"{where}.variants.{key}")
                 for key, steps in variants.items()}
 
     def _parse_steps(self, steps, where):
         if (not isinstance(steps, dict) or set(steps) - STEP_SET_KEYS
                 or not set(STEP_NAMES) <= set(steps)):
-            raise CatalogError("%s: check, run and verify (each may be null) expected" % where)
-        out = {name: self._parse_step(steps[name], "%s.%s" % (where, name)) for name in STEP_NAMES}
+            raise CatalogError(f"{where}: check, run and verify (each may be null) expected")
+        out = {name: self._parse_step(steps[name], f"{where}.{name}") for name in STEP_NAMES}
         for name in ("check", "run"):
             if out[name] is not None and out[name]["within_seconds"] is not None:
-                raise CatalogError("%s.%s.within_seconds: only verify may wait to settle"
-                                   % (where, name))
+                raise CatalogError(f"{where}.{name}.within_seconds: only verify may wait to settle")
         window = steps.get("idempotency_window_seconds")
         out["idempotency_window_seconds"] = None if window is None else _int(
             window, 1, 86400, where + ".idempotency_window_seconds")
         out["timeout_seconds"] = _int(steps.get("timeout_seconds", self.timeout), 1, 3600,
                                       where + ".timeout_seconds")
         if out["run"] is None and (out["check"] is None or out["verify"] is not None or window):
-            raise CatalogError("%s: an action without run is a check only (no verify, no window)"
-                               % where)
+            raise CatalogError(f"{where}: an action without run is a check only (no verify, no window)")
         return out
 
     def _parse_step(self, step, where):
@@ -227,31 +222,30 @@ class Action:
         expect = within = None
         if isinstance(step, dict):
             if set(step) - {"argv", "expect_stdout", "within_seconds"} or "argv" not in step:
-                raise CatalogError("%s: {argv, expect_stdout, within_seconds} expected" % where)
+                raise CatalogError(f"{where}: {{argv, expect_stdout, within_seconds}} expected")
             expect = step.get("expect_stdout")
             within = step.get("within_seconds")
             if within is not None:
                 _int(within, 1, 300, where + ".within_seconds")
             if expect is not None and (not isinstance(expect, list) or not expect
                                        or not all(isinstance(e, str) for e in expect)):
-                raise CatalogError("%s.expect_stdout: non-empty list of text expected" % where)
+                raise CatalogError(f"{where}.expect_stdout: non-empty list of text expected")
             step = step["argv"]
         if not isinstance(step, list) or not step or not all(isinstance(a, str) for a in step):
-            raise CatalogError("%s: non-empty argv list expected" % where)
+            raise CatalogError(f"{where}: non-empty argv list expected")
         names = set(self.params) | set(self.vars)
         for arg in step:
             match = PLACEHOLDER_RE.match(arg)
             if match and match.group(1) not in names:
-                raise CatalogError("%s: unknown placeholder %s" % (where, arg))
-            if not match and any("{%s}" % name in arg for name in names):
-                raise CatalogError("%s: placeholder must be a whole argv element: %r"
-                                   % (where, arg))
+                raise CatalogError(f"{where}: unknown placeholder {arg}")
+            if not match and any(f"{{{name}}}" in arg for name in names):
+                raise CatalogError(f"{where}: placeholder must be a whole argv element: {arg!r}")
             if "\0" in arg:
-                raise CatalogError("%s: NUL in argv" % where)
+                raise CatalogError(f"{where}: NUL in argv")
         exe = PLACEHOLDER_RE.match(step[0])
         program = self.vars.get(exe.group(1)) if exe else step[0]
         if program is None or not program.startswith("/"):
-            raise CatalogError("%s: argv[0] must be an absolute path (literal or var)" % where)
+            raise CatalogError(f"{where}: argv[0] must be an absolute path (literal or var)")
         return {"argv": list(step), "expect_stdout": expect, "within_seconds": within}
 
     def public(self) -> dict[str, Any]:
@@ -309,7 +303,7 @@ class Catalog:
             raise CatalogError("version: 1 expected")
         settings = data.get("settings", {})
         if not isinstance(settings, dict) or set(settings) - set(SETTINGS):
-            raise CatalogError("settings: known keys are %s" % sorted(SETTINGS))
+            raise CatalogError(f"settings: known keys are {sorted(SETTINGS)}")
         self.settings = {name: _int(settings.get(name, default), low, high, "settings." + name)
                          for name, (default, low, high) in SETTINGS.items()}
         actions = data.get("actions")
@@ -334,5 +328,5 @@ def load_catalog(path: str) -> Catalog:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, CatalogError):
             raise
-        raise CatalogError("cannot read %s: %s" % (path, exc)) from None
+        raise CatalogError(f"cannot read {path}: {exc}") from None
     return Catalog(data)

@@ -22,8 +22,7 @@ from mcp_infra_target.actions import approval
 from mcp_infra_target.actions.catalog import NAME_RE, CatalogError, load_catalog
 from mcp_infra_target.core import audit, strictjson
 from mcp_infra_target.core.layout import Layout
-from mcp_infra_target.core.refusal import Refusal, emit
-from mcp_infra_target.core.trace import take_trace
+from mcp_infra_target.core.refusal import Refusal, emit, take_trace
 
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 COMMAND_RE = re.compile(r"[A-Za-z0-9._:= -]{1,256}\Z")

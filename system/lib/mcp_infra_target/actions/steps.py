@@ -50,7 +50,7 @@ def run_argv(argv: list[str], timeout: float, cap: int, user: str | None = None,
     try:
         identity = _identity(user)
     except KeyError as exc:
-        result["error"] = "cannot start %s: unknown user %s" % (argv[0], exc)
+        result["error"] = f"cannot start {argv[0]}: unknown user {exc}"
         return result
     streams = {"stdout": bytearray(), "stderr": bytearray()}
     outcome = runner.run(argv, identity.pop("env"), timeout,
@@ -59,7 +59,7 @@ def run_argv(argv: list[str], timeout: float, cap: int, user: str | None = None,
                          cwd=cwd, umask=0o022, **identity)
     result["duration_ms"] = int(outcome.duration_s * 1000)
     if outcome.returncode is None:
-        result["error"] = "cannot start %s" % outcome.error
+        result["error"] = f"cannot start {outcome.error}"
         return result
     result.update(exit=outcome.returncode, timed_out=outcome.timed_out,
                   truncated=outcome.truncated,

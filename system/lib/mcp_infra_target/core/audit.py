@@ -27,13 +27,13 @@ CUT_NOTES_MAX = 8
 PATH_MAX_CHARS = 128
 
 
-def escape(text):
+def escape(text: str) -> str:
     """JSON-escape `text` (every byte outside printable ASCII becomes an escape); the record
     cap (format_record) bounds its length."""
     return json.dumps(text, ensure_ascii=True)[1:-1]
 
 
-def key_fingerprint(user_auth_path):
+def key_fingerprint(user_auth_path: "str | None") -> "str | None":
     """SHA256 fingerprint of the public key sshd recorded (ExposeAuthInfo), or None.
 
     sshd writes lines like `publickey ssh-ed25519 AAAA...` to the file named by
@@ -58,7 +58,7 @@ def key_fingerprint(user_auth_path):
     return None
 
 
-def client_fields(environ):
+def client_fields(environ: dict) -> dict:
     """Who asked: client address and port from SSH_CONNECTION, key fingerprint if exposed."""
     parts = environ.get("SSH_CONNECTION", "").split()
     return {
@@ -133,7 +133,7 @@ def _fallback(fields, line, max_bytes):
     return kept
 
 
-def format_record(fields, max_bytes=RECORD_MAX_BYTES):
+def format_record(fields: dict, max_bytes: int = RECORD_MAX_BYTES) -> str:
     """Serialise a record as one ASCII line (strings escaped, keys sorted), capped: strings
     over FIELD_MAX_BYTES are cut (smaller limits follow while the line is over `max_bytes`,
     then only small top-level fields are kept); `record_cut` says what was cut."""
@@ -153,7 +153,8 @@ def format_record(fields, max_bytes=RECORD_MAX_BYTES):
     return _dumps(_fallback(fields, line, max_bytes))
 
 
-def record(ident, fields, warning=False, file_path=None):
+def record(ident: str, fields: dict, warning: bool = False,
+           file_path: "str | None" = None) -> None:
     """Send one record to syslog (authpriv), or append it to `file_path` (tests only)."""
     try:
         line = format_record(fields)

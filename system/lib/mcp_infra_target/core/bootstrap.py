@@ -61,7 +61,7 @@ class UntrustedPath(Exception):
     """A file a target tool relies on could have been written by someone other than its owners."""
 
 
-def check_entry(path, info, owners, sticky=True):
+def check_entry(path: str, info: os.stat_result, owners: set, sticky: bool = True) -> None:
     """The ownership rule for one entry: owned by `owners`, and no one else can change it
     (no group/world write bit; a directory may have them only with the sticky bit, where
     `sticky` allows it, which lets others add entries but not rename or remove those of
@@ -74,13 +74,13 @@ def check_entry(path, info, owners, sticky=True):
             path, info.st_uid, stat.S_IMODE(mode)))
 
 
-def resolve_trusted(path, owners, stop="/"):
+def resolve_trusted(path: str, owners: set, stop: str = "/") -> str:
     """Resolve absolute `path` the way the kernel will and return its real path, applying
     the ownership rule to everything that decides what it names: every directory walked
     through, every symlink followed and, in turn, the path of its target, and the final
     entry. Directories above `stop` (a test root) are taken as they are."""
     if not path.startswith("/"):
-        raise UntrustedPath("%s: not an absolute path" % path)
+        raise UntrustedPath(f"{path}: not an absolute path")
     above = set()
     directory = os.path.realpath(stop)
     while directory != "/":
@@ -102,7 +102,7 @@ def resolve_trusted(path, owners, stop="/"):
         try:
             info = os.lstat(entry)
         except OSError as error:
-            raise UntrustedPath("%s: %s" % (entry, error.strerror))
+            raise UntrustedPath(f"{entry}: {error.strerror}")
         if entry not in above:
             check_entry(entry, info, owners)
         if stat.S_ISLNK(info.st_mode):
@@ -112,7 +112,7 @@ def resolve_trusted(path, owners, stop="/"):
             try:
                 target = os.readlink(entry)
             except OSError as error:
-                raise UntrustedPath("%s: %s" % (entry, error.strerror))
+                raise UntrustedPath(f"{entry}: {error.strerror}")
             pending.extend(reversed(target.split("/")))
             if target.startswith("/"):
                 current = "/"
@@ -121,14 +121,14 @@ def resolve_trusted(path, owners, stop="/"):
     return current
 
 
-def check_trusted(path, owners, stop="/"):
+def check_trusted(path: str, owners: set, stop: str = "/") -> None:
     """`path`, every directory on the way to it and every symlink followed (with the path of
     its target) exist and pass the ownership rule (`resolve_trusted`), so the check is on the
     file that will actually be read and on everything that could swap it."""
     resolve_trusted(path, owners, stop)
 
 
-def trusted_executable(candidates, problems=None):
+def trusted_executable(candidates: list, problems: "list | None" = None) -> "str | None":
     """The first candidate whose whole path passes the ownership rule for root and that is an
     executable regular file; None if none does (each reason appended to `problems`)."""
     for candidate in candidates:
@@ -141,11 +141,11 @@ def trusted_executable(candidates, problems=None):
         if stat.S_ISREG(info.st_mode) and info.st_mode & 0o111:
             return candidate
         if problems is not None:
-            problems.append("%s: not an executable file" % candidate)
+            problems.append(f"{candidate}: not an executable file")
     return None
 
 
-def trusted_library(library, owners):
+def trusted_library(library: str, owners: set) -> str:
     """The real library directory, if its whole path passes the ownership rule and the
     directory itself and everything in the package (subpackages, __pycache__ included) is
     owned by `owners`, not writable by anyone else (no sticky exception: the directory is on
@@ -155,17 +155,17 @@ def trusted_library(library, owners):
     package = os.path.join(real, PACKAGE)
     info = os.lstat(package)
     if not stat.S_ISDIR(info.st_mode):
-        raise UntrustedPath("%s: not a directory" % package)
+        raise UntrustedPath(f"{package}: not a directory")
     for directory, subdirs, files in os.walk(package):
         for path in [directory] + [os.path.join(directory, name) for name in subdirs + files]:
             info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
-                raise UntrustedPath("%s: a symbolic link in the library" % path)
+                raise UntrustedPath(f"{path}: a symbolic link in the library")
             check_entry(path, info, owners, sticky=False)
     return real
 
 
-def refuse(name, reason, rule, detail):
+def refuse(name: "str | None", reason: str, rule: str, detail: str) -> int:
     """The refusal line, written without the library (it could not be trusted or found)."""
     import json
     line = json.dumps({"mcp_refusal": {"reason": reason, "rule": rule, "detail": detail,
@@ -175,7 +175,7 @@ def refuse(name, reason, rule, detail):
     return EXIT_REFUSED
 
 
-def test_root(name):
+def test_root(name: str) -> "str | None":
     """The test prefix, or None in production; SystemExit(126) where it must never appear."""
     root = os.environ.get(TEST_ROOT_VARIABLE)
     if root is None:
@@ -188,11 +188,11 @@ def test_root(name):
     return os.path.realpath(root)
 
 
-def main():
+def main() -> int:
     name = os.path.basename(__file__)
     if name not in ENTRIES:
         return refuse(None, "internal_error", "bootstrap/entry",
-                      "started under an unknown name %r" % name[:64])
+                      f"started under an unknown name {name[:64]!r}")
     root = test_root(name)
     owners = {0} if root is None else {0, os.geteuid()}
     try:

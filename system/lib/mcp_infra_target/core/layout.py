@@ -6,8 +6,6 @@ source-tree executables outside sshd and sudo: see core/bootstrap.py) maps every
 it, accepts files of the caller besides root's and sends audit records to a file instead of
 syslog.
 """
-from __future__ import annotations
-
 import os
 
 from mcp_infra_target.core.bootstrap import TARGET_PATHS, check_trusted
@@ -18,7 +16,7 @@ HOST_ID_MAX_BYTES = 512
 class Layout:
     """Paths and trust settings for one run: production (test_root None) or a test prefix."""
 
-    def __init__(self, test_root: str | None = None):
+    def __init__(self, test_root: "str | None" = None):
         self.test_root = test_root
         self.prefix = test_root or ""
         self.audit_file = self.path("test_audit") if test_root else None
@@ -29,10 +27,6 @@ class Layout:
         """Target path `name` (a key of TARGET_PATHS) in this layout."""
         return self.prefix + TARGET_PATHS[name]
 
-    @property
-    def policy(self) -> str:
-        return self.path("policy")
-
     def check_trusted(self, name: str) -> str:
         """Target path `name`, after the trust rule passed on its whole path (UntrustedPath)."""
         path = self.path(name)
@@ -42,7 +36,7 @@ class Layout:
     def trusted_policy(self) -> str:
         return self.check_trusted("policy")
 
-    def host_id(self) -> str | None:
+    def host_id(self) -> "str | None":
         """The host's id as the role wrote it, stripped; None if it cannot be read."""
         try:
             with open(self.path("host_id"), encoding="utf-8") as handle:

@@ -18,8 +18,6 @@ is awaited at most that long more: a daemon a step started may hold the pipes fo
 Whatever happens, the group is SIGKILLed before the leader is reaped: the leader stays a
 zombie until then, so its pid (the group id) cannot have been reused by another process.
 """
-from __future__ import annotations
-
 import errno
 import os
 import resource
@@ -58,14 +56,14 @@ def _exited(pid: int) -> bool:
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def _pidfd(pid: int) -> int | None:
+def _pidfd(pid: int) -> "int | None":
     try:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
 
 
-def _wait_exit(pid: int, deadline: float, pidfd: int | None) -> bool:
+def _wait_exit(pid: int, deadline: float, pidfd: "int | None") -> bool:
     """Wait until `pid` exits (unreaped) or the deadline: on its pidfd, which wakes at the
     exit itself; else by polling, briefly at first."""
     delay = 0.0005
@@ -113,8 +111,8 @@ class _Pump:
     deadline passes, the shared cap is reached, or (with `settle_s`) the leader has exited
     and its pipes stayed open that long."""
 
-    def __init__(self, process, sink, outcome: Outcome, cap_bytes: int | None,
-                 stream_cap_bytes: int | None, filters) -> None:
+    def __init__(self, process, sink, outcome: Outcome, cap_bytes: "int | None",
+                 stream_cap_bytes: "int | None", filters) -> None:
         self.process, self.sink, self.outcome = process, sink, outcome
         self.cap_bytes, self.stream_cap_bytes, self.filters = cap_bytes, stream_cap_bytes, filters
         self.taken = {"stdout": 0, "stderr": 0}
@@ -135,7 +133,7 @@ class _Pump:
             self.sink(stream, chunk)
         return outcome.truncated and self.stream_cap_bytes is None
 
-    def run(self, deadline: float, settle_s: float | None, pidfd: int | None) -> bool:
+    def run(self, deadline: float, settle_s: "float | None", pidfd: "int | None") -> bool:
         """Returns True when it stopped at the shared cap."""
         process, filters = self.process, self.filters
         settle = settle_s is not None
@@ -179,10 +177,10 @@ class _Pump:
 
 
 def run(argv: list[str], env: dict[str, str], timeout_s: float, sink, *,
-        cap_bytes: int | None = None, stream_cap_bytes: int | None = None,
-        kill_grace_s: float = 1.0, settle_s: float | None = None, limits: dict | None = None,
-        pass_fds: tuple = (), filters=None, cwd: str = "/", user: int | None = None,
-        group: int | None = None, extra_groups: list | None = None,
+        cap_bytes: "int | None" = None, stream_cap_bytes: "int | None" = None,
+        kill_grace_s: float = 1.0, settle_s: "float | None" = None, limits: "dict | None" = None,
+        pass_fds: tuple = (), filters=None, cwd: str = "/", user: "int | None" = None,
+        group: "int | None" = None, extra_groups: "list | None" = None,
         umask: int = -1) -> Outcome:
     """Run `argv`; `sink(stream, chunk)` gets output ("stdout"/"stderr", bytes). Exactly one
     of `cap_bytes` (both streams, stops the run) and `stream_cap_bytes` (each stream, the
@@ -198,7 +196,7 @@ def run(argv: list[str], env: dict[str, str], timeout_s: float, sink, *,
             restore_signals=True, user=user, group=group, extra_groups=extra_groups,
             umask=umask)
     except (OSError, subprocess.SubprocessError) as error:
-        outcome.error = "%s: %s" % (argv[0], getattr(error, "strerror", None) or error)
+        outcome.error = f"{argv[0]}: {getattr(error, 'strerror', None) or error}"
         outcome.exit_code = EXIT_NOT_STARTED
         outcome.duration_s = time.monotonic() - start
         return outcome

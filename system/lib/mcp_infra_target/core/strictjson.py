@@ -24,6 +24,6 @@ def _no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def loads(text):
+def loads(text: str) -> object:
     """json.loads without duplicate keys, NaN or Infinity (ValueError names the fault)."""
     return json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants)

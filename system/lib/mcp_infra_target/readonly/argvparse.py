@@ -28,11 +28,11 @@ class Plan:
         self.items = items
         self.held = None
 
-    def close(self):
+    def close(self) -> None:
         if self.held is not None:
             self.held.close()
 
-    def limit(self, policy, key):
+    def limit(self, policy, key: str):
         for node in (self.leaf, self.command):
             value = getattr(node, key)
             if value is not None:
@@ -40,7 +40,7 @@ class Plan:
         return getattr(policy, key)
 
 
-def plan(policy, tokens):
+def plan(policy, tokens: list) -> Plan:
     """Validate `tokens` (command name first) against `policy`; return a Plan or raise Refusal."""
     name = tokens[0]
     if "/" in name:

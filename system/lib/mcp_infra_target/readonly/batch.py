@@ -11,13 +11,12 @@ import threading
 import time
 
 from mcp_infra_target.core import runner, stdin
-from mcp_infra_target.core.refusal import Refusal
-from mcp_infra_target.core.trace import LABEL
+from mcp_infra_target.core.refusal import LABEL, Refusal
 
 RULE = "request/batch"
 
 
-def read_stdin(fd, max_bytes, timeout_s):
+def read_stdin(fd: int, max_bytes: int, timeout_s: float) -> bytes:
     """All of stdin (core.stdin), refusing more than `max_bytes` or a stream still open at
     the deadline."""
     try:
@@ -28,7 +27,7 @@ def read_stdin(fd, max_bytes, timeout_s):
         raise Refusal("batch_too_large", RULE, "more than %d bytes on stdin" % max_bytes)
 
 
-def parse(data, max_commands):
+def parse(data: bytes, max_commands: int) -> list:
     """The batch document: {"commands": [{"id": ID, "command": TEXT}, ...]}."""
     try:
         document = json.loads(data.decode("utf-8"))
@@ -81,7 +80,7 @@ def _run_pool(work, jobs, workers):
         thread.join()
 
 
-def run(entries, prepare, limits, kill_grace_s):
+def run(entries: list, prepare, limits: dict, kill_grace_s: float) -> tuple:
     """Check every entry with `prepare(text) -> (plan, env, timeout_s, cap, scratch_bytes,
     memory_bytes)` and run the allowed ones.
 

@@ -14,7 +14,7 @@ import time
 from mcp_infra_target.core.refusal import ClientGone
 
 
-def set_nonblocking(fd):
+def set_nonblocking(fd: int) -> "int | None":
     """Make `fd` non-blocking; returns its previous flags (for `restore`), None if it is not open."""
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -24,7 +24,7 @@ def set_nonblocking(fd):
     return flags
 
 
-def restore(fd, flags):
+def restore(fd: int, flags: "int | None") -> None:
     if flags is not None:
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
@@ -32,7 +32,7 @@ def restore(fd, flags):
             pass
 
 
-def write_all(fd, data, deadline):
+def write_all(fd: int, data: bytes, deadline: float) -> None:
     """Write all of `data` to `fd`, waiting for room at most until `deadline` (monotonic)."""
     view = memoryview(data)
     while view:

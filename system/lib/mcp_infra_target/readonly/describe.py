@@ -19,24 +19,27 @@ def value_text(spec: dict | None) -> str | None:
         return "one of " + "|".join(spec["values"])
     if kind in ("int", "number"):
         low, high = spec.get("min"), spec.get("max")
-        return "%s %s..%s" % (kind, "" if low is None else low, "" if high is None else high)
+        low = "" if low is None else low
+        high = "" if high is None else high
+        return f"{kind} {low}..{high}"
     if kind == "path":
-        return "path (%s)" % spec.get("access", "read")
+        return f"path ({spec.get('access', 'read')})"
     if kind == "list":
-        return "list of %s separated by %r" % (value_text(spec["item"]), spec.get("separator", ","))
+        separator = spec.get("separator", ",")
+        return f"list of {value_text(spec['item'])} separated by {separator!r}"
     if kind == "regex":
         pattern = spec["pattern"]
         if len(pattern) > SHOWN_PATTERN_CHARS:
             pattern = pattern[:SHOWN_PATTERN_CHARS - 3] + "..."
-        return "text matching %s" % pattern
+        return f"text matching {pattern}"
     if kind == "text":
         return "text of at most %d characters" % spec.get("max_len", 512)
     if kind == "any_of":
         return " or ".join(value_text(member) for member in spec["types"])
     if kind == "pattern":
-        return "pattern (%s)" % spec.get("syntax", "regex")
+        return f"pattern ({spec.get('syntax', 'regex')})"
     if kind == "format":
-        return "%s template of listed fields" % spec.get("syntax", "")
+        return f"{spec.get('syntax', '')} template of listed fields"
     return kind  # hostname, ip, network, host, destination, or a named type by its name
 
 

@@ -82,7 +82,7 @@ class Destinations:
         return name is not None and (name in self.names or name in self.own_names())
 
 
-def checker(destinations):
+def checker(destinations: "Destinations"):
     def check(value, rule):
         if _address(value) is None and _name(value) is None:
             raise Refusal("bad_value", rule, f"{value[:200]!r} is not a host name or address "

@@ -78,7 +78,7 @@ def collecting():
         _local.held = outer
 
 
-def hold(passed):
+def hold(passed: Passed) -> Passed:
     """Give `passed` to the plan being checked, if any (else the caller owns it)."""
     held = getattr(_local, "held", None)
     if held is not None:

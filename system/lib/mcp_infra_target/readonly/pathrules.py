@@ -50,7 +50,7 @@ def _components(path):
     return [part for part in path.split("/") if part]
 
 
-def lexical(path):
+def lexical(path: str) -> str:
     """Collapse `.`, `..` and repeated slashes without touching the filesystem."""
     parts = []
     for part in _components(path):
@@ -153,7 +153,7 @@ class PathRules:
                 return root
         return None
 
-    def check(self, raw, access, rule):
+    def check(self, raw: str, access: str, rule: str) -> str:
         """Validate a client path for `access` (see the module docstring: "read" file
         contents, "list" the named entry, "stat" the object it names, "name" its names) and
         return the argument to pass on: the client's spelling, or a `handover.Passed`

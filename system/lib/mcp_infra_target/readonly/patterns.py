@@ -264,7 +264,7 @@ def _scan(text, dialect):
 DIALECTS = {"regex": ("ere", "bre"), "pcre": ("pcre",)}
 
 
-def regex_cost(text, syntax):
+def regex_cost(text: str, syntax: str) -> PatternCost:
     """The largest cost of `text` over the dialects of `syntax`; PatternError if refused."""
     cost = PatternCost()
     for dialect in DIALECTS[syntax]:
@@ -272,7 +272,7 @@ def regex_cost(text, syntax):
     return cost
 
 
-def pattern_checker(spec, where, error):
+def pattern_checker(spec: dict, where: str, error: type):
     """Compile a `pattern` type: syntax regex|pcre, max_len, max_nesting, max_repeat_product,
     max_expansion."""
     syntax = spec.get("syntax", "regex")
@@ -396,7 +396,7 @@ def _percent_template(value, fields):
 TEMPLATES = {"go": _go_template, "dollar": _dollar_template, "percent": _percent_template}
 
 
-def format_checker(spec, where, error):
+def format_checker(spec: dict, where: str, error: type):
     """Compile a `format` type: syntax go|dollar|percent, fields (the allow-list), max_len."""
     syntax = spec.get("syntax")
     if syntax not in TEMPLATES:

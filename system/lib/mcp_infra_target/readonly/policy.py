@@ -272,12 +272,12 @@ class Command(Node):
                 raise PolicyError(f"{where}: a tag is one punctuation character")
             self.tagged[tag] = compile_type(type_spec, f"{where}.tagged[{tag!r}]", context)
 
-    def executable(self, problems=None):
+    def executable(self, problems: "list | None" = None) -> "str | None":
         """The first candidate that is an executable regular file whose whole path, symlinks
         and their targets included, is root's alone (core.bootstrap.trusted_executable)."""
         return trusted_executable(self.executables, problems)
 
-    def forms(self):
+    def forms(self) -> list:
         """Command forms this command offers: its leaf nodes (`ip route get`, `uptime`)."""
         return [node for node in self.walk() if not node.subcommands]
 
@@ -408,7 +408,7 @@ class Policy:
             raise PolicyError("environment: PATH must be set to absolute directories")
         return dict(env)
 
-    def command(self, name):
+    def command(self, name: str) -> "Command | None":
         """The compiled command `name`, or None if the policy has none; PolicyError if its
         spec (or a type it uses) is broken."""
         if name not in self.compiled:
@@ -423,7 +423,7 @@ class Policy:
         """Every command, compiled (PolicyError if any is broken)."""
         return {name: self.command(name) for name in self.sources}
 
-    def validate(self):
+    def validate(self) -> None:
         """Compile the whole policy, every named type and command, raising the first fault."""
         self.destinations()
         for name in self.types.specs:
@@ -435,7 +435,7 @@ class Policy:
         return [form for command in self.commands.values() for form in command.forms()]
 
 
-def load_for_request(path):
+def load_for_request(path: str) -> Policy:
     """Read the policy file at `path` and check its top level; commands compile on first use
     (`Policy.command`). Trust of the file is checked by the caller."""
     with open(path, "rb") as handle:
@@ -449,7 +449,7 @@ def load_for_request(path):
     return Policy(document, sha256(data).hexdigest())
 
 
-def load(path):
+def load(path: str) -> Policy:
     """Read and compile the whole policy at `path`, raising PolicyError on any fault: the
     deploy-time check (the role's `validate:`), also used by tools and tests."""
     policy = load_for_request(path)

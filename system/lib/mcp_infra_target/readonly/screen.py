@@ -13,7 +13,7 @@ from mcp_infra_target.core.refusal import Refusal
 RULE = "request/screen"
 
 
-def decode(raw_bytes):
+def decode(raw_bytes: bytes) -> str:
     """Strict UTF-8 decoding; anything else is refused rather than guessed at."""
     try:
         return raw_bytes.decode("utf-8", "strict")
@@ -21,7 +21,7 @@ def decode(raw_bytes):
         raise Refusal("invalid_utf8", RULE, "byte %d is not valid UTF-8" % error.start)
 
 
-def check(text, max_bytes):
+def check(text: str, max_bytes: int) -> str:
     """Refuse empty, over-long and non-printable requests; return `text` unchanged."""
     if text.strip(" ") == "":
         raise Refusal("empty", RULE, "the request is empty")

@@ -20,20 +20,19 @@ import os
 import select
 import time
 
-from mcp_infra_target.core.refusal import EXIT_REFUSED, ClientGone, Refusal
-from mcp_infra_target.core.trace import LABEL
+from mcp_infra_target.core.refusal import EXIT_REFUSED, LABEL, ClientGone, Refusal
 from mcp_infra_target.readonly.clientio import write_all
 
 RULE = "request/session"
 _FRAME_KEYS = {"id", "command", "stdin"}
 
 
-def line_max_bytes(limits):
+def line_max_bytes(limits: dict) -> int:
     """Room for the longest request and the largest batch document, base64-encoded."""
     return limits["request_max_bytes"] * 6 + (limits["batch_stdin_max_bytes"] * 4 // 3) + 1024
 
 
-def settings(limits):
+def settings(limits: dict) -> dict:
     return {"idle_s": limits["session_idle_s"], "max_requests": int(limits["session_max_requests"]),
             "max_s": limits["session_max_s"], "line_max_bytes": line_max_bytes(limits)}
 
@@ -72,7 +71,7 @@ class _Lines:
                 self.eof = True
 
 
-def parse(line):
+def parse(line: bytes) -> tuple:
     """(id, raw command bytes, stdin bytes) from one request frame, or a Refusal. The line
     cap bounds stdin; its size is judged where a batch reads it, as on a channel."""
     try:
@@ -119,7 +118,7 @@ def _refuse(fd, refusal, deadline):
                "stderr": _b64((refusal.json_line() + "\n").encode("ascii"))}, deadline)
 
 
-def serve(handle, limits, record, stdin_fd=0, stdout_fd=1):
+def serve(handle, limits: dict, record: dict, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
     """Answer requests until the session ends; `handle(raw, stdin) -> (exit, out, err,
     deadline)` is the one-request pipeline (refusals included): its answer waits for the
     client at most until that request's deadline; the session's own frames (hello, a frame

@@ -12,7 +12,7 @@ from mcp_infra_target.core.refusal import Refusal
 RULE = "request/tokenise"
 
 
-def split(text, max_tokens):
+def split(text: str, max_tokens: int) -> list:
     """Split like `sh` would (quotes, backslash), without comments or punctuation handling."""
     lexer = shlex.shlex(text, posix=True, punctuation_chars=False)
     lexer.whitespace_split = True

@@ -229,7 +229,7 @@ KINDS = {
 _NEEDS_CONTEXT = {"list", "path", "any_of", "regex", "destination"}
 
 
-def compile_type(spec, where, context):
+def compile_type(spec: dict, where: str, context: dict):
     """Compile a type spec: a kind from KINDS or the name of a type in the policy's `types`."""
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise PolicyError(f"{where}: a type needs {{\"type\": ...}}")

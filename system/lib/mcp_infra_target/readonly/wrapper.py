@@ -7,8 +7,6 @@ SSH_ORIGINAL_COMMAND, or as one frame of an `mcp:session` (session.py): the pipe
 the same, only where its output goes differs.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import resource
@@ -18,8 +16,7 @@ from mcp_infra_target import VERSION
 from mcp_infra_target.core import audit, runner
 from mcp_infra_target.core.bootstrap import UntrustedPath
 from mcp_infra_target.core.layout import Layout
-from mcp_infra_target.core.refusal import EXIT_REFUSED, ClientGone, Refusal
-from mcp_infra_target.core.trace import take_trace
+from mcp_infra_target.core.refusal import EXIT_REFUSED, ClientGone, Refusal, take_trace
 from mcp_infra_target.readonly import argvparse, clientio, policy, screen, tokenise
 
 NAME = "mcp-wrapper"
@@ -289,7 +286,7 @@ class _Request:
         return code
 
 
-def main(test_root: str | None = None) -> int:
+def main(test_root: "str | None" = None) -> int:
     """Serve the request in SSH_ORIGINAL_COMMAND; returns the process exit code."""
     layout = Layout(test_root)
     base = {"event": NAME, "version": VERSION, "trace": None, "request": None,
