@@ -49,3 +49,12 @@ async def test_audit_redacts_and_joins_the_target(estate):
     assert records[0]["arguments"]["command"] == "mysql --password=[REDACTED] -e 'select 1'"
     assert "hunter2" not in e.settings.audit_log.read_text()
     assert e.hosts["web-01"].commands[0].startswith(f"mcp:trace={records[0]['trace']} mysql")
+
+
+def test_a_tool_takes_its_call_first():
+    from mcp_linux_infra.server.toolcall import READ_ONLY, tool
+
+    def no_call(host: str) -> None:
+        """Not a tool: it would get no call state."""
+    with pytest.raises(TypeError, match="must take `call: Call` first"):
+        tool(READ_ONLY)(no_call)

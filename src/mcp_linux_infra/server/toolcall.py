@@ -116,8 +116,8 @@ def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callabl
             return _run(call, fn, arguments, hosts)
 
         wrapper.__signature__ = signature.replace(parameters=public)
-        wrapper.__annotations__ = {**{p.name: p.annotation for p in public},
-                                   "return": hints.get("return")}
+        wrapper.__annotations__ = {p.name: p.annotation for p in public} | (
+            {"return": hints["return"]} if "return" in hints else {})
         wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
         wrapper.tool_annotations = annotations
         return wrapper
