@@ -8,9 +8,9 @@ import subprocess
 import tarfile
 
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
 from mcp_support import ok
+from paths_support import REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
