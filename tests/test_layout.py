@@ -118,3 +118,11 @@ def test_the_rules_themselves(module, name, allowed):
     other = name.removeprefix(CLIENT + ".")
     assert (room(other) == room(module) or room(other) in ALLOWED[room(module)]
             or (module, room(other)) in EXCEPTIONS) is allowed
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO / "tests").as_posix()
+                                        for p in (REPO / "tests").rglob("*.py")))
+def test_nothing_imports_conftest(path):
+    """A directory's own conftest.py shadows the name `conftest`: fixtures live in conftest
+    files, everything else a test imports is a support module (paths_support, ...)."""
+    assert not [n for n in imported(REPO / "tests" / path) if n.split(".")[0] == "conftest"]
