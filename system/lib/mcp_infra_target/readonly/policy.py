@@ -13,8 +13,8 @@ is deployed (`load`, the role's `validate:`) and whenever `mcp:policy` shows it.
 import re
 
 from mcp_infra_target.core import strictjson
-from mcp_infra_target.core.layout import trusted_executable
 from mcp_infra_target.core.digest import sha256
+from mcp_infra_target.core.layout import trusted_executable
 from mcp_infra_target.readonly.pathrules import PathRules
 from mcp_infra_target.readonly.valuetypes import PolicyError, compile_type
 
