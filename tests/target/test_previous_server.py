@@ -36,7 +36,8 @@ out["run"] = [run.status, run.exit_code, bool(run.stdout)]
 refused = target.run(["rm", "-rf", "/"])
 out["refused"] = [refused.status, refused.refusal.reason, refused.refusal.rule]
 batch = target.batch({"load": ["cat", "/proc/loadavg"], "bad": ["nc", "-l"]})
-out["batch"] = {k: [v.status, v.exit_code, v.refusal and v.refusal.reason] for k, v in batch.items()}
+out["batch"] = {k: [v.status, v.exit_code, v.refusal and v.refusal.reason]
+                for k, v in batch.items()}
 explain = target.explain("journalctl -n 5")
 out["explain"] = [explain["allowed"], explain["rule"], explain["argv"][1:]]
 policy = target.policy()

@@ -7,7 +7,7 @@ import copy
 import json
 
 import pytest
-from mcp_infra_target.actions.catalog import Catalog, CatalogError, load_catalog, preview_words
+from mcp_infra_target.actions.catalog import Catalog, CatalogError, load_catalog, render_words
 from mcp_infra_target.readonly import argvparse
 from pra_support import SYSTEM
 from wrapper_support import default_policy_document, load_document
@@ -47,7 +47,8 @@ def test_every_shipped_preview_is_allowed_by_the_shipped_policy(name, params):
     """Compiled with the target's own loader and planned like a request: a preview the
     read tier would refuse is a broken catalog, found here, not at the operator's screen."""
     policy = load_document(default_policy_document())
-    plan = argvparse.plan(policy, preview_words(SHIPPED.actions[name].preview, params))
+    words = render_words(SHIPPED.actions[name].preview["command"], params)
+    plan = argvparse.plan(policy, words)
     try:
         assert plan.rule.startswith("systemd/systemctl ")
     finally:
@@ -79,7 +80,8 @@ def test_a_bad_preview_is_refused(preview, message):
 def test_a_preview_is_part_of_the_public_form(root):
     action = catalog_with(dict(PREVIEW, satisfied_stdout=["active"])).actions["act"]
     assert action.public()["preview"] == dict(PREVIEW, satisfied_stdout=["active"])
-    assert preview_words(action.preview, {"unit": "cron"}) == ["systemctl", "is-active", "cron"]
+    assert render_words(action.preview["command"], {"unit": "cron"}) == [
+        "systemctl", "is-active", "cron"]
     assert catalog_with(None).actions["act"].public()["preview"] is None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mcp_infra_target.core import bootstrap
+from mcp_infra_target.core.layout import trusted_executable
 from wrapper_support import (
     make_root,
     mini_policy,
@@ -142,7 +143,7 @@ def test_the_whole_chain_of_an_executable_is_checked(tree, layout, trusted):
         assert refusal["reason"] == "command_not_installed"
         assert "not trusted" in refusal["detail"] or "symbolic links" in refusal["detail"]
     problems = []
-    assert (bootstrap.trusted_executable([str(named)], problems) == str(named)) is trusted, problems
+    assert (trusted_executable([str(named)], problems) == str(named)) is trusted, problems
     assert bool(problems) is not trusted and all(str(tree) in p for p in problems)
 
 
@@ -153,9 +154,9 @@ def test_the_policy_file_behind_a_symlink_in_a_writable_directory_is_untrusted(t
     (tree / "etc").mkdir()
     (tree / "etc").chmod(0o775)
     (tree / "etc/mcp-infra").symlink_to(real)
-    bootstrap.check_trusted(str(real / "readonly.json"), {0}, str(tree))
+    bootstrap.resolve_trusted(str(real / "readonly.json"), {0}, str(tree))
     with pytest.raises(bootstrap.UntrustedPath, match=str(tree / "etc")):
-        bootstrap.check_trusted(str(tree / "etc/mcp-infra/readonly.json"), {0}, str(tree))
+        bootstrap.resolve_trusted(str(tree / "etc/mcp-infra/readonly.json"), {0}, str(tree))
 
 
 PROBE = """#!/usr/bin/python3 -I

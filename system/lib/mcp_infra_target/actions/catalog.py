@@ -134,7 +134,8 @@ class Action:
                 raise CatalogError(f"{pwhere}: {{type, values}} expected")
             kind, values = spec["type"], spec["values"]
             if kind not in VALUE_RES or not isinstance(values, list) or len(values) > MAX_VALUES:
-                raise CatalogError(f"{pwhere}: type one of {sorted(VALUE_RES)} and a list of values expected")
+                raise CatalogError(f"{pwhere}: type one of {sorted(VALUE_RES)} and a list of "
+                                   "values expected")
             for value in values:
                 _check_value(kind, value, pwhere)
             if len(set(values)) != len(values):
@@ -213,7 +214,8 @@ class Action:
         out["timeout_seconds"] = _int(steps.get("timeout_seconds", self.timeout), 1, 3600,
                                       where + ".timeout_seconds")
         if out["run"] is None and (out["check"] is None or out["verify"] is not None or window):
-            raise CatalogError(f"{where}: an action without run is a check only (no verify, no window)")
+            raise CatalogError(f"{where}: an action without run is a check only (no verify, "
+                               "no window)")
         return out
 
     def _parse_step(self, step, where):
@@ -270,13 +272,7 @@ class Action:
         values = dict(self.vars, **params)
 
         def render(step: dict[str, Any] | None):
-            if step is None:
-                return None
-            argv: list[str] = []
-            for arg in step["argv"]:
-                match = PLACEHOLDER_RE.match(arg)
-                argv.append(values[match.group(1)] if match else arg)
-            return dict(step, argv=argv)
+            return None if step is None else dict(step, argv=render_words(step["argv"], values))
 
         plan = {name: render(steps[name]) for name in STEP_NAMES}
         plan.update(window=steps["idempotency_window_seconds"], timeout=steps["timeout_seconds"],
@@ -284,13 +280,14 @@ class Action:
         return plan
 
 
-def preview_words(preview: dict[str, Any], params: dict[str, str]) -> list[str]:
-    """A preview's command with its placeholders replaced by `params` (already checked)."""
-    words = []
-    for word in preview["command"]:
+def render_words(words: list[str], values: dict[str, str]) -> list[str]:
+    """`words` with each whole-word `{name}` placeholder replaced by its value: a step's argv
+    (params and vars), a preview's command (params). `values` were checked before."""
+    rendered = []
+    for word in words:
         match = PLACEHOLDER_RE.match(word)
-        words.append(params[match.group(1)] if match else word)
-    return words
+        rendered.append(values[match.group(1)] if match else word)
+    return rendered
 
 
 class Catalog:

@@ -12,6 +12,7 @@ import stat
 from typing import Any
 
 from mcp_infra_target.core import audit
+from mcp_infra_target.core.bootstrap import UntrustedPath, check_entry
 from mcp_infra_target.core.refusal import Refusal
 
 LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -27,11 +28,14 @@ class AttemptLog:
         except OSError:
             raise Refusal("config_error", "config/log", "cannot open the pra-run log") from None
         info = os.fstat(self.fd)
-        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
-                or stat.S_IMODE(info.st_mode) & 0o022):
+        try:
+            if not stat.S_ISREG(info.st_mode):
+                raise UntrustedPath(f"{path}: not a regular file")
+            check_entry(path, info, {os.geteuid()}, sticky=False)  # the one ownership rule
+        except UntrustedPath:
             os.close(self.fd)
             raise Refusal("config_error", "config/log",
-                          "pra-run log not owned by root, or writable by others")
+                          "pra-run log not owned by root, or writable by others") from None
 
     def write(self, record: dict[str, Any]) -> None:
         """Append `record` durably, then send it to syslog (authpriv)."""

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from mcp_infra_target.actions.approval import canonical
+from mcp_infra_target.core.bootstrap import UntrustedPath, check_entry
 from mcp_infra_target.core.refusal import Refusal
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -35,21 +36,29 @@ PRUNE_SCAN_MAX = 512
 ENTRY_READ_MAX = 1 << 20  # an entry holds params: at most 16 catalog values
 
 
-def _open_checked(path: str, dir_fd: int | None, forbidden: int) -> int:
+def _open_checked(path: str, dir_fd: int | None, private: bool) -> int:
+    """Open directory `path` (no symlink followed) and apply the one ownership rule to what
+    was opened (owner: pra-run itself; no sticky exception); a `private` one (the ledger's
+    and the markers' own directories) is not even readable by others."""
     try:
         fd = os.open(path, DIR_FLAGS, dir_fd=dir_fd)
     except OSError:
         raise Refusal("config_error", "config/state_dir", "state directory unusable") from None
     info = os.fstat(fd)
-    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & forbidden:
+    try:
+        check_entry(path, info, {os.geteuid()}, sticky=False)
+        if private and stat.S_IMODE(info.st_mode) & 0o077:
+            raise UntrustedPath(f"{path}: readable by others")
+    except UntrustedPath:
         os.close(fd)
-        raise Refusal("config_error", "config/state_dir", "state directory not private to root")
+        raise Refusal("config_error", "config/state_dir",
+                      "state directory not private to root") from None
     return fd
 
 
 def _open_dir(state_dir: str, sub: str) -> int:
     """Open `state_dir`/`sub` (created 0700 if missing); both must be root's alone."""
-    parent = _open_checked(state_dir, None, 0o022)
+    parent = _open_checked(state_dir, None, private=False)
     try:
         try:
             os.mkdir(sub, 0o700, dir_fd=parent)
@@ -57,7 +66,7 @@ def _open_dir(state_dir: str, sub: str) -> int:
             pass
         except OSError:
             raise Refusal("config_error", "config/state_dir", "cannot create state directory") from None
-        return _open_checked(sub, parent, 0o077)
+        return _open_checked(sub, parent, private=True)
     finally:
         os.close(parent)
 
@@ -76,7 +85,7 @@ def _write_new(dir_fd: int, name: str, data: bytes) -> None:
 @contextlib.contextmanager
 def exclusive(state_dir: str, wait_seconds: float):
     """Hold the host's run lock; refuse `busy` if another action holds it past the wait."""
-    dir_fd = _open_checked(state_dir, None, 0o022)
+    dir_fd = _open_checked(state_dir, None, private=False)
     try:
         fd = os.open("run.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=dir_fd)

@@ -121,30 +121,6 @@ def resolve_trusted(path: str, owners: set, stop: str = "/") -> str:
     return current
 
 
-def check_trusted(path: str, owners: set, stop: str = "/") -> None:
-    """`path`, every directory on the way to it and every symlink followed (with the path of
-    its target) exist and pass the ownership rule (`resolve_trusted`), so the check is on the
-    file that will actually be read and on everything that could swap it."""
-    resolve_trusted(path, owners, stop)
-
-
-def trusted_executable(candidates: list, problems: "list | None" = None) -> "str | None":
-    """The first candidate whose whole path passes the ownership rule for root and that is an
-    executable regular file; None if none does (each reason appended to `problems`)."""
-    for candidate in candidates:
-        try:
-            info = os.stat(resolve_trusted(candidate, {0}))
-        except (OSError, UntrustedPath) as error:
-            if problems is not None:
-                problems.append(str(error))
-            continue
-        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o111:
-            return candidate
-        if problems is not None:
-            problems.append(f"{candidate}: not an executable file")
-    return None
-
-
 def trusted_library(library: str, owners: set) -> str:
     """The real library directory, if its whole path passes the ownership rule and the
     directory itself and everything in the package (subpackages, __pycache__ included) is
@@ -201,6 +177,9 @@ def main() -> int:
         return refuse(name, "library_untrusted", "bootstrap/library", str(error))
     sys.dont_write_bytecode = True
     sys.path.insert(0, library)
+    # This file is also the library's core.bootstrap: the library uses this very module (the
+    # rule just applied) instead of reading the same file again.
+    sys.modules[PACKAGE + ".core.bootstrap"] = sys.modules[__name__]
     return __import__(PACKAGE + "." + ENTRIES[name], fromlist=["main"]).main(root)
 
 

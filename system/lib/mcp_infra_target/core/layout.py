@@ -1,5 +1,6 @@
 """Where one run finds the target's files: the paths of core.bootstrap.TARGET_PATHS, under a
-test prefix or not, and the owners the trust rule accepts for them.
+test prefix or not, the owners the trust rule (core.bootstrap.resolve_trusted) accepts for
+them, and the executables it trusts.
 
 Production paths are fixed. A test prefix (MCP_INFRA_TEST_ROOT, accepted only by the
 source-tree executables outside sshd and sudo: see core/bootstrap.py) maps every path below
@@ -7,10 +8,28 @@ it, accepts files of the caller besides root's and sends audit records to a file
 syslog.
 """
 import os
+import stat
 
-from mcp_infra_target.core.bootstrap import TARGET_PATHS, check_trusted
+from mcp_infra_target.core.bootstrap import TARGET_PATHS, UntrustedPath, resolve_trusted
 
 HOST_ID_MAX_BYTES = 512
+
+
+def trusted_executable(candidates: list, problems: "list | None" = None) -> "str | None":
+    """The first candidate whose whole path passes the ownership rule for root and that is an
+    executable regular file; None if none does (each reason appended to `problems`)."""
+    for candidate in candidates:
+        try:
+            info = os.stat(resolve_trusted(candidate, {0}))
+        except (OSError, UntrustedPath) as error:
+            if problems is not None:
+                problems.append(str(error))
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o111:
+            return candidate
+        if problems is not None:
+            problems.append(f"{candidate}: not an executable file")
+    return None
 
 
 class Layout:
@@ -28,9 +47,11 @@ class Layout:
         return self.prefix + TARGET_PATHS[name]
 
     def check_trusted(self, name: str) -> str:
-        """Target path `name`, after the trust rule passed on its whole path (UntrustedPath)."""
+        """Target path `name`, after the trust rule passed on everything that decides what it
+        names: every directory on the way, every symlink followed with its target's path, the
+        file (UntrustedPath otherwise)."""
         path = self.path(name)
-        check_trusted(path, self.owners, self.trust_stop)
+        resolve_trusted(path, self.owners, self.trust_stop)
         return path
 
     def trusted_policy(self) -> str:

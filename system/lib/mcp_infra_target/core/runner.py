@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 
-from mcp_infra_target.core.bootstrap import trusted_executable
+from mcp_infra_target.core.layout import trusted_executable
 
 EXIT_TIMEOUT = 124
 EXIT_NOT_STARTED = 127

@@ -13,8 +13,8 @@ is deployed (`load`, the role's `validate:`) and whenever `mcp:policy` shows it.
 import re
 
 from mcp_infra_target.core import strictjson
-from mcp_infra_target.core.bootstrap import trusted_executable
 from mcp_infra_target.core.digest import sha256
+from mcp_infra_target.core.layout import trusted_executable
 from mcp_infra_target.readonly.pathrules import PathRules
 from mcp_infra_target.readonly.valuetypes import PolicyError, compile_type
 
@@ -274,7 +274,7 @@ class Command(Node):
 
     def executable(self, problems: "list | None" = None) -> "str | None":
         """The first candidate that is an executable regular file whose whole path, symlinks
-        and their targets included, is root's alone (core.bootstrap.trusted_executable)."""
+        and their targets included, is root's alone (core.layout.trusted_executable)."""
         return trusted_executable(self.executables, problems)
 
     def forms(self) -> list:
