@@ -1,7 +1,7 @@
 """An estate for the approval flow without a lab: the real action tier behind a real SSH
 server in-process.
 
-`pra-runner` logins reach the real system/wrappers/pra-exec in a pra_support test root,
+`pra-runner` logins reach the real system/bin/pra-exec in a pra_support test root,
 whose `run` hands the envelope (through a recording stand-in for sudo) to the real pra-run:
 real signature checks against allowed_signers, real nonce ledger, real steps. `mcp-reader`
 logins answer only what the approval code asks the read tier: pra-run's records of a nonce,
@@ -16,10 +16,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_support import audit_into, settings_env
 from pra_support import HOST, Keys, TestRoot
 from ssh_support import FakeSSHD, known_hosts_line, new_key
 
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.server.app import build_server
+from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
 
 REFUSED = (126, b"", json.dumps({"mcp_refusal": {
@@ -49,28 +52,15 @@ class ActionEstate:
     audit_lines: list[str] = field(default_factory=list)
 
     def audit(self) -> Audit:
-        lines = self.audit_lines
-
-        class Lines:
-            def write(self, text):
-                lines.extend(t for t in text.splitlines() if t)
-
-            def flush(self):
-                pass
-        return Audit(self.settings.audit_log, Lines())
+        return audit_into(self.settings.audit_log, self.audit_lines)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment that gives a CLI process these settings."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
-        s = self.settings
-        env.update({"LINUX_MCP_INVENTORY": str(s.inventory[0]),
-                    "LINUX_MCP_KNOWN_HOSTS": str(s.known_hosts),
-                    "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
-                    "LINUX_MCP_OPERATOR_KEY": str(s.operator_key),
-                    "LINUX_MCP_APPROVER": s.approver, "LINUX_MCP_STATE_DIR": str(s.state_dir),
-                    "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2"})
-        env.update(extra)
-        return env
+        return settings_env(self.settings, **extra)
+
+    def server(self):
+        """The MCP server on these settings, in-process."""
+        return build_server(lambda: AppState.open(self.settings, audit=self.audit()))
 
     def records(self) -> list[dict]:
         return [json.loads(line) for line in self.audit_lines]
@@ -79,17 +69,20 @@ class ActionEstate:
         self.sshd.stop()
 
 
-def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, **settings) -> ActionEstate:
+def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, pra_exec=None,
+                       **settings) -> ActionEstate:
+    """`pra_exec`, an ssh_support handler, stands for the real pra-exec in `root` (the
+    previous version's, previous_support)."""
     root.install_fake_sudo()
     reader = new_key(tmp_path / "reader.key")
     pra = new_key(tmp_path / "pra.key")
 
-    def pra_exec(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
+    def in_root(command: str, stdin: bytes) -> tuple[int, bytes, bytes]:
         done = root.pra_exec(command, stdin)
         return done.returncode, done.stdout, done.stderr
 
     sshd = FakeSSHD(lambda c, s: REFUSED, [reader, pra], users={
-        "pra-runner": pra_exec, "mcp-reader": lambda c, s: _journal(root, c)})
+        "pra-runner": pra_exec or in_root, "mcp-reader": lambda c, s: _journal(root, c)})
     host = sshd.host(HOST)
     (tmp_path / "inventory.ini").write_text(
         f"[targets]\n{HOST} ansible_host=127.0.0.1 ansible_port={sshd.port}\n")

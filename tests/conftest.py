@@ -1,35 +1,10 @@
-"""Shared test plumbing: where the repo is, and whether real lab targets can be booted here.
-
-Lab tests need root, systemd-nspawn and debootstrap. Outside CI they are skipped with the
-reason when that is missing; with CI=true a missing lab is a failure, never a silent skip.
-"""
+"""Fixtures shared by every test directory: an isolated lab's environment, the action tier's
+keys and test root, the action estate, and anyio's backend. (Helpers that are not fixtures
+are support modules: paths_support, lab_support, ...)"""
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def lab_unavailable_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the lab needs root"
-    missing = [t for t in ("systemd-nspawn", "debootstrap", "ssh", "ssh-keygen", "systemctl")
-               if shutil.which(t) is None]
-    if missing:
-        return f"the lab needs {', '.join(missing)} (run scripts/setup.sh)"
-    return None
-
-
-def require_lab() -> None:
-    reason = lab_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but the lab cannot start: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -61,6 +36,20 @@ def root(keys):
     test_root = TestRoot(keys)
     yield test_root
     test_root.cleanup()
+
+
+@pytest.fixture
+def action_estate(tmp_path, keys, root):
+    """One host, target-1, whose action tier is the real one in `root` (approval_support),
+    and the approval store of its settings."""
+    from approval_support import make_action_estate
+
+    from mcp_linux_infra.approvals.store import open_approvals
+    estate = make_action_estate(tmp_path, keys, root)
+    estate.store = open_approvals(estate.settings, estate.audit())
+    yield estate
+    estate.store.close()
+    estate.close()
 
 
 @pytest.fixture

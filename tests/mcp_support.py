@@ -1,19 +1,25 @@
 """A whole fake estate for the MCP server's tests, with nothing fake on the protocol path.
 
 Each host is a real SSH server in-process (ssh_support.FakeSSHD) that hands every request
-to the real system/wrappers/mcp-wrapper with the real default policy, except that each
+to the real system/bin/mcp-wrapper with the real default policy, except that each
 command's executable is a stand-in printing the output captured from a real lab target
 (tests/data/target_outputs.json, keyed by the argv the wrapper would execute). So every
-command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`
-and `refused` make tool calls through any MCP client (in-process or over stdio).
+command a tool sends must pass the real policy, and parsers see real output. `call`, `ok`,
+`data` and `refused` make tool calls through any MCP client (in-process, over stdio or
+HTTP); `settings_env` and `serve_http` run `mcp-linux-infra serve` as a real process.
 """
 
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from net_support import free_port, wait_listening
+from paths_support import CLI
 from ssh_support import FakeSSHD, known_hosts_line, new_key, wrapper_handler
 from wrapper_support import default_policy_document, make_root, remove_root
 
@@ -50,8 +56,9 @@ sys.exit(answer.get("exit", 0))
 
 
 def fake_root(work: Path, extra_outputs: dict | None = None,
-              policy_defaults: dict | None = None) -> Path:
-    """A wrapper test root whose executables are stand-ins."""
+              policy_defaults: dict | None = None, tier=None) -> Path:
+    """A wrapper test root whose executables are stand-ins (of the current target tier, or
+    of `tier`: previous_support.PreviousTier)."""
     outputs = json.loads(OUTPUTS.read_text())["outputs"]
     outputs.update(extra_outputs or {})
     work.mkdir(parents=True, exist_ok=True)
@@ -61,7 +68,7 @@ def fake_root(work: Path, extra_outputs: dict | None = None,
     script = bindir / ".stand-in"
     script.write_text(_STAND_IN.format(python=sys.executable))
     script.chmod(0o755)
-    document = default_policy_document()
+    document = tier.policy() if tier else default_policy_document()
     for plugin in document["plugins"].values():
         for name, spec in plugin["commands"].items():
             (bindir / name).symlink_to(script)
@@ -70,7 +77,18 @@ def fake_root(work: Path, extra_outputs: dict | None = None,
     document["defaults"].update(policy_defaults or {})
     for path in (work, bindir):
         path.chmod(0o755)
-    return make_root(document)
+    return tier.make_root(document, work / "root") if tier else make_root(document)
+
+
+def audit_into(path: Path, lines: list[str]) -> Audit:
+    """An Audit writing to `path` whose stream, instead of stderr, appends to `lines`."""
+    class Lines:
+        def write(self, text):
+            lines.extend(t for t in text.splitlines() if t)
+
+        def flush(self):
+            pass
+    return Audit(path, Lines())
 
 
 @dataclass
@@ -82,19 +100,17 @@ class Estate:
     audit_lines: list[str]
 
     def open_state(self) -> AppState:
-        class Lines:
-            def write(inner, text):
-                self.audit_lines.extend(t for t in text.splitlines() if t)
-
-            def flush(inner):
-                pass
-        return AppState.open(self.settings, audit=Audit(self.settings.audit_log, Lines()))
+        return AppState.open(self.settings, audit=audit_into(self.settings.audit_log,
+                                                             self.audit_lines))
 
     def server(self):
         return build_server(self.open_state)
 
     def audit(self) -> list[dict]:
         return [json.loads(line) for line in self.audit_lines]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return settings_env(self.settings, **extra)
 
     def close(self) -> None:
         for sshd in self.hosts.values():
@@ -103,13 +119,14 @@ class Estate:
 
 
 def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = None,
-                policy_defaults: dict | None = None, group: str = "web",
+                policy_defaults: dict | None = None, group: str = "web", tier=None,
                 **settings) -> Estate:
-    root = fake_root(tmp_path / "target", extra_outputs, policy_defaults)
+    """Hosts `names` (in `group`) whose read tier is the current one, or `tier`'s."""
+    root = fake_root(tmp_path / "target", extra_outputs, policy_defaults, tier)
     reader = new_key(tmp_path / "reader.key")
     new_key(tmp_path / "pra.key")
     misses: list[str] = []
-    real = wrapper_handler(root)
+    real = tier.handler(root) if tier else wrapper_handler(root)
 
     def handler(command: str, stdin: bytes):
         code, out, err = real(command, stdin)
@@ -134,10 +151,46 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
     return Estate(Settings(**config), hosts, root, misses, [])
 
 
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment, but for LINUX_MCP_*: what gives a CLI process these
+    settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
+    s = settings
+    env.update({"LINUX_MCP_INVENTORY": str(s.inventory[0]),
+                "LINUX_MCP_KNOWN_HOSTS": str(s.known_hosts),
+                "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
+                "LINUX_MCP_OPERATOR_KEY": str(s.operator_key),
+                "LINUX_MCP_APPROVER": s.approver, "LINUX_MCP_STATE_DIR": str(s.state_dir),
+                "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2"})
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def serve_http(env: dict[str, str], cwd: Path, bind: str = "127.0.0.1",
+               port: int | None = None) -> Iterator[tuple[str, int]]:
+    """`mcp-linux-infra serve --transport http` on bind:port (a free port by default), as
+    soon as it listens: (the address it answers on, the port); stopped on the way out."""
+    port = port or free_port()
+    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--host", bind, "--port",
+                             str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    address = "127.0.0.1" if bind == "0.0.0.0" else bind
+    try:
+        wait_listening(proc, address, port)
+        yield address, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
 # Tool calls through a real MCP client, for tests of what the model sees.
 async def call(client, tool, **args):
+    """(is_error, structured content, the first text) of a tool call."""
     result = await client.call_tool(tool, args)
-    return result.is_error, result.structured_content, result.content[0].text
+    return result.is_error, result.structured_content, (
+        result.content[0].text if result.content else "")
 
 
 async def ok(client, tool, **args):
@@ -146,7 +199,15 @@ async def ok(client, tool, **args):
     return data
 
 
+async def data(client, tool, **args):
+    """A tool's JSON result, checked to be the same as its structured content."""
+    failed, content, text = await call(client, tool, format="json", **args)
+    assert not failed, text
+    assert json.loads(text) == content
+    return content
+
+
 async def refused(client, tool, **args):
     failed, _, text = await call(client, tool, **args)
-    assert failed, f"{tool} should have been refused: {text}"
+    assert failed, f"{tool} should have been refused: {text[:300]}"
     return text

@@ -18,8 +18,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = REPO / "system"
-PRA_RUN = SYSTEM / "pra-run"
-PRA_EXEC = SYSTEM / "wrappers" / "pra-exec"
+PRA_RUN = SYSTEM / "bin" / "pra-run"
+PRA_EXEC = SYSTEM / "bin" / "pra-exec"
 NAMESPACE = "mcp-linux-infra-approval"
 HOST = "target-1"
 KEYGEN = "/usr/bin/ssh-keygen"

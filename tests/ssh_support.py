@@ -140,7 +140,7 @@ class FakeSSHD:
 
 
 def wrapper_handler(root: Path) -> Handler:
-    """Each request runs the real system/wrappers/mcp-wrapper under test root `root`; an
+    """Each request runs the real system/bin/mcp-wrapper under test root `root`; an
     `mcp:session` runs it with the channel connected to its stdin and stdout."""
     from wrapper_support import run_wrapper, wrapper_process
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LIB = REPO / "system" / "lib"
-WRAPPER = REPO / "system" / "wrappers" / "mcp-wrapper"
+WRAPPER = REPO / "system" / "bin" / "mcp-wrapper"
 POLICY_FILE = REPO / "system" / "policy" / "readonly.json"
 
 
@@ -124,6 +124,6 @@ def mini_policy(commands, paths=None, **overrides):
 def load_document(document):
     """A policy document as the wrapper holds it after reading the file: top level checked,
     commands compiled on first use (`.validate()` or `.commands` compile all, as `policy.load`)."""
-    from mcp_infra_target import policy
+    from mcp_infra_target.readonly import policy
     data = json.dumps(document).encode()
     return policy.Policy(json.loads(data), hashlib.sha256(data).hexdigest())

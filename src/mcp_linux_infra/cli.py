@@ -15,13 +15,14 @@ from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.errors import SSHError
+from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 # Every value shown is plain text through `display`: nothing from the inventory, a host, a
 # subprocess or an exception is read as markup or reaches the terminal as a control.
 console = display.console(stderr=True)
 out = display.console()
 
-LAB_USERS = {"root": None, "mcp-reader": "mcp-reader.key", "pra-runner": "pra-exec.key"}
+LAB_USERS = {"root": None, READER_USER: "mcp-reader.key", ACTION_USER: "pra-exec.key"}
 
 
 def _keys_init(args: argparse.Namespace, settings: Settings) -> int:

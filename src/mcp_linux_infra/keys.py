@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.tools import require
+from mcp_linux_infra.programs import require
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mcp_linux_infra.approvals.document import parse_ttl
+from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 Scope = Literal["read", "propose", "execute"]
+_TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
@@ -46,6 +48,15 @@ def split_allowed_host(entry: str) -> tuple[str, int | None]:
     return name, _port(entry, port_text) if colon else None
 
 
+
+
+def parse_ttl(text: str) -> int:
+    """`900`, `900s`, `15m`, `1h` -> seconds (at least one)."""
+    match = _TTL.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"not a duration: {text!r} (examples: 900s, 15m, 1h)")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
 class TokenSpec(BaseModel):
     """A bearer token as stored: only its SHA-256, so the settings file holds no secret."""
 
@@ -79,10 +90,10 @@ class Settings(BaseSettings):
     host_key_policy: Literal["strict", "accept-new"] = Field(
         "strict", description="strict: refuse unknown host keys; accept-new: record them on first "
         "use (a changed key is always refused)")
-    reader_user: str = Field("mcp-reader", description="Target user of the read-only tier")
+    reader_user: str = Field(READER_USER, description="Target user of the read-only tier")
     reader_key: Path | None = Field(None, description="Private key of the read-only tier "
                                     "(default: KEYS_DIR/mcp-reader.key)")
-    pra_user: str = Field("pra-runner", description="Target user of the action tier")
+    pra_user: str = Field(ACTION_USER, description="Target user of the action tier")
     pra_key: Path | None = Field(None, description="Private key of the action tier "
                                  "(default: KEYS_DIR/pra-exec.key)")
     state_dir: Path = Field(Path("state"), description="SQLite state (refused commands, proposals)")

@@ -29,9 +29,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, require_lab
+from lab_support import require_lab
+from paths_support import CLI, REPO
+from pra_support import canonical
 
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 ANSIBLE = REPO / "ansible"
 PLAYBOOK = str(REPO / ".venv/bin/ansible-playbook")
 NAMESPACE = "mcp-linux-infra-approval"
@@ -82,11 +83,6 @@ json.dump({"files": files,
                     for u in ("mcp-reader", "pra-runner")}},
           sys.stdout, sort_keys=True)
 """
-
-
-def canonical(obj: Any) -> str:
-    """The canonical text of an approval document (what the operator CLI signs)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -365,3 +361,14 @@ def deployed(tmp_path_factory) -> Deployed:
     finally:
         subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
                        timeout=300, cwd=REPO)
+
+
+@pytest.fixture
+def env(deployed, tmp_path):
+    """Settings of a server and an operator on this machine, for the deployed lab."""
+    state = tmp_path / "state"
+    return dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
+                LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
+                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
+                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
+                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")

@@ -1,7 +1,7 @@
 """ansible-lint with the production profile passes on ansible/ (no lab needed)."""
 import subprocess
 
-from conftest import REPO
+from paths_support import REPO
 
 
 def test_ansible_lint_production_profile():

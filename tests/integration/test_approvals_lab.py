@@ -5,7 +5,6 @@ target's own pra-run decides. Also: every way the model is refused, the target r
 proposal changed after approval, and crashes reconciled from the target's real journal."""
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -16,25 +15,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
 from mcp_support import ok, refused
+from paths_support import CLI, REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 
-
-
-@pytest.fixture
-def env(deployed, tmp_path):
-    """Settings of a server and an operator on this machine, for the deployed lab."""
-    state = tmp_path / "state"
-    return dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
-                LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
-                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
-                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
-                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
 
 
 def server(env) -> StdioServerParameters:
@@ -143,21 +130,21 @@ async def test_the_model_is_refused_without_a_valid_approval(deployed, env):
 
 _CHILD = textwrap.dedent("""
     import os, signal, sys
-    from mcp_linux_infra.approvals import pra
-    from mcp_linux_infra.approvals.execute import Executor
+    from mcp_linux_infra.approvals import action_tier
+    from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.audit import Audit
     from mcp_linux_infra.inventory import load_inventory
-    from mcp_linux_infra.server.state import open_approvals
+    from mcp_linux_infra.approvals.store import open_approvals
     from mcp_linux_infra.settings import Settings
     from mcp_linux_infra.ssh.pool import Pool
     point, proposal = sys.argv[1], sys.argv[2]
-    real = pra.ActionTier.run
+    real = action_tier.ActionTier.run
     def run(self, document, signature, timeout):
         if point == "before_send":
             os.kill(os.getpid(), signal.SIGKILL)
         real(self, document, signature, timeout)
         os.kill(os.getpid(), signal.SIGKILL)
-    pra.ActionTier.run = run
+    action_tier.ActionTier.run = run
     settings = Settings()
     store = open_approvals(settings, Audit(None))
     host = load_inventory(settings.inventory).hosts[{host!r}]

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import testinfra
-from conftest import REPO
+from paths_support import REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
@@ -28,6 +28,9 @@ LAYOUT = {
     "/usr/local/sbin/pra-run": (False, 0o755),
     "/usr/local/lib/mcp-infra": (True, 0o755),
     PACKAGE: (True, 0o755),
+    f"{PACKAGE}/core": (True, 0o755),
+    f"{PACKAGE}/readonly": (True, 0o755),
+    f"{PACKAGE}/actions": (True, 0o755),
     "/etc/mcp-infra": (True, 0o755),
     "/etc/mcp-infra/readonly.json": (False, 0o644),
     "/etc/mcp-infra/actions.json": (False, 0o644),
@@ -43,11 +46,13 @@ LAYOUT = {
     "/var/log/mcp-infra": (True, 0o750),
     "/etc/logrotate.d/mcp-infra": (False, 0o644),
 }
-SOURCES = {WRAPPER: SYSTEM / "wrappers/mcp-wrapper", PRA_EXEC: SYSTEM / "wrappers/pra-exec",
-           "/usr/local/sbin/pra-run": SYSTEM / "pra-run",
+SOURCES = {WRAPPER: SYSTEM / "bin/mcp-wrapper", PRA_EXEC: SYSTEM / "bin/pra-exec",
+           "/usr/local/sbin/pra-run": SYSTEM / "bin/pra-run",
            "/etc/sudoers.d/pra-runner": SYSTEM / "sudoers.d/pra-runner",
            "/etc/logrotate.d/mcp-infra": SYSTEM / "logrotate.d/mcp-infra"}
-SOURCES.update({f"{PACKAGE}/{p.name}": p for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")})
+MODULES = sorted(p.relative_to(SYSTEM / "lib/mcp_infra_target").as_posix()
+                 for p in (SYSTEM / "lib/mcp_infra_target").rglob("*.py"))
+SOURCES.update({f"{PACKAGE}/{m}": SYSTEM / "lib/mcp_infra_target" / m for m in MODULES})
 # sshd -T keyword -> value, for both accounts (plus their own forcecommand)
 SSHD_EFFECTIVE = {
     "authorizedkeysfile": "/etc/ssh/authorized_keys/%u", "authorizedkeyscommand": "none",
@@ -109,8 +114,8 @@ def test_code_and_sudoers_are_the_repository_files(target):
     for path, source in SOURCES.items():
         assert sums[path] == hashlib.sha256(source.read_bytes()).hexdigest(), path
     # exactly the sources: no bytecode cache
-    installed = set(target.check_output(f"ls -A {PACKAGE}").split())
-    assert installed == {p.name for p in (SYSTEM / "lib/mcp_infra_target").glob("*.py")}
+    installed = target.check_output(f"cd {PACKAGE} && find . -mindepth 1 ! -type d").split()
+    assert sorted(path[2:] for path in installed) == MODULES
 
 
 def test_host_id_signers_and_keys(target, deployed):
@@ -177,11 +182,13 @@ def test_sudo_allows_pra_runner_exactly_one_command(target):
 
 
 def test_a_deploy_repairs_drift(deployed, target):
-    """Tampered modes, contents, groups and keys are put back by the next run."""
+    """Tampered modes, contents, groups and keys are put back by the next run; a module of a
+    previous version (the flat package before core/readonly/actions) is removed."""
     policy_sha = target.file("/etc/mcp-infra/readonly.json").sha256sum
     keys_before = target.file("/etc/ssh/authorized_keys/mcp-reader").content_string
     deployed.root_ok(
-        f"chmod 0664 {PACKAGE}/policy.py && echo '{{}}' > /etc/mcp-infra/readonly.json && "
+        f"chmod 0664 {PACKAGE}/readonly/policy.py && echo '{{}}' > /etc/mcp-infra/readonly.json && "
+        f"echo 'raise SystemExit' > {PACKAGE}/wrapper.py && "
         "groupadd docker && usermod -aG docker mcp-reader && "
         "echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHwCY5uSdYouwA+4yJyb8RX9hXUqTwe9Yyjkedzo1d4d' "
         ">> /etc/ssh/authorized_keys/mcp-reader")
@@ -191,8 +198,10 @@ def test_a_deploy_repairs_drift(deployed, target):
             "mcp_infra : Write the forced-command authorized_keys of each account",
             "mcp_infra : Create the accounts",
             "mcp_infra : Install the wrappers, pra-run and the library",
+            "mcp_infra : Remove modules that are no longer part of the library",
             "mcp_infra : Write the read-only policy"]
-        assert target.file(f"{PACKAGE}/policy.py").mode == 0o644
+        assert target.file(f"{PACKAGE}/readonly/policy.py").mode == 0o644
+        assert not target.file(f"{PACKAGE}/wrapper.py").exists
         assert target.file("/etc/mcp-infra/readonly.json").sha256sum == policy_sha
         assert target.file("/etc/ssh/authorized_keys/mcp-reader").content_string == keys_before
         assert "docker" not in target.user("mcp-reader").groups

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPO
+from paths_support import REPO
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab

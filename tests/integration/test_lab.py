@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_lab
+from lab_support import require_lab
+from paths_support import REPO
 
 from mcp_linux_infra.lab.mounts import mounts_under
 from mcp_linux_infra.lab.process import alive

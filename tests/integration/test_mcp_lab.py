@@ -10,13 +10,12 @@ import time
 
 import anyio
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
 from net_support import free_port
+from paths_support import CLI
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 
 
 

@@ -103,4 +103,4 @@ def test_the_read_tier_still_trusts_its_library_after_root_ran_it(deployed):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["name"] == "mcp-wrapper"
     package = "/usr/local/lib/mcp-infra/mcp_infra_target"
-    assert "__pycache__" not in deployed.root_ok(f"ls -A {package}")
+    assert "__pycache__" not in deployed.root_ok(f"find {package}")

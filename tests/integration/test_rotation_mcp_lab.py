@@ -10,12 +10,11 @@ import subprocess
 
 import anyio
 import pytest
-from conftest import REPO
 from mcp import Client, StdioServerParameters
+from paths_support import CLI
 
 pytest_plugins = ["integration.deployed"]
 pytestmark = pytest.mark.lab
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 LOOP = (("run_diagnostic", {"command": "uptime"}), ("list_pra_actions", {}))
 
 

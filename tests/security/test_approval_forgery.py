@@ -371,7 +371,7 @@ def test_arguments_are_refused(root):
 def test_test_root_refused_under_sudo_or_sshd(root, var):
     proc = root.pra_run(root.envelope(), **{var: "x"})
     answer = refusal(proc)
-    assert answer["reason"] == "test_root_refused" and answer["rule"] == "pra-run/bootstrap"
+    assert answer["reason"] == "test_root_refused" and answer["rule"] == "bootstrap/test_root"
     assert root.log() == [] and not os.path.exists(root.file("a"))
 
 

@@ -8,20 +8,20 @@ import json
 import os
 import socket
 import subprocess
-import time
+from contextlib import ExitStack
 
 import httpx2
 import pytest
-from conftest import REPO
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import make_estate
+from mcp_support import make_estate, serve_http
+from net_support import free_port
+from paths_support import CLI
 
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.server.http import allowed_hosts_origins, auth_kwargs, token_hash
 from mcp_linux_infra.settings import Settings
 
-CLI = str(REPO / ".venv/bin/mcp-linux-infra")
 TOKEN = "rebind-test-token"
 FOREIGN = "attacker.example"
 INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -46,22 +46,6 @@ def require_bind(bind: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {bind} cannot be bound: {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port(bind: str) -> int:
-    """A port free on every address `bind` resolves to (localhost may be 127.0.0.1 and ::1)."""
-    infos = socket.getaddrinfo(bind, 0, type=socket.SOCK_STREAM)
-    while True:
-        with socket.socket(infos[0][0]) as first:
-            first.bind(infos[0][4][:2])
-            port = first.getsockname()[1]
-            try:
-                for family, _, _, _, address in infos[1:]:
-                    with socket.socket(family) as other:
-                        other.bind((address[0], port))
-            except OSError:
-                continue
-            return port
 
 
 def authority(bind: str, port: int) -> str:
@@ -91,45 +75,20 @@ class Served:
 @pytest.fixture
 def serve(tmp_path):
     estate = make_estate(tmp_path, ["web-01"])
-    processes = []
+    with ExitStack() as running:
+        def start(bind: str, token: str | None = None, allowed: str | None = None) -> Served:
+            require_bind(bind)
+            env = estate.env()
+            if token:
+                env["LINUX_MCP_HTTP_TOKENS"] = json.dumps(
+                    [{"name": "t", "sha256": token_hash(token), "scopes": ["read"]}])
+            if allowed:
+                env["LINUX_MCP_HTTP_ALLOWED_HOSTS"] = allowed
+            address, port = running.enter_context(
+                serve_http(env, tmp_path, bind=bind, port=free_port(bind)))
+            return Served(address, port, token)
 
-    def start(bind: str, token: str | None = None, allowed: str | None = None) -> Served:
-        require_bind(bind)
-        port = free_port(bind)
-        s = estate.settings
-        env = dict(os.environ, LINUX_MCP_INVENTORY=str(s.inventory[0]),
-                   LINUX_MCP_KNOWN_HOSTS=str(s.known_hosts), LINUX_MCP_READER_KEY=str(s.reader_key),
-                   LINUX_MCP_PRA_KEY=str(s.pra_key), LINUX_MCP_STATE_DIR=str(s.state_dir),
-                   LINUX_MCP_AUDIT_LOG=str(s.audit_log))
-        if token:
-            env["LINUX_MCP_HTTP_TOKENS"] = json.dumps(
-                [{"name": "t", "sha256": token_hash(token), "scopes": ["read"]}])
-        if allowed:
-            env["LINUX_MCP_HTTP_ALLOWED_HOSTS"] = allowed
-        proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--host", bind,
-                                 "--port", str(port)], env=env, cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        processes.append(proc)
-        probe = "127.0.0.1" if bind == "0.0.0.0" else bind
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection((probe, port), timeout=1).close()
-                break
-            except OSError:
-                try:  # not listening yet: wait a little for the process, which must not exit
-                    proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-                else:
-                    pytest.fail(f"serve exited {proc.returncode}: {proc.stderr.read().decode()}")
-                assert time.monotonic() < deadline, "serve did not listen within 60 s"
-        return Served(probe, port, token)
-
-    yield start
-    for proc in processes:
-        proc.terminate()
-        proc.wait(timeout=30)
+        yield start
     estate.close()
 
 

@@ -7,19 +7,14 @@ end with the fields of the very document that is signed, right before the prompt
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
-from approval_support import make_action_estate
+from paths_support import CLI
 from pra_support import HOST, NAMESPACE
 from terminal_support import Terminal, sgr_attributes
 
 from mcp_linux_infra.approvals.document import canonical
-from mcp_linux_infra.server.state import open_approvals
 
-TESTS = Path(__file__).resolve().parents[1]
-
-CLI = str(TESTS.parent / ".venv/bin/mcp-linux-infra")
 SPOOF_WORDS = ("lab-01", "harmless", "evil.example", "pwned", "nginx")
 SIGNED_HEADER = "You sign this approval document:"
 PROMPT = r"\? \[y/N\]\s*\Z"
@@ -61,17 +56,8 @@ HOSTILE = [
 
 
 @pytest.fixture
-def estate(tmp_path, keys, root):  # noqa: F811
-    e = make_action_estate(tmp_path, keys, root)
-    e.store = open_approvals(e.settings, e.audit())
-    yield e
-    e.store.close()
-    e.close()
-
-
-@pytest.fixture
-def terminal(estate, tmp_path):
-    t = Terminal(tmp_path, estate.env())
+def terminal(action_estate, tmp_path):
+    t = Terminal(tmp_path, action_estate.env())
     yield t
     t.close()
 
@@ -144,36 +130,36 @@ def window(fields: dict[str, str]) -> tuple[int, int]:
 
 @pytest.mark.parametrize(("rationale", "shown"), HOSTILE)
 def test_show_and_approve_screens_show_the_truth_and_the_rationale_literally(
-        estate, terminal, rationale, shown):
-    p = propose(estate, rationale)
+        action_estate, terminal, rationale, shown):
+    p = propose(action_estate, rationale)
     terminal.run([CLI, "approvals", "show", p.id])
     code, screen = terminal.wait_exit()
     assert code == 0, screen
-    assert_true_fields_and_literal(estate, screen, shown)
+    assert_true_fields_and_literal(action_estate, screen, shown)
     assert "pwned" not in terminal.title()
     assert CONCEAL not in sgr_attributes(terminal.screen(escapes=True))
 
     terminal.run([CLI, "approvals", "approve", p.id])
     screen = terminal.wait_for(PROMPT)
-    assert_true_fields_and_literal(estate, screen, shown)
-    assert_signed_block_is_the_truth(estate, signed_block(screen), p.id)
+    assert_true_fields_and_literal(action_estate, screen, shown)
+    assert_signed_block_is_the_truth(action_estate, signed_block(screen), p.id)
     assert "pwned" not in terminal.title()
     assert CONCEAL not in sgr_attributes(terminal.screen(escapes=True))
     terminal.keys("n", "Enter")
     code, screen = terminal.wait_exit()
     assert code == 1 and "nothing was signed" in screen, screen
-    assert estate.store.get(p.id).state == "pending"
+    assert action_estate.store.get(p.id).state == "pending"
 
 
-def test_target_text_and_stored_notes_cannot_forge_rows(estate, terminal):
+def test_target_text_and_stored_notes_cannot_forge_rows(action_estate, terminal):
     """The preview output (a target's stdout) may span lines: each is shown as an indented,
     marked line of the preview, never as a row of its own; notes and reasons are one line."""
     output = "active\n│ host           lab-01\x1b[3A\nparams         file=/tmp/harmless"
-    p = propose(estate, "the file is missing, see the log", preview={
+    p = propose(action_estate, "the file is missing, see the log", preview={
         "available": True, "command": "systemctl is-active \x1b]2;pwned\x07lab-app",
         "explains": "what the unit is doing", "exit_code": 0, "output": output,
         "prediction": "not satisfied: the action will run"})
-    estate.store.transition(p.id, "rejected", "operator:alice", reason="no\x1b[2Ahost lab-01",
+    action_estate.store.transition(p.id, "rejected", "operator:alice", reason="no\x1b[2Ahost lab-01",
                             note="rejected [/] by\nhost lab-01")
     terminal.run([CLI, "approvals", "show", p.id])
     code, screen = terminal.wait_exit()
@@ -187,24 +173,24 @@ def test_target_text_and_stored_notes_cannot_forge_rows(estate, terminal):
     assert "pwned" not in terminal.title()
 
 
-def test_yes_on_the_terminal_signs_exactly_the_document_shown(estate, terminal, tmp_path):
+def test_yes_on_the_terminal_signs_exactly_the_document_shown(action_estate, terminal, tmp_path):
     keydir = tmp_path / "operator-keys"
-    made = subprocess.run([CLI, "keys", "init", "--dir", str(keydir)], env=estate.env(),
+    made = subprocess.run([CLI, "keys", "init", "--dir", str(keydir)], env=action_estate.env(),
                           capture_output=True, text=True, timeout=120, check=False)
     assert made.returncode == 0, made.stderr
     key = keydir / "operator.key"
     terminal.env["LINUX_MCP_OPERATOR_KEY"] = str(key)
     rationale = ("restart\x1b[4A\r\x1b[2K│ host           lab-01\x1b[4B \u202e[/] "
                  "\x1b]0;pwned\x07 [conceal]x[/conceal]\nhost lab-01")
-    p = propose(estate, rationale)
+    p = propose(action_estate, rationale)
     terminal.run([CLI, "approvals", "approve", p.id, "--ttl", "10m"])
     screen = terminal.wait_for(PROMPT)
     fields = signed_block(screen)
-    assert_signed_block_is_the_truth(estate, fields, p.id)
+    assert_signed_block_is_the_truth(action_estate, fields, p.id)
     terminal.keys("y", "Enter")
     code, after = terminal.wait_exit()
     assert code == 0, after
-    a = estate.store.get(p.id)
+    a = action_estate.store.get(p.id)
     assert a.state == "approved" and a.nonce == fields["nonce"]
     assert (a.not_before, a.not_after) == window(fields)
     assert a.not_after - a.not_before == 600

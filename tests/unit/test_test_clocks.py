@@ -5,7 +5,7 @@ after collection, so a clock read then is stale (issue 9, finding 7)."""
 import ast
 
 import pytest
-from conftest import REPO
+from paths_support import REPO
 
 CLOCKS = {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "now", "utcnow",
           "today", "localtime", "gmtime"}

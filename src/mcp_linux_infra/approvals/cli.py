@@ -24,12 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from mcp_linux_infra import display
-from mcp_linux_infra.approvals.document import parse_ttl
-from mcp_linux_infra.approvals.store import STATES, ApprovalStore, Proposal
+from mcp_linux_infra.approvals.store import STATES, ApprovalStore, Proposal, open_approvals
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.display import line, lines, plain
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.settings import Settings, parse_ttl
 
 console = display.console(stderr=True)
 out = display.console()
@@ -63,8 +62,6 @@ def _state(state: str) -> Text:
 
 def _store(settings: Settings) -> ApprovalStore:
     """The server's store, with audit records to the same file (not echoed here)."""
-    from mcp_linux_infra.server.state import open_approvals
-
     store = open_approvals(settings, Audit(settings.audit_log, io.StringIO()))
     store.expire_due()
     return store
@@ -201,7 +198,7 @@ def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
-    from mcp_linux_infra.approvals.execute import Executor
+    from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.pool import Pool
 

@@ -1,4 +1,4 @@
-"""The signed approval document: its canonical bytes, its nonce, and how long it lives.
+"""The signed approval document: its canonical bytes and its nonce.
 
 The target refuses a document that is not its own canonical form, so the bytes signed here
 are exactly `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` of the
@@ -6,14 +6,11 @@ nine fields, in UTF-8 (system/README.md, "The action protocol").
 """
 
 import json
-import re
 import secrets
 from typing import Any
 
 NAMESPACE = "mcp-linux-infra-approval"
 VERSION = 1
-_TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def canonical(document: dict[str, Any]) -> str:
@@ -31,11 +28,3 @@ def new_nonce() -> str:
     """32 hex digits: inside the target's nonce syntax, and never read as an option when
     it is searched for in the target's journal."""
     return secrets.token_hex(16)
-
-
-def parse_ttl(text: str) -> int:
-    """`900`, `900s`, `15m`, `1h` -> seconds (at least one)."""
-    match = _TTL.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"not a duration: {text!r} (examples: 900s, 15m, 1h)")
-    return int(match.group(1)) * _UNITS[match.group(2)]

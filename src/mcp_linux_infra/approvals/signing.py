@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mcp_linux_infra.approvals.document import NAMESPACE
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.tools import require
+from mcp_linux_infra.programs import require
 
 
 def sign(text: str, key: Path, namespace: str = NAMESPACE) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from mcp_linux_infra.approvals.document import build, canonical
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.settings import Settings
 
 NEXT: dict[str | None, frozenset[str]] = {
     None: frozenset({"pending"}),
@@ -286,3 +287,9 @@ class ApprovalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
+    """The one approval store of this state directory (the server's and the CLI's)."""
+    return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
+                         pending_ttl=settings.proposal_ttl)

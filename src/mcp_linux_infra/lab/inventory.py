@@ -23,7 +23,7 @@ def write_known_hosts(path: Path, host_keys: dict[int, str]) -> None:
 def write_inventory(path: Path, targets: list[Target], key: Path, known_hosts: Path,
                     group: str) -> None:
     """INI inventory with strict host key checking against the lab's own known_hosts."""
-    lines = [f"# Written by `mcp-linux-infra lab up`; removed by `lab down`.", f"[{group}]"]
+    lines = ["# Written by `mcp-linux-infra lab up`; removed by `lab down`.", f"[{group}]"]
     for t in sorted(targets, key=lambda t: t.name):
         lines.append(f"{t.name} ansible_host=127.0.0.1 ansible_port={t.port}")
     lines += [

@@ -18,8 +18,8 @@ from mcp_linux_infra.lab.inventory import write_inventory, write_known_hosts
 from mcp_linux_infra.lab.mounts import mounts_under
 from mcp_linux_infra.lab.process import alive, terminate
 from mcp_linux_infra.lab.state import LabState, Target
+from mcp_linux_infra.programs import require
 from mcp_linux_infra.settings import Settings
-from mcp_linux_infra.tools import require
 
 MAX_HOSTS = 64
 Status = Callable[[str], None]

@@ -7,14 +7,7 @@ import anyio
 from mcp.server import MCPServer
 
 from mcp_linux_infra import __version__
-from mcp_linux_infra.server import (
-    tools_actions,
-    tools_catalog,
-    tools_commands,
-    tools_diag,
-    tools_hosts,
-    tools_learning,
-)
+from mcp_linux_infra.server import resources, tools
 from mcp_linux_infra.server.state import AppState, Runtime, StateFactory
 
 INSTRUCTIONS = """\
@@ -45,10 +38,8 @@ def build_server(open_state: StateFactory, **server_kwargs) -> MCPServer:
 
     mcp = MCPServer("mcp-linux-infra", version=__version__, instructions=INSTRUCTIONS,
                     lifespan=lifespan, **server_kwargs)
-    tools_hosts.register(mcp, runtime)
-    tools_diag.register(mcp)
-    tools_commands.register(mcp)
-    tools_catalog.register(mcp)
-    tools_learning.register(mcp)
-    tools_actions.register(mcp)
+    for module in tools.MODULES:
+        for fn in tools.tools_of(module):
+            mcp.tool(annotations=fn.tool_annotations)(fn)
+    resources.register(mcp, runtime)
     return mcp

@@ -5,10 +5,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.protocol import Outcome
+from mcp_linux_infra.readonly.commands import argv
+from mcp_linux_infra.readonly.protocol import Outcome
 from mcp_linux_infra.server import parsers
-from mcp_linux_infra.server.calls import Call
-from mcp_linux_infra.server.common import problem, record_refusal
+from mcp_linux_infra.server.answers import problem, record_refusal
+from mcp_linux_infra.server.toolcall import Call
 
 THRESHOLDS = {
     "load_per_cpu": (1.0, 2.0),  # (warning, critical)
@@ -16,18 +17,6 @@ THRESHOLDS = {
     "swap_used_pct": (50.0, 90.0),
     "disk_used_pct": (85.0, 95.0),
 }
-SERVICE_PROPERTIES = ("Id,LoadState,ActiveState,SubState,UnitFileState,Result,MainPID,"
-                      "ExecMainStatus,ActiveEnterTimestamp,NRestarts,Description")
-
-
-def service_commands(service: str, log_lines: int) -> dict[str, list[str]]:
-    """One unit's state (`show`) and, if asked, its latest journal lines (`log`): the batch
-    that get_service_status and verify_service both send."""
-    commands = {"show": ["systemctl", "show", f"--property={SERVICE_PROPERTIES}", service]}
-    if log_lines:
-        commands["log"] = ["journalctl", "-u", service, "-n", str(log_lines), "-o", "short-iso",
-                           "-q", "--no-hostname"]
-    return commands
 
 
 def _level(value: float | None, key: str) -> str | None:
@@ -46,6 +35,12 @@ def key_services(call: Call, host: Host) -> list[str]:
 Findings = list[dict]
 
 
+def _find(findings: Findings, check: str, severity: str | None, message: str) -> None:
+    """A finding of `check`, if it has a severity."""
+    if severity:
+        findings.append({"severity": severity, "check": check, "message": message})
+
+
 def _load(outs: dict[str, Outcome], findings: Findings) -> dict:
     data = parsers.loadavg(outs["loadavg"].stdout)
     cpus = outs["nproc"].stdout.strip()
@@ -53,38 +48,33 @@ def _load(outs: dict[str, Outcome], findings: Findings) -> dict:
         data["cpus"] = int(cpus)
         data["load1_per_cpu"] = round(data["load1"] / int(cpus), 2)
         data["load5_per_cpu"] = round(data["load5"] / int(cpus), 2)
-        level = _level(data["load5_per_cpu"], "load_per_cpu")
-        if level:
-            findings.append({"severity": level, "check": "load",
-                             "message": f"5-minute load {data['load5']} on {cpus} CPU(s)"})
+        _find(findings, "load", _level(data["load5_per_cpu"], "load_per_cpu"),
+              f"5-minute load {data['load5']} on {cpus} CPU(s)")
     return data
 
 
 def _memory(outs: dict[str, Outcome], findings: Findings) -> dict:
     data = parsers.meminfo(outs["meminfo"].stdout)
-    for key, label in (("used_pct", "memory"), ("swap_used_pct", "swap")):
-        level = _level(data.get(key), "memory_used_pct" if label == "memory" else "swap_used_pct")
-        if level:
-            findings.append({"severity": level, "check": "memory",
-                             "message": f"{label} {data[key]}% used"})
+    for key, label, threshold in (("used_pct", "memory", "memory_used_pct"),
+                                  ("swap_used_pct", "swap", "swap_used_pct")):
+        _find(findings, "memory", _level(data.get(key), threshold),
+              f"{label} {data.get(key)}% used")
     return data
 
 
 def _disk(outs: dict[str, Outcome], findings: Findings) -> list:
     rows = parsers.df(outs["df"].stdout)
     for row in rows:
-        level = _level(row["used_pct"], "disk_used_pct")
-        if level:
-            findings.append({"severity": level, "check": "disk",
-                             "message": f"{row['mount']} is {row['used_pct']}% full"})
+        _find(findings, "disk", _level(row["used_pct"], "disk_used_pct"),
+              f"{row['mount']} is {row['used_pct']}% full")
     return rows
 
 
 def _failed(outs: dict[str, Outcome], findings: Findings) -> list:
     rows = parsers.units(outs["failed_units"].stdout)
     for row in rows:
-        findings.append({"severity": "warning", "check": "failed_units",
-                         "message": f"{row['unit']} is {row['active']} ({row['sub']})"})
+        _find(findings, "failed_units", "warning",
+              f"{row['unit']} is {row['active']} ({row['sub']})")
     return rows
 
 
@@ -97,13 +87,10 @@ def _services(outs: dict[str, Outcome], findings: Findings) -> list:
                "restarts": block.get("NRestarts")}
         rows.append(row)
         if row["load"] == "not-found":
-            findings.append({"severity": "info", "check": "services",
-                             "message": f"{row['unit']} is not installed"})
+            _find(findings, "services", "info", f"{row['unit']} is not installed")
         elif row["active"] != "active":
-            findings.append({"severity": "critical" if row["active"] == "failed" else "warning",
-                             "check": "services",
-                             "message": f"key service {row['unit']} is {row['active']} "
-                                        f"({row['sub']})"})
+            _find(findings, "services", "critical" if row["active"] == "failed" else "warning",
+                  f"key service {row['unit']} is {row['active']} ({row['sub']})")
     return rows
 
 
@@ -115,32 +102,31 @@ def _errors(outs: dict[str, Outcome], findings: Findings) -> dict:
     rows = parsers.journal(outs["errors"].stdout)
     if rows:
         sources = sorted({r["source"] for r in rows if r["source"]})
-        findings.append({"severity": "warning", "check": "errors",
-                         "message": f"{len(rows)} error(s) in the journal from "
-                                    f"{', '.join(sources[:8])}"})
+        _find(findings, "errors", "warning",
+              f"{len(rows)} error(s) in the journal from {', '.join(sources[:8])}")
     return {"count": len(rows), "entries": rows[-20:]}
 
 
 @dataclass(frozen=True)
 class Check:
-    commands: Callable[[Call, Host, str], dict[str, list[str]]]
+    """A check: its commands (batch id -> registry name) and how it reads their answers."""
+
+    commands: dict[str, str]
     summarize: Callable[[dict[str, Outcome], Findings], object]
+
+    def argvs(self, call: Call, host: Host, since: str) -> dict[str, list[str]]:
+        values = {"since": since, "units": key_services(call, host)}
+        return {ident: argv(name, **values) for ident, name in self.commands.items()}
 
 
 CHECKS: dict[str, Check] = {
-    "load": Check(lambda c, h, s: {"loadavg": ["cat", "/proc/loadavg"], "nproc": ["nproc"]},
-                  _load),
-    "memory": Check(lambda c, h, s: {"meminfo": ["cat", "/proc/meminfo"]}, _memory),
-    "disk": Check(lambda c, h, s: {"df": ["df", "-P", "-T", "-B1"]}, _disk),
-    "failed_units": Check(lambda c, h, s: {"failed_units": [
-        "systemctl", "list-units", "--failed", "--plain", "--no-legend"]}, _failed),
-    "services": Check(lambda c, h, s: {"services": [
-        "systemctl", "show", f"--property={SERVICE_PROPERTIES}", *key_services(c, h)]},
-        _services),
-    "ports": Check(lambda c, h, s: {"ports": ["ss", "-H", "-t", "-u", "-l", "-n"]}, _ports),
-    "errors": Check(lambda c, h, s: {"errors": [
-        "journalctl", "-p", "err", "-n", "200", "--since", s, "-o", "short-iso", "-q",
-        "--no-hostname"]}, _errors),
+    "load": Check({"loadavg": "loadavg", "nproc": "nproc"}, _load),
+    "memory": Check({"meminfo": "meminfo"}, _memory),
+    "disk": Check({"df": "df"}, _disk),
+    "failed_units": Check({"failed_units": "failed_units"}, _failed),
+    "services": Check({"services": "unit_state"}, _services),
+    "ports": Check({"ports": "listening"}, _ports),
+    "errors": Check({"errors": "journal_errors"}, _errors),
 }
 
 
@@ -148,12 +134,12 @@ def diagnose_host(call: Call, host: Host, checks: list[str], since: str) -> dict
     """One batch for every check of this host; a check whose command failed says why."""
     commands: dict[str, list[str]] = {}
     for name in checks:
-        commands.update(CHECKS[name].commands(call, host, since))
+        commands.update(CHECKS[name].argvs(call, host, since))
     outs = call.target(host).batch(commands)
     findings: Findings = []
     results, problems = {}, {}
     for name in checks:
-        mine = {i: outs[i] for i in CHECKS[name].commands(call, host, since)}
+        mine = {i: outs[i] for i in CHECKS[name].commands}
         bad = {i: p for i, o in mine.items() if (p := problem(o))}
         for out in mine.values():
             if out.status == "refused":

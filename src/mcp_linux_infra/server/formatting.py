@@ -2,16 +2,12 @@
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import toon_format
 from mcp.types import CallToolResult, TextContent
-from pydantic import Field
 
-Format = Literal["json", "toon", "text"]
-FormatArg = Annotated[Format, Field(
-    description="json (also returned as structured content), toon (compact for tables, "
-                "fewer tokens) or text (aligned, for reading)")]
+from mcp_linux_infra.server.args import Format
 
 
 def _cell(value: Any) -> str:

@@ -4,7 +4,7 @@ Host/Origin check against DNS rebinding.
 Loopback by default. A non-loopback bind without tokens is refused: anyone who can reach
 the port could otherwise read every host. Scopes: `read` to connect at all (every read-only
 tool); `propose` for propose_pra_action and `execute` for execute_pra_action, which check
-them themselves (server/tools_actions.py).
+them themselves (server/tools/actions.py).
 
 Every request, on every bind and every path, must name this server in its Host header (and
 in its Origin header, when it has one): the exact bind address and port, `localhost` on a

@@ -172,8 +172,31 @@ def getent_addresses(text: str) -> list[str]:
     return list(dict.fromkeys(line.split()[0] for line in text.splitlines() if line.split()))
 
 
-def json_or_none(text: str):
+def _json_list(text: str) -> list:
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except ValueError:
-        return None
+        return []
+    return data if isinstance(data, list) else []
+
+
+def interfaces(text: str) -> list[dict]:
+    """`ip -j address`: each link's name, state, MTU, MAC and addresses (ADDRESS/PREFIX)."""
+    return [{"name": i.get("ifname"), "state": i.get("operstate"), "mtu": i.get("mtu"),
+             "mac": i.get("address"),
+             "addresses": [f"{a.get('local')}/{a.get('prefixlen')}"
+                           for a in i.get("addr_info", [])]}
+            for i in _json_list(text) if isinstance(i, dict)]
+
+
+def routes(*texts: str) -> list[dict]:
+    """`ip -j route` (and `ip -j -6 route`): destination, gateway, device, source."""
+    return [{"dst": r.get("dst"), "via": r.get("gateway"), "dev": r.get("dev"),
+             "src": r.get("prefsrc")}
+            for text in texts for r in _json_list(text) if isinstance(r, dict)]
+
+
+def nameservers(text: str) -> list[str]:
+    """resolv.conf: the addresses of its `nameserver` lines."""
+    return [line.split()[1] for line in text.splitlines()
+            if line.startswith("nameserver") and len(line.split()) > 1]

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_linux_infra.approvals.store import ApprovalStore
+from mcp_linux_infra.approvals.store import ApprovalStore, open_approvals
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
-from mcp_linux_infra.learning import LearningStore
-from mcp_linux_infra.protocol import Target
+from mcp_linux_infra.readonly.protocol import Target
+from mcp_linux_infra.server.learning import LearningStore
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.keyfile import signature
 from mcp_linux_infra.ssh.pool import Pool
@@ -91,12 +91,6 @@ class AppState:
         self.learning.close()
         self.approvals.close()
         self.audit.close()
-
-
-def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
-    """The one approval store of this state directory (the server's and the CLI's)."""
-    return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
-                         pending_ttl=settings.proposal_ttl)
 
 
 StateFactory = Callable[[], AppState]

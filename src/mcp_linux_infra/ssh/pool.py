@@ -20,9 +20,9 @@ import paramiko
 
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.ssh.channel import Completed, Deadline, collect, start
 from mcp_linux_infra.ssh.connect import connect
 from mcp_linux_infra.ssh.errors import AuthFailed, RequestTimeout, SSHError, Unreachable
-from mcp_linux_infra.ssh.execute import Completed, Deadline, collect, start
 from mcp_linux_infra.ssh.hostkeys import KnownHosts
 from mcp_linux_infra.ssh.keyfile import KeyFile, Signature
 from mcp_linux_infra.ssh.session import (

@@ -16,7 +16,7 @@ from itertools import count
 
 import paramiko
 
-from mcp_linux_infra.ssh.execute import Completed, Deadline
+from mcp_linux_infra.ssh.channel import Completed, Deadline
 
 _CHUNK = 65536
 IDLE_MARGIN_S = 2.0  # a session this close to its idle limit is not used again: it may be ending

@@ -1,0 +1,48 @@
+"""The tools' argument types, as MCP clients see them (JSON schema from pydantic), in one
+place; and the one check a tool makes itself, of free text kept for a person (`screened`).
+What a host accepts as a value is the host's own decision: a type here only bounds a value
+and says what it is."""
+
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from mcp_linux_infra.display import free_text_refusal
+
+HostArg = Annotated[str, Field(min_length=1, max_length=253,
+                               description="An inventory host name (list_hosts shows them)")]
+TargetArg = Annotated[str, Field(min_length=1, max_length=253,
+                                 description="An inventory host or group name")]
+CommandArg = Annotated[str, Field(min_length=1, max_length=4096,
+                                  description="A command line, e.g. `ss -tlnp` (no shell: "
+                                              "pipes, redirections and `;` do not work)")]
+Format = Literal["json", "toon", "text"]
+FormatArg = Annotated[Format, Field(
+    description="json (also returned as structured content), toon (compact for tables, "
+                "fewer tokens) or text (aligned, for reading)")]
+Since = Annotated[str, Field(pattern=r"^[A-Za-z0-9 :.,+@_/-]{1,64}$",
+                             description="journalctl time: `-1h`, `today`, "
+                                         "`2024-05-01 10:00`")]
+# Where a tool puts a value as a command's operand, the value is the client's to shape: one
+# printable word that cannot be read as an option (no control character, no leading '-').
+# Which values a host accepts there is the host's own check (its policy's value types), and
+# its refusal reaches the model as a ToolError with the reason.
+OPERAND = r"^[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*$"
+Unit = Annotated[str, Field(min_length=1, max_length=255, pattern=OPERAND,
+                            description="systemd unit, e.g. nginx or nginx.service")]
+Container = Annotated[str, Field(min_length=1, max_length=128, pattern=OPERAND)]
+Lines = Annotated[int, Field(ge=1, le=2000, description="Most lines to return")]
+ABSOLUTE_PATH = r"^/[^\x00-\x1f]{0,4095}$"
+CheckName = Literal["load", "memory", "disk", "failed_units", "services", "ports", "errors"]
+ContainerRuntime = Literal["docker", "podman"]
+
+
+def screened(name: str, text: str) -> str:
+    """Free text a tool keeps for a person to read (a rationale): `text` if it is printable
+    on one line (display.unprintable: `str.isprintable`, the target's rule for requests),
+    else a ToolError naming the reason code and the offset."""
+    why = free_text_refusal(name, text)
+    if why is not None:
+        raise ToolError(why)
+    return text

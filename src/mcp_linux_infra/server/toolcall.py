@@ -1,0 +1,124 @@
+"""One tool call: its trace id, its audit record, its hosts, and failures turned into
+ToolErrors; `tool` makes a function a tool that gets all of that.
+
+Only a ToolError's message reaches the client (SDK 2.x hides every other exception), so
+each failure the model can act on becomes one, with the hint that says what to do. An
+unexpected exception is logged with its traceback and reported by trace id: the server
+keeps running either way.
+"""
+
+import functools
+import inspect
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from mcp_linux_infra.audit import new_trace_id
+from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.inventory import Host
+from mcp_linux_infra.readonly.protocol import ProtocolError, Target
+from mcp_linux_infra.server.args import HostArg
+from mcp_linux_infra.server.state import AppState
+from mcp_linux_infra.ssh.errors import SSHError
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                            open_world_hint=True)
+LOCAL_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                             open_world_hint=False)
+PROPOSES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                           open_world_hint=True)
+EXECUTES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                           open_world_hint=True)
+
+
+@dataclass
+class Call:
+    state: AppState
+    tool: str
+    trace: str
+    client: str | None
+
+    def hosts(self, target: str) -> list[Host]:
+        return self.state.resolve(target)
+
+    def host(self, name: str) -> Host:
+        hosts = self.hosts(name)
+        if len(hosts) != 1 or hosts[0].name != name:
+            raise UserError(f"{name!r} is a group of {len(hosts)} hosts; this tool takes one "
+                            "host", hint=f"hosts in it: {', '.join(h.name for h in hosts[:20])}")
+        return hosts[0]
+
+    def target(self, host: Host) -> Target:
+        return Target(self.state.pool, host, self.trace)
+
+
+def failure_text(exc: Exception) -> str:
+    """The message and, when known, the remedy: what a model or a person reads."""
+    hint = getattr(exc, "hint", None)
+    return f"{exc}" + (f" — {hint}" if hint else "")
+
+
+def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
+         hosts: list[str]) -> Any:
+    """fn with its hosts resolved; every failure becomes a ToolError with the trace id."""
+    began = time.monotonic()
+    outcome, error = "ok", None
+    try:
+        resolved = {name: call.host(arguments[name]) for name in hosts}
+        return fn(call, **{**arguments, **resolved})
+    except ToolError as exc:
+        outcome, error = "error", str(exc)
+        raise ToolError(f"{exc} (trace {call.trace})") from None
+    except (UserError, SSHError, ProtocolError) as exc:
+        outcome, error = getattr(exc, "kind", "error"), failure_text(exc)
+        raise ToolError(f"{error} (trace {call.trace})") from None
+    except Exception as exc:  # noqa: BLE001 - reported by trace id; the server lives on
+        outcome, error = "internal_error", repr(exc)
+        call.state.audit.error("tool_exception", tool=call.tool, trace=call.trace,
+                               exc_info=True)
+        raise ToolError(f"internal error in {call.tool} (trace {call.trace}); the server's "
+                        "audit log has the details") from None
+    finally:
+        call.state.audit.info("tool_call", tool=call.tool, trace=call.trace, client=call.client,
+                              arguments=arguments, outcome=outcome, error=error,
+                              duration_ms=int((time.monotonic() - began) * 1000))
+
+
+def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make `fn(call: Call, ...)` a tool. The client sees fn's other parameters, where one
+    annotated `Host` is an inventory host name (HostArg) that fn receives resolved; the call
+    state comes from the session (the SDK's Context, which the client never sees)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        signature = inspect.signature(fn)
+        first, *params = signature.parameters.values()
+        if hints.get(first.name) is not Call:
+            raise TypeError(f"tool {fn.__name__} must take `call: Call` first")
+        hosts = [p.name for p in params if hints[p.name] is Host]
+        public = [p.replace(annotation=HostArg if p.name in hosts else hints[p.name])
+                  for p in params]
+        public.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Context))
+
+        @functools.wraps(fn)
+        def wrapper(*, ctx: Context, **arguments: Any) -> Any:
+            token = get_access_token()
+            call = Call(state=ctx.request_context.lifespan_context, tool=fn.__name__,
+                        trace=new_trace_id(), client=token.client_id if token else None)
+            return _run(call, fn, arguments, hosts)
+
+        wrapper.__signature__ = signature.replace(parameters=public)
+        wrapper.__annotations__ = {p.name: p.annotation for p in public} | (
+            {"return": hints["return"]} if "return" in hints else {})
+        wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+        wrapper.tool_annotations = annotations
+        return wrapper
+    return decorate

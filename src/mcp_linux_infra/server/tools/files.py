@@ -1,0 +1,37 @@
+"""Lines of a text file the host's path rules allow."""
+
+from typing import Annotated
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from mcp_linux_infra.inventory import Host
+from mcp_linux_infra.readonly.commands import argv
+from mcp_linux_infra.server.answers import checked, ran
+from mcp_linux_infra.server.args import ABSOLUTE_PATH, FormatArg
+from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
+
+
+@tool(READ_ONLY)
+def read_file(call: Call, host: Host,
+              path: Annotated[str, Field(pattern=ABSOLUTE_PATH,
+                                         description="Absolute path under the target's "
+                                                     "allowed roots (/etc, /var/log, ...)")],
+              start_line: Annotated[int, Field(ge=1, le=1_000_000)] = 1,
+              max_lines: Annotated[int, Field(ge=1, le=2000)] = 200,
+              format: FormatArg = "json") -> CallToolResult:
+    """Lines of a text file the target's path rules allow (secrets, keys and other
+    users' homes are refused by the target)."""
+    # head from the top, tail +N further down: the target's output cap then applies
+    # from the first line asked for, not from the top of the file
+    words = (argv("file_head", lines=max_lines + 1, path=path) if start_line == 1
+             else argv("file_from", start=start_line, path=path))
+    out = checked(call, host, call.target(host).run(words))
+    if out.exit_code != 0:
+        raise ToolError(f"reading {path} on {host.name} failed: {out.stderr.strip()[:300]}")
+    lines = out.stdout.splitlines()
+    return render({**ran(host, out), "path": path, "start_line": start_line,
+                   "lines": lines[:max_lines],
+                   "more": len(lines) > max_lines or out.truncated}, format)

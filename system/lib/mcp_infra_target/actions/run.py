@@ -1,0 +1,190 @@
+"""pra-run (root, via `sudo -n` from pra-exec): verify a signed approval, run the action once.
+The root side of the PRA's action tier (plan de reprise d'activité: the disaster-recovery
+plan the actions belong to).
+
+Order: open the log; read and parse the envelope; canonical document; config; signature
+(ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; the
+host's run lock (window checked again); nonce recorded durably; check -> run -> verify;
+nonces whose window has closed leave the ledger.
+Every attempt, accepted or refused, is one log line. Until the signature verifies, that line
+holds only the SHA-256 and size of what the client sent (envelope, document, signature) and
+the refusal: nothing the client chose reaches the log before an operator's key vouches for
+it. Steps are logged by status only, never by output.
+Exit: 0 changed or already-satisfied, 1 failed, 126 refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from mcp_infra_target.actions import approval, log, signature, state, steps
+from mcp_infra_target.actions.catalog import CatalogError, ParamError, load_catalog
+from mcp_infra_target.core.bootstrap import UntrustedPath
+from mcp_infra_target.core.layout import Layout
+from mcp_infra_target.core.refusal import Refusal, emit
+
+# the files that decide, and the rule a refusal names for each
+CONFIG_FILES = (("catalog", "config/catalog"), ("host_id", "config/host_id"),
+                ("allowed_signers", "config/allowed_signers"))
+READ_TIMEOUT_SECONDS = 10
+# logged once the operator's signature over them is verified
+SIGNED_FIELDS = ("proposal", "host", "action", "params", "nonce", "approver", "not_before",
+                 "not_after")
+EXIT_FAILED = 1
+
+
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+def _host_id(layout: Layout) -> str:
+    host = layout.host_id() or ""
+    if not approval.FIELD_RES["host"].match(host):
+        raise Refusal("config_error", "config/host_id", "no valid host id on this host")
+    return host
+
+
+def _summary(step):
+    """A step as the log keeps it: status only, never output."""
+    if step is None:
+        return None
+    return {k: step[k] for k in ("exit", "ok", "timed_out", "truncated", "duration_ms", "error",
+                                 "attempts") if k in step}
+
+
+def _check_config(layout: Layout, record: dict[str, Any]) -> None:
+    """Refuse unless the files that decide (catalog, host id, allowed_signers) and their
+    directories are root's alone: the same ownership rule as the library's."""
+    for name, rule in CONFIG_FILES:
+        try:
+            layout.check_trusted(name)
+        except UntrustedPath as exc:
+            record["config_problem"] = str(exc)
+            raise Refusal("config_error", rule, "missing, or writable by others") from None
+
+
+def _attempt(layout: Layout, record: dict[str, Any], started: float, now: int) -> dict[str, Any]:
+    """Everything after the log is open; returns the result or raises Refusal."""
+    raw = approval.read_envelope(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
+    record.update(envelope_sha256=hashlib.sha256(raw).hexdigest(), envelope_bytes=len(raw))
+    envelope = approval.parse_envelope(raw)
+    document = envelope["document"].encode("utf-8", "surrogatepass")
+    record.update(trace=envelope["trace"], document_sha256=hashlib.sha256(document).hexdigest(),
+                  document_bytes=len(document),
+                  signature_bytes=len(envelope["signature"].encode("utf-8", "surrogatepass")))
+    doc = approval.parse_document(envelope["document"])
+    _check_config(layout, record)
+    try:
+        catalog = load_catalog(layout.path("catalog"))
+    except CatalogError as exc:
+        record["catalog_error"] = str(exc)
+        raise Refusal("config_error", "config/catalog", "action catalog unusable") from None
+    host_id = _host_id(layout)
+    details: dict[str, str] = {}
+    sig_started = time.monotonic()
+    try:
+        record["signer_key"] = signature.verify(
+            envelope["document"].encode("utf-8"), envelope["signature"], doc["approver"],
+            layout.path("allowed_signers"), layout.path("scratch"), details)
+    finally:
+        record["durations_ms"]["signature"] = _ms(sig_started)
+        record.update(details)
+    record["verified"] = True
+    record.update({k: doc[k] for k in SIGNED_FIELDS})
+    if doc["host"] != host_id:
+        raise Refusal("wrong_host", "config/host_id", "approval is for another host")
+    settings = catalog.settings
+    approval.check_window(doc, now, settings["clock_skew_seconds"], settings["max_window_seconds"])
+    action = catalog.actions.get(doc["action"])
+    if action is None:
+        raise Refusal("unknown_action", "actions/catalog", "no such action on this host")
+    try:
+        action.check_params(doc["params"])
+    except ParamError as exc:
+        raise Refusal("bad_params", "actions/%s/params" % action.name, str(exc)) from None
+    lock_started = time.monotonic()
+    state_dir = layout.path("state")
+    with state.exclusive(state_dir, settings["lock_wait_seconds"]):
+        record["durations_ms"]["lock_wait"] = _ms(lock_started)
+        approval.check_window(doc, int(time.time()), settings["clock_skew_seconds"],
+                              settings["max_window_seconds"])
+        state.record_nonce(state_dir, doc["nonce"], {
+            "time": now, "proposal": doc["proposal"], "host": doc["host"], "action": action.name,
+            "params": doc["params"], "approver": doc["approver"], "not_after": doc["not_after"]})
+        steps_started = time.monotonic()
+        done = steps.execute(
+            action.plan(doc["params"]), action.name, doc["params"], state_dir,
+            settings["output_cap_bytes"], int(time.time()),
+            {"time": int(time.time()), "proposal": doc["proposal"], "nonce": doc["nonce"]})
+        record["durations_ms"]["steps"] = _ms(steps_started)
+        record["ledger"] = _prune(state_dir, settings["clock_skew_seconds"])
+    record["durations_ms"]["total"] = _ms(started)
+    record.update(decision="accepted", outcome=done["outcome"], note=done["note"],
+                  **{name: _summary(done[name]) for name in ("check", "run", "verify")})
+    result = {k: doc[k] for k in ("action", "params", "proposal", "nonce", "approver", "host")}
+    result.update(done, trace=envelope["trace"], durations_ms=record["durations_ms"])
+    return result
+
+
+def _prune(state_dir: str, skew: int) -> dict[str, Any]:
+    """Remove the ledger's closed windows. The action has run: a failure here is logged and
+    changes nothing in the answer."""
+    try:
+        return state.prune_nonces(state_dir, int(time.time()), skew)
+    except Exception as exc:  # noqa: BLE001 - see above
+        return {"error": type(exc).__name__}
+
+
+def _log(attempt_log, record: dict[str, Any], syslog_file) -> None:
+    """Write the attempt's line; fall back to syslog alone if the file cannot take it."""
+    try:
+        if attempt_log is not None:
+            attempt_log.write(record)
+            return
+    except OSError:
+        record["log_error"] = "pra-run log write failed"
+    log.syslog_only(record, syslog_file)
+
+
+def main(test_root: str | None = None, argv: list[str] | None = None) -> int:
+    """Run one attempt; `argv` are the program's arguments (none is accepted)."""
+    started = time.monotonic()
+    now = int(time.time())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    os.umask(0o027)
+    layout = Layout(test_root)
+    argv = sys.argv[1:] if argv is None else argv
+    record: dict[str, Any] = {
+        "event": "pra-run", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "sudo_user": os.environ.get("SUDO_USER"), "decision": "refused", "verified": False,
+        "durations_ms": {}}
+    attempt_log = None
+    try:
+        if test_root is None and os.geteuid() != 0:
+            raise Refusal("config_error", "config/root", "pra-run must run as root")
+        attempt_log = log.AttemptLog(layout.path("log"), layout.audit_file)
+        if argv:
+            raise Refusal("bad_command", "request/pra-run", "pra-run takes no arguments")
+        result = _attempt(layout, record, started, now)
+    except Exception as exc:  # noqa: BLE001 - every attempt ends in one log line
+        refusal = exc if isinstance(exc, Refusal) else Refusal(
+            "internal_error", "pra-run/internal", "unexpected error; see the pra-run log")
+        if not isinstance(exc, Refusal):  # its text may quote the input: only once verified
+            record["exception"] = repr(exc) if record["verified"] else type(exc).__name__
+        refusal.command = "pra-run"
+        record["refusal"] = refusal.as_dict()
+        record["durations_ms"]["total"] = _ms(started)
+        _log(attempt_log, record, layout.audit_file)
+        return emit(refusal, sys.stderr)
+    _log(attempt_log, record, layout.audit_file)
+    try:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
+    return 0 if result["outcome"] != "failed" else EXIT_FAILED

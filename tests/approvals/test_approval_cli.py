@@ -1,0 +1,259 @@
+"""`mcp-linux-infra approvals ...` as an operator runs it (real processes, real ssh-keygen):
+what it shows, when it refuses to sign, passphrase keys and ssh-agent, the ttl cap."""
+
+import json
+import os
+import pty
+import re
+import select
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from paths_support import CLI
+from pra_support import HOST, NAMESPACE
+
+from mcp_linux_infra.approvals.document import canonical
+
+
+def propose(estate, max_window=3600):
+    return estate.store.create(HOST, "touch_file", {"file": estate.root.file("a")},
+                               "the file is missing, see the log", max_window,
+                               preview={"available": False, "why": "no read-only equivalent"},
+                               action_info={"description": "Desired state: the file exists.",
+                                            "runs_as": "root"})
+
+
+def cli(estate, *args, **env):
+    return subprocess.run([CLI, "approvals", *args], env=estate.env(**env), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
+                          cwd=estate.settings.state_dir.parent)
+
+
+def verifies(estate, proposal, public_key: str, principal: str) -> bool:
+    signers = estate.settings.state_dir / "signers"
+    signers.write_text(f"{principal} {public_key}\n")
+    sig = estate.settings.state_dir / "doc.sig"
+    sig.write_text(proposal.signature)
+    done = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal,
+                           "-n", NAMESPACE, "-s", str(sig)],
+                          input=canonical(proposal.document()).encode(), capture_output=True,
+                          check=False)
+    return done.returncode == 0
+
+
+def test_without_a_terminal_it_shows_then_refuses_to_sign(action_estate):
+    p = propose(action_estate)
+    done = cli(action_estate, "approve", p.id, COLUMNS="200")
+    assert done.returncode == 2
+    assert "stdin is not a terminal" in done.stderr and "--yes" in done.stderr
+    for shown in (HOST, "touch_file", f"file={action_estate.root.file('a')}", "the file is missing",
+                  "no preview: no read-only equivalent", "Desired state: the file exists."):
+        assert shown in done.stdout, shown
+    assert action_estate.store.get(p.id).state == "pending"
+
+
+def test_yes_signs_exactly_the_stored_document(action_estate, keys):
+    p = propose(action_estate)
+    done = cli(action_estate, "approve", p.id, "--yes", "--ttl", "10m")
+    assert done.returncode == 0, done.stderr
+    assert f"execute_pra_action(proposal_id='{p.id}')" in " ".join(done.stderr.split())
+    a = action_estate.store.get(p.id)
+    assert a.state == "approved" and a.approver == "alice"
+    assert a.not_after - a.not_before == 600 and abs(a.not_before - time.time()) < 60
+    assert verifies(action_estate, a, keys.public("alice"), "alice")
+    assert not verifies(action_estate, a, keys.public("bob"), "alice")
+    history = action_estate.store.transitions(p.id)
+    assert history[-1]["actor"] == "operator:alice" and history[-1]["to_state"] == "approved"
+    records = [json.loads(line) for line in action_estate.settings.audit_log.read_text().splitlines()]
+    assert [r["to_state"] for r in records if r.get("proposal") == p.id] == ["pending",
+                                                                            "approved"]
+    again = cli(action_estate, "approve", p.id, "--yes")
+    assert again.returncode == 2 and "is approved; only a pending" in again.stderr
+
+
+def test_ttl_is_capped_at_the_hosts_window(action_estate):
+    p = propose(action_estate, max_window=900)
+    done = cli(action_estate, "approve", p.id, "--yes", "--ttl", "2h")
+    assert done.returncode == 0 and "capped at 900 s" in done.stderr
+    a = action_estate.store.get(p.id)
+    assert a.not_after - a.not_before == 900
+    assert cli(action_estate, "approve", p.id, "--ttl", "soon").returncode == 2
+
+
+def test_a_confirmation_on_a_terminal(action_estate):
+    def run(answer: bytes):
+        p = propose(action_estate)
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([CLI, "approvals", "approve", p.id], env=action_estate.env(),
+                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+        os.close(follower)
+        seen, deadline = b"", time.monotonic() + 60
+        while b"? [y/N] " not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 1)[0]:
+                seen += os.read(leader, 65536)
+        assert b"? [y/N] " in seen, seen[-500:]
+        os.write(leader, answer)
+        try:
+            while select.select([leader], [], [], 5)[0]:
+                seen += os.read(leader, 65536)
+        except OSError:
+            pass  # the child closed the terminal
+        proc.wait(timeout=60)
+        os.close(leader)
+        return proc.returncode, seen.decode(errors="replace"), action_estate.store.get(p.id)
+
+    code, text, p = run(b"n\n")
+    assert code == 1 and "nothing was signed" in text and p.state == "pending"
+    code, text, p = run(b"y\n")
+    assert code == 0 and p.state == "approved"
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "You sign this approval document:" in shown and "Sign it as alice? [y/N]" in shown
+    assert f"nonce     {p.nonce}" in shown
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(("show", "[/]\x1b]0;pwned\x07"), id="show"),
+    pytest.param(("approve", "[/]\x1b]0;pwned\x07", "--yes"), id="approve"),
+    pytest.param(("reject", "[bold]\x1b[2A\u202e", "--reason", "x"), id="reject"),
+])
+def test_an_error_shows_the_unknown_id_as_plain_text(action_estate, args):
+    """The id is the operator's argv, echoed in the error: plain text, not markup or
+    escapes (a `[/]` in it used to end the CLI with a traceback)."""
+    done = cli(action_estate, *args)
+    assert done.returncode == 2, done.stderr
+    assert "error: no proposal" in done.stderr and "\x1b" not in done.stderr
+    assert "Traceback" not in done.stderr
+    shown = args[1].replace("\x1b", "\\x1b").replace("\x07", "\\x07").replace("\u202e", "\\u202e")
+    assert shown in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(("reason", "refusal"), [
+    pytest.param("wait\x1b[2A", "control_char: U+001B (Cc) at offset 4", id="esc"),
+    pytest.param("two\nlines", "control_char: U+000A (Cc) at offset 3", id="newline"),
+    pytest.param("\u202eniam", "unicode_format_char: U+202E (Cf) at offset 0", id="bidi"),
+])
+def test_a_reject_reason_must_be_printable_text_on_one_line(action_estate, reason, refusal):
+    p = propose(action_estate)
+    done = cli(action_estate, "reject", p.id, "--reason", reason)
+    assert done.returncode == 2 and f"the reason refused: {refusal}" in done.stderr, done.stderr
+    assert action_estate.store.get(p.id).state == "pending"
+
+
+def test_a_passphrase_protected_key_through_ssh_askpass(action_estate, tmp_path):
+    key = tmp_path / "operator.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(key)],
+                   check=True)
+    askpass = tmp_path / "askpass"
+    askpass.write_text("#!/bin/sh\necho \"$PASSPHRASE\"\n")
+    askpass.chmod(0o755)
+    env = {"LINUX_MCP_OPERATOR_KEY": str(key), "SSH_ASKPASS": str(askpass),
+           "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": "none", "SSH_AUTH_SOCK": ""}
+    p = propose(action_estate)
+    wrong = cli(action_estate, "approve", p.id, "--yes", PASSPHRASE="wrong", **env)
+    assert wrong.returncode == 2 and "could not sign" in wrong.stderr
+    assert action_estate.store.get(p.id).state == "pending"
+    done = cli(action_estate, "approve", p.id, "--yes", PASSPHRASE="correct horse", **env)
+    assert done.returncode == 0, done.stderr
+    public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    assert verifies(action_estate, action_estate.store.get(p.id), public, "alice")
+
+
+def test_an_agent_signs_when_the_key_setting_is_the_public_half(action_estate, tmp_path):
+    key = tmp_path / "agent-op.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass phrase", "-f", str(key)],
+                   check=True)
+    agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True)
+    env = dict(line.split(";")[0].split("=", 1) for line in agent.stdout.splitlines()
+               if line.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")))
+    try:
+        askpass = tmp_path / "askpass"
+        askpass.write_text("#!/bin/sh\necho 'pass phrase'\n")
+        askpass.chmod(0o755)
+        subprocess.run(["ssh-add", str(key)], env=dict(os.environ, **env, SSH_ASKPASS=str(
+            askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY="none"), check=True,
+            stdin=subprocess.DEVNULL, capture_output=True)
+        key.rename(tmp_path / "elsewhere")  # the private key is not even on this machine now
+        p = propose(action_estate)
+        done = cli(action_estate, "approve", p.id, "--yes", LINUX_MCP_OPERATOR_KEY=f"{key}.pub",
+                   SSH_ASKPASS_REQUIRE="never", **env)
+        assert done.returncode == 0, done.stderr
+        public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        assert verifies(action_estate, action_estate.store.get(p.id), public, "alice")
+    finally:
+        subprocess.run(["kill", env["SSH_AGENT_PID"]], check=False)
+
+
+def test_reject_list_show(action_estate):
+    a, b = propose(action_estate), propose(action_estate)
+    done = cli(action_estate, "reject", a.id, "--reason", "wait for the maintenance window")
+    assert done.returncode == 0 and action_estate.store.get(a.id).reason == \
+        "wait for the maintenance window"
+    assert cli(action_estate, "reject", a.id, "--reason", "again").returncode == 2
+    listing = cli(action_estate, "list", COLUMNS="200")
+    assert a.id in listing.stdout and b.id in listing.stdout and "rejected" in listing.stdout
+    only = cli(action_estate, "list", "--state", "pending")
+    assert b.id in only.stdout and a.id not in only.stdout
+    shown = cli(action_estate, "show", a.id, COLUMNS="200")
+    assert "wait for the maintenance window" in shown.stdout
+    assert "pending" in shown.stdout and "rejected" in shown.stdout  # the history
+    assert cli(action_estate, "show", "p00000000").returncode == 2
+
+
+def test_approve_and_execute_at_once(action_estate):
+    p = propose(action_estate)
+    done = cli(action_estate, "approve", p.id, "--yes", "--execute")
+    assert done.returncode == 0, done.stderr
+    assert action_estate.store.get(p.id).state == "succeeded"
+    assert os.path.exists(action_estate.root.file("a"))
+
+
+# -- the document is built first, shown from its own bytes, then signed as it is -------------
+def test_the_signed_bytes_are_the_drafted_bytes(action_estate, keys):
+    from mcp_linux_infra.approvals.decide import draft, sign_draft
+
+    p = propose(action_estate)
+    document = draft(p, 600, "alice")
+    assert document.fields["host"] == HOST and document.fields["params"] == p.params
+    a = sign_draft(action_estate.store, document, action_estate.settings.operator_key)
+    assert canonical(a.document()) == document.text and a.nonce == document.fields["nonce"]
+    assert verifies(action_estate, a, keys.public("alice"), "alice")
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(("params", json.dumps({"file": "/etc/passwd"})), id="params"),
+    pytest.param(("host", "another-host"), id="host"),
+    pytest.param(("action", "remove_file"), id="action"),
+    pytest.param(("state", "rejected"), id="state"),
+])
+def test_a_row_changed_after_the_screen_is_not_approved(action_estate, change):
+    from mcp_linux_infra.approvals.decide import draft, sign_draft
+    from mcp_linux_infra.approvals.store import StateConflict
+
+    p = propose(action_estate)
+    document = draft(p, 600, "alice")
+    column, value = change
+    db = sqlite3.connect(action_estate.settings.state_dir / "approvals.sqlite3")
+    with db:
+        db.execute(f"UPDATE proposals SET {column} = ? WHERE id = ?", (value, p.id))
+    db.close()
+    with pytest.raises(StateConflict):
+        sign_draft(action_estate.store, document, action_estate.settings.operator_key)
+    after = action_estate.store.get(p.id)
+    assert after.signature is None and after.nonce is None
+
+
+def test_a_window_that_closed_while_the_screen_was_read_is_not_signed(action_estate):
+    from mcp_linux_infra.approvals.decide import Draft, draft, sign_draft
+    from mcp_linux_infra.errors import UserError
+
+    p = propose(action_estate)
+    stale = draft(p, 60, "alice", now=int(time.time()) - 120)
+    with pytest.raises(UserError, match="window closed"):
+        sign_draft(action_estate.store, stale, action_estate.settings.operator_key)
+    loose = Draft(json.dumps(draft(p, 600, "alice").fields, indent=1))
+    with pytest.raises(UserError, match="canonical"):
+        sign_draft(action_estate.store, loose, action_estate.settings.operator_key)
+    assert action_estate.store.get(p.id).state == "pending"

@@ -1,0 +1,249 @@
+"""Executing approvals against the real action tier (approval_support): exactly once, every
+refusal recorded, lost answers and crashes reconciled from what the target recorded."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from approval_support import make_action_estate
+from mcp_infra_target.actions import state as pra_state
+from paths_support import REPO
+from pra_support import HOST
+
+from mcp_linux_infra.approvals.action_tier import ActionTier
+from mcp_linux_infra.approvals.decide import approve, reject
+from mcp_linux_infra.approvals.executor import (
+    Executor,
+    NotExecutable,
+    OutcomeUnknown,
+    TargetRefused,
+    owner_alive,
+    owner_token,
+)
+from mcp_linux_infra.approvals.store import open_approvals
+from mcp_linux_infra.inventory import load_inventory
+from mcp_linux_infra.ssh.pool import Pool
+
+SLOW = {"slow_touch": {
+    "description": "Sleep two seconds, then touch the file.",
+    "params": {"file": {"type": "path", "values": []}},
+    "check": None, "run": ["/usr/bin/sleep", "2"], "verify": ["/usr/bin/touch", "--", "{file}"],
+    "idempotency_window_seconds": 300}}
+
+
+class World:
+    def __init__(self, estate):
+        self.estate = estate
+        self.root = estate.root
+        self.settings = estate.settings
+        self.store = open_approvals(self.settings, estate.audit())
+        self.pool = Pool(self.settings)
+        self.host = load_inventory(self.settings.inventory).hosts[HOST]
+        self.executor = Executor(self.store, self.pool, "model:test", answer_floor=20)
+
+    def propose(self, action="touch_file", file="a"):
+        catalog = ActionTier(self.pool, self.host).catalog()
+        params = {"file": self.root.file(file)}
+        catalog.check_params(action, params)
+        info = {k: v for k, v in catalog.action(action).items() if k in ("steps", "runs_as")}
+        return self.store.create(HOST, action, params, "the file is missing",
+                                 catalog.max_window, action_info={**info,
+                                                                  "settings": catalog.settings})
+
+    def approved(self, action="touch_file", file="a", ttl=600):
+        return approve(self.store, self.propose(action, file), ttl, "alice",
+                       self.settings.operator_key)
+
+    def execute(self, proposal_id):
+        return self.executor.execute(proposal_id, self.host, trace="t-1")
+
+    def attempts(self, nonce):
+        return [r for r in self.root.log() if r.get("nonce") == nonce]
+
+    def close(self):
+        self.pool.close()
+        self.store.close()
+
+
+@pytest.fixture
+def world(tmp_path, keys, root):
+    root.write_catalog(SLOW, settings={"lock_wait_seconds": 1})
+    catalog = json.loads((root.path / "etc/mcp-infra/actions.json").read_text())
+    catalog["actions"]["slow_touch"]["params"]["file"]["values"] = [root.file("a")]
+    (root.path / "etc/mcp-infra/actions.json").write_text(json.dumps(catalog))
+    estate = make_action_estate(tmp_path, keys, root)
+    w = World(estate)
+    yield w
+    w.close()
+    estate.close()
+
+
+def test_an_approved_proposal_runs_once(world):
+    p = world.approved()
+    assert not os.path.exists(world.root.file("a"))
+    done = world.execute(p.id)
+    assert done.state == "succeeded" and done.result["outcome"] == "changed"
+    assert done.result["proposal"] == p.id and done.result["trace"] == "t-1"
+    assert os.path.exists(world.root.file("a")) and done.executor is None
+    with pytest.raises(NotExecutable, match="already executed: succeeded.*works once"):
+        world.execute(p.id)
+    assert [r["outcome"] for r in world.attempts(p.nonce)] == ["changed"]
+    assert [t["to_state"] for t in world.store.transitions(p.id)] == [
+        "pending", "approved", "executing", "succeeded"]
+
+
+def test_already_satisfied_is_its_own_outcome(world):
+    open(world.root.file("a"), "w").close()
+    assert world.execute(world.approved().id).state == "already-satisfied"
+
+
+def test_nothing_is_sent_unless_approved(world):
+    pending = world.propose()
+    with pytest.raises(NotExecutable, match="not approved yet") as err:
+        world.execute(pending.id)
+    assert err.value.hint == f"a human must run: mcp-linux-infra approvals approve {pending.id}"
+    rejected = reject(world.store, world.propose().id, "alice", "not during business hours")
+    with pytest.raises(NotExecutable, match="rejected: not during business hours"):
+        world.execute(rejected.id)
+    expired = world.approved(ttl=1)
+    time.sleep(2.1)  # the target's rule too: expired once the whole second is past
+    with pytest.raises(NotExecutable, match="expired"):
+        world.execute(expired.id)
+    assert world.store.get(expired.id).state == "expired"
+    assert world.root.log() == []  # the target never heard of any of them
+
+
+def test_params_changed_after_approval_are_refused_by_the_target(world):
+    p = world.approved(file="a")
+    db = sqlite3.connect(world.settings.state_dir / "approvals.sqlite3")
+    db.execute("UPDATE proposals SET params = ? WHERE id = ?",
+               (json.dumps({"file": world.root.file("b")}), p.id))
+    db.commit()
+    db.close()
+    with pytest.raises(TargetRefused, match="bad_signature.*nothing ran") as err:
+        world.execute(p.id)
+    assert "changed after approval" in err.value.hint
+    done = world.store.get(p.id)
+    assert done.state == "failed" and done.result["refusal"]["reason"] == "bad_signature"
+    assert not os.path.exists(world.root.file("b")) and not os.path.exists(world.root.file("a"))
+    # logged by its trace and digests only: nothing of an unverified document reaches the log
+    logged = [r for r in world.root.log() if r.get("trace") == "t-1"]
+    assert [r["refusal"]["reason"] for r in logged] == ["bad_signature"]
+    assert world.attempts(p.nonce) == [] and "params" not in logged[0]
+
+
+def test_a_busy_target_leaves_the_approval_unused(world):
+    p = world.approved()
+    lock = pra_state.exclusive(str(world.root.path / "var/lib/mcp-infra"), 5)
+    with lock, pytest.raises(TargetRefused, match="refused for now: busy") as err:
+        world.execute(p.id)
+    assert "not used" in err.value.hint
+    assert world.store.get(p.id).state == "approved"
+    assert world.execute(p.id).state == "succeeded"  # the same approval, later
+
+
+def test_a_lost_answer_is_reconciled_from_the_targets_record(world):
+    p = world.approved()
+    real = world.estate.sshd.users["pra-runner"]
+
+    def answer_lost(command, stdin):
+        real(command, stdin)
+        return 0, b"garbage", b""
+    world.estate.sshd.users["pra-runner"] = answer_lost
+    with pytest.raises(OutcomeUnknown, match="no answer from the target") as err:
+        world.execute(p.id)
+    assert "execute it again" in err.value.hint
+    lost = world.store.get(p.id)
+    assert lost.state == "executing" and lost.executor is None
+    world.estate.sshd.users["pra-runner"] = real
+    done = world.execute(p.id)
+    assert done.state == "succeeded" and "from the target's journal" in done.note
+    assert [r["decision"] for r in world.attempts(p.nonce)] == ["accepted"]  # not sent again
+
+
+def test_owner_tokens_name_live_processes_only():
+    assert owner_alive(owner_token())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    start = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    token = owner_token().rsplit(":", 2)[0] + f":{child.pid}:{start}"
+    assert owner_alive(token)
+    child.kill()
+    child.wait()
+    assert not owner_alive(token)
+    assert not owner_alive(None) and not owner_alive("other-boot:1:1")
+
+
+# -- kill -9 at each point of an execution, in a child process ------------------------------
+_CHILD = textwrap.dedent("""
+    import json, os, signal, sys
+    sys.path[:0] = {paths!r}
+    from mcp_linux_infra.approvals import action_tier
+    from mcp_linux_infra.approvals.executor import Executor
+    from mcp_linux_infra.approvals.store import ApprovalStore
+    from mcp_linux_infra.inventory import load_inventory
+    from mcp_linux_infra.settings import Settings
+    from mcp_linux_infra.ssh.pool import Pool
+    settings = Settings.model_validate_json(sys.argv[1])
+    point, proposal = sys.argv[2], sys.argv[3]
+    die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+    real = action_tier.ActionTier.run
+    def run(self, document, signature, timeout):
+        if point == "before_send":
+            die()
+        if point == "in_flight":
+            print("sending", flush=True)
+        result = real(self, document, signature, timeout)
+        die()
+    action_tier.ActionTier.run = run
+    store = ApprovalStore(settings.state_dir / "approvals.sqlite3")
+    host = load_inventory(settings.inventory).hosts[{host!r}]
+    Executor(store, Pool(settings), "model:child").execute(proposal, host)
+""")
+
+
+def _child(world, point, proposal_id):
+    code = _CHILD.format(paths=[str(REPO / "tests"), str(REPO / "src")], host=HOST)
+    settings = world.settings.model_dump_json()
+    return subprocess.Popen([sys.executable, "-c", code, settings, point, proposal_id],
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("point", ["before_send", "after_answer", "in_flight"])
+def test_kill_9_at_each_point_then_reconcile_runs_it_exactly_once(world, point):
+    p = world.approved(action="slow_touch")
+    child = _child(world, point, p.id)
+    if point == "in_flight":
+        assert child.stdout.readline().strip() == "sending"
+        ledger = world.root.ledger_file(p.nonce)
+        deadline = time.monotonic() + 20
+        while not ledger.exists():  # the target has taken the approval: kill the client now
+            assert time.monotonic() < deadline, "the target never recorded the nonce"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    crashed = world.store.get(p.id)
+    assert crashed.state == "executing" and crashed.executor and not owner_alive(
+        crashed.executor)
+    if point == "in_flight":
+        # pra-run still sleeps and holds the run lock: nothing is known yet, nothing resent
+        with pytest.raises(OutcomeUnknown, match="may still be running"):
+            world.execute(p.id)
+        time.sleep(2.5)
+    done = world.execute(p.id)
+    assert done.state == "succeeded", done
+    expected_note = ("the earlier delivery never ran it" if point == "before_send"
+                     else "from the target's journal")
+    assert expected_note in done.note
+    accepted = [r for r in world.attempts(p.nonce) if r["decision"] == "accepted"]
+    assert len(accepted) == 1 and accepted[0]["outcome"] == "changed"
+    history = [(t["from_state"], t["to_state"]) for t in world.store.transitions(p.id)]
+    assert history[:3] == [(None, "pending"), ("pending", "approved"),
+                           ("approved", "executing")]
+    assert history[-1] == ("executing", "succeeded")
