@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     proposal_ttl: float = Field(86400.0, gt=0, description="Seconds a proposal may wait for "
                                 "approval before it expires")
 
+    # --- team approvals (issue 11) ---
+    console_origin: str = Field(
+        "http://localhost:8766", pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="The approval console's public origin (scheme://host[:port], no path), as "
+        "operators' browsers reach it; links in tool answers and notifications start with it")
+
     @field_validator("inventory", "key_services", "http_allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
