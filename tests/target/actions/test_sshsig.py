@@ -9,8 +9,19 @@ import subprocess
 import pytest
 from mcp_infra_target.actions import sshsig
 from mcp_infra_target.core.refusal import Refusal
-from sshsig_support import (SK_ECDSA, SK_ED25519, UP, UV, WEBAUTHN, Authenticator,
-                            Ed25519SecurityKey, armor, mpint, ssh_keygen_sign, string)
+from sshsig_support import (
+    SK_ECDSA,
+    SK_ED25519,
+    UP,
+    UV,
+    WEBAUTHN,
+    Authenticator,
+    Ed25519SecurityKey,
+    armor,
+    mpint,
+    ssh_keygen_sign,
+    string,
+)
 
 MESSAGE = b'{"v":2}'
 
