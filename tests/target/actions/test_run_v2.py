@@ -302,3 +302,19 @@ def test_versions_do_not_mix(v2root, tokens):
     v2_envelope = json.dumps({"document": v1_text,
                               "signatures": [v2root.keys.sign(v1_text.encode())]}).encode()
     assert reason(v2root.pra_run(v2_envelope)) == "bad_envelope"
+
+
+def test_list_shows_the_approval_rules(v2root):
+    action = v2root.catalog()["actions"]["touch_file"]
+    v2root.write_catalog({"touch_file": dict(action, approvals=2, user_verification=True)},
+                         settings={"min_approvals": 2, "signers": "security_keys",
+                                   "webauthn_origins": [ORIGIN]})
+    done = v2root.pra_exec("list")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert {k: listed["settings"][k] for k in ("min_approvals", "require_user_verification",
+                                               "signers", "webauthn_origins")} == {
+        "min_approvals": 2, "require_user_verification": False, "signers": "security_keys",
+        "webauthn_origins": [ORIGIN]}
+    touch = next(a for a in listed["actions"] if a["name"] == "touch_file")
+    assert (touch["approvals"], touch["user_verification"]) == (2, True)
