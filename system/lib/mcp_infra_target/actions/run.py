@@ -101,7 +101,7 @@ def _approvers(layout: Layout, record: dict[str, Any], envelope: dict[str, Any],
                   steps=len(doc["steps"]), **{k: step[k] for k in STEP_FIELDS})
     if doc["approver"] is not None:
         record["approver"] = doc["approver"]
-    record["signers"] = [approval.summary() for approval in approvals]
+    record["signers"] = [one.summary() for one in approvals]
     record["signer_key"] = approvals[0].fingerprint
     signers.check_rules(approvals, settings, action is not None and action.user_verification)
     record["required"] = required = max(doc["approvals"], settings["min_approvals"],
