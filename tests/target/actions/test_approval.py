@@ -1,6 +1,7 @@
 """Approval documents, envelopes, the time window and signature verification (in-process)."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -86,11 +87,26 @@ def test_window_length():
     (b'{"document": "d", "signature": "s", "signature": "t"}', "bad_envelope"),
     (b"\xef\xbb\xbf{}", "bad_envelope"),
     pytest.param(b"[" * 100000, "bad_envelope", id="nested-100000-deep"),
+    pytest.param(b'{"document": "d", "signatures": []}', "missing_signature", id="v2-none"),
+    pytest.param(b'{"document": "d", "signatures": "s"}', "bad_envelope", id="v2-not-a-list"),
+    pytest.param(b'{"document": "d", "signatures": ["s", 1]}', "bad_envelope", id="v2-non-str"),
+    pytest.param(b'{"document": "d", "signatures": ["s"], "signature": "s"}', "bad_envelope",
+                 id="v1-and-v2"),
+    pytest.param(b'{"document": "d", "signature": "s", "step": 0}', "bad_envelope",
+                 id="v1-with-step"),
+    pytest.param(b'{"document": "d", "signatures": ["s"], "step": -1}', "bad_envelope",
+                 id="v2-negative-step"),
+    pytest.param(b'{"document": "d", "signatures": ["s"], "step": true}', "bad_envelope",
+                 id="v2-bool-step"),
+    pytest.param(b'{"document": "d", "signatures": ["s"], "step": 64}', "bad_envelope",
+                 id="v2-step-64"),
+    pytest.param(json.dumps({"document": "d", "signatures": ["s"] * 17}).encode(),
+                 "too_many_signatures", id="v2-17-signatures"),
 ])
 def test_parse_envelope(raw, expected):
     if expected is None:
-        assert approval.parse_envelope(raw) == {"document": "d", "signature": "s",
-                                                "trace": "t-1"}
+        assert approval.parse_envelope(raw) == {"version": 1, "document": "d",
+                                                "signatures": ["s"], "step": 0, "trace": "t-1"}
     else:
         assert reason(approval.parse_envelope, raw) == expected
 
@@ -157,9 +173,9 @@ def test_verify_in_process_leaves_no_scratch(keys, tmp_path):
     scratch.mkdir()
     text = canonical(DOC).encode()
     details = {}
-    fingerprint = signature.verify(text, keys.sign(text), "alice", str(allowed), str(scratch),
-                                   details)
-    assert fingerprint.startswith("SHA256:") and "Good" in details["ssh_keygen"]
+    principal, fingerprint = signature.verify(text, keys.sign(text), "alice", str(allowed),
+                                              str(scratch), details)
+    assert principal == "alice" and fingerprint.startswith("SHA256:") and "Good" in details["ssh_keygen"]
     assert list(scratch.iterdir()) == []
     with pytest.raises(Refusal) as caught:
         signature.verify(text, keys.sign(text), "bob", str(allowed), str(scratch), {})

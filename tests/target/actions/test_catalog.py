@@ -159,7 +159,36 @@ def test_settings_defaults_and_overrides():
     loaded = catalog(settings={"max_window_seconds": 600})
     assert loaded.settings == {"max_window_seconds": 600, "clock_skew_seconds": 60,
                                "step_timeout_seconds": 120, "output_cap_bytes": 65536,
-                               "lock_wait_seconds": 30}
+                               "lock_wait_seconds": 30, "min_approvals": 1,
+                               "require_user_verification": False, "signers": "any",
+                               "webauthn_origins": None}
+
+
+def test_approval_settings_and_action_keys_are_shown():
+    rules = {"min_approvals": 2, "require_user_verification": True, "signers": "security_keys",
+             "webauthn_origins": ["https://approve.example.com", "http://localhost:8443"]}
+    loaded = catalog(settings=rules, approvals=3, user_verification=True)
+    assert {k: loaded.settings[k] for k in rules} == rules
+    view = loaded.public()
+    assert {k: view["settings"][k] for k in rules} == rules
+    action = view["actions"][0]
+    assert (action["approvals"], action["user_verification"]) == (3, True)
+    default = catalog().public()["actions"][0]
+    assert (default["approvals"], default["user_verification"]) == (1, False)
+
+
+@pytest.mark.parametrize("settings, changes", [
+    ({"min_approvals": 0}, {}), ({"min_approvals": 10}, {}), ({"min_approvals": True}, {}),
+    ({"require_user_verification": 1}, {}), ({"signers": "keys"}, {}),
+    ({"webauthn_origins": []}, {}), ({"webauthn_origins": "https://a.example"}, {}),
+    ({"webauthn_origins": ["https://a.example/path"]}, {}),
+    ({"webauthn_origins": ["ftp://a.example"]}, {}),
+    ({}, {"approvals": 0}), ({}, {"approvals": 10}), ({}, {"approvals": "2"}),
+    ({}, {"user_verification": "yes"}),
+])
+def test_approval_rules_are_checked(settings, changes):
+    with pytest.raises(CatalogError):
+        catalog(settings=settings, **changes)
 
 
 def test_load_catalog_refuses_duplicate_keys_and_garbage(tmp_path):

@@ -12,7 +12,7 @@ from mcp_infra_target.actions import state as pra_state
 from pra_support import refusal, result
 
 RESULT_KEYS = {"outcome", "note", "action", "params", "proposal", "nonce", "approver", "host",
-               "trace", "check", "run", "verify", "durations_ms"}
+               "step", "principals", "trace", "check", "run", "verify", "durations_ms"}
 STEP_KEYS = {"argv", "exit", "ok", "stdout", "stderr", "timed_out", "truncated", "duration_ms",
              "error"}
 

@@ -32,10 +32,19 @@ SETTINGS = {
     "output_cap_bytes": (65536, 1024, 1048576),
     "lock_wait_seconds": (30, 0, 600),
 }
+# approvals (issue 11): how many distinct operators, and what a security key must attest.
+# The document may ask for more approvals, never fewer (run.py takes the maximum).
+MAX_APPROVALS = 9
+SIGNERS = ("any", "security_keys")
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?\Z")
+MAX_ORIGINS = 16
+APPROVAL_SETTINGS = ("min_approvals", "require_user_verification", "signers",
+                     "webauthn_origins")
 STEP_NAMES = ("check", "run", "verify")
 STEP_SET_KEYS = {"check", "run", "verify", "idempotency_window_seconds", "timeout_seconds"}
 ACTION_KEYS = {"description", "params", "vars", "user", "cwd", "timeout_seconds",
-               "variants_by", "variants", "preview"} | STEP_SET_KEYS
+               "variants_by", "variants", "preview", "approvals",
+               "user_verification"} | STEP_SET_KEYS
 PREVIEW_KEYS = {"command", "explains", "satisfied_stdout"}
 PREVIEW_MAX_WORDS = 32
 MAX_ACTIONS = 256
@@ -55,6 +64,31 @@ def _int(value, low, high, where):
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise CatalogError("%s: integer %d..%d expected" % (where, low, high))
     return value
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        raise CatalogError(f"{where}: true or false expected")
+    return value
+
+
+def _approval_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The host's approval rules; absent keys take the defaults (one approval, any signer,
+    no user verification required, any WebAuthn origin)."""
+    origins = settings.get("webauthn_origins")
+    if origins is not None and (
+            not isinstance(origins, list) or not 0 < len(origins) <= MAX_ORIGINS
+            or not all(isinstance(o, str) and ORIGIN_RE.match(o) for o in origins)):
+        raise CatalogError("settings.webauthn_origins: a list of 1..%d origins "
+                           "(http[s]://host[:port]) expected" % MAX_ORIGINS)
+    signers = settings.get("signers", "any")
+    if signers not in SIGNERS:
+        raise CatalogError("settings.signers: one of %s expected" % ", ".join(SIGNERS))
+    return {"min_approvals": _int(settings.get("min_approvals", 1), 1, MAX_APPROVALS,
+                                  "settings.min_approvals"),
+            "require_user_verification": _bool(settings.get("require_user_verification", False),
+                                               "settings.require_user_verification"),
+            "signers": signers, "webauthn_origins": origins}
 
 
 def _abs_path(value, where):
@@ -111,6 +145,9 @@ class Action:
             raise CatalogError(f"{where}.user: user name expected")
         self.cwd = _abs_path(data.get("cwd", "/"), where + ".cwd")
         self.preview = self._parse_preview(data.get("preview"), where + ".preview")
+        self.approvals = _int(data.get("approvals", 1), 1, MAX_APPROVALS, where + ".approvals")
+        self.user_verification = _bool(data.get("user_verification", False),
+                                       where + ".user_verification")
         timeout = data.get("timeout_seconds", settings["step_timeout_seconds"])
         self.timeout = _int(timeout, 1, 3600, where + ".timeout_seconds")
         self.variants_by = data.get("variants_by")
@@ -254,7 +291,8 @@ class Action:
         """The action as `list`/`show` present it: what this host allows and would run."""
         out = {"name": self.name, "description": self.description, "params": self.params,
                "runs_as": self.user or "root", "cwd": self.cwd, "vars": self.vars,
-               "preview": self.preview}
+               "preview": self.preview, "approvals": self.approvals,
+               "user_verification": self.user_verification}
         if self.variants_by is None:
             out["steps"] = self.plans[None]
         else:
@@ -299,10 +337,12 @@ class Catalog:
         if data.get("version") != 1:
             raise CatalogError("version: 1 expected")
         settings = data.get("settings", {})
-        if not isinstance(settings, dict) or set(settings) - set(SETTINGS):
-            raise CatalogError(f"settings: known keys are {sorted(SETTINGS)}")
+        known = set(SETTINGS) | set(APPROVAL_SETTINGS)
+        if not isinstance(settings, dict) or set(settings) - known:
+            raise CatalogError(f"settings: known keys are {sorted(known)}")
         self.settings = {name: _int(settings.get(name, default), low, high, "settings." + name)
                          for name, (default, low, high) in SETTINGS.items()}
+        self.settings.update(_approval_settings(settings))
         actions = data.get("actions")
         if not isinstance(actions, dict) or len(actions) > MAX_ACTIONS:
             raise CatalogError("actions: object expected")

@@ -2,10 +2,14 @@
 The root side of the PRA's action tier (plan de reprise d'activité: the disaster-recovery
 plan the actions belong to).
 
-Order: open the log; read and parse the envelope; canonical document; config; signature
-(ssh-keygen, allowed_signers, approver, namespace); host id; window; action and params; the
-host's run lock (window checked again); nonce recorded durably; check -> run -> verify;
-nonces whose window has closed leave the ledger.
+Order: open the log; read and parse the envelope; canonical document (v2, or v1 for one
+release); config; signatures (signers.py: decoded, each principal learned from
+allowed_signers and verified by ssh-keygen; presence, verification, security keys only,
+WebAuthn origins; distinct principals against max(document's `approvals`, the action's
+`approvals`, the host's `min_approvals`)); the step's host id; window; action and params; the
+host's run lock (window checked again); a plan's earlier steps for this host already in the
+ledger; the step's nonce recorded durably; check -> run -> verify; nonces whose window has
+closed leave the ledger.
 Every attempt, accepted or refused, is one log line. Until the signature verifies, that line
 holds only the SHA-256 and size of what the client sent (envelope, document, signature) and
 the refusal: nothing the client chose reaches the log before an operator's key vouches for
@@ -22,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from mcp_infra_target.actions import approval, log, signature, state, steps
+from mcp_infra_target.actions import approval, log, signers, state, steps
 from mcp_infra_target.actions.catalog import CatalogError, ParamError, load_catalog
 from mcp_infra_target.core.bootstrap import UntrustedPath
 from mcp_infra_target.core.layout import Layout
@@ -32,9 +36,9 @@ from mcp_infra_target.core.refusal import Refusal, emit
 CONFIG_FILES = (("catalog", "config/catalog"), ("host_id", "config/host_id"),
                 ("allowed_signers", "config/allowed_signers"))
 READ_TIMEOUT_SECONDS = 10
-# logged once the operator's signature over them is verified
-SIGNED_FIELDS = ("proposal", "host", "action", "params", "nonce", "approver", "not_before",
-                 "not_after")
+# logged once the operators' signatures over them are verified: the document's, the step's
+SIGNED_FIELDS = ("v", "approvals", "not_before", "not_after")
+STEP_FIELDS = ("host", "action", "params", "nonce")
 EXIT_FAILED = 1
 
 
@@ -68,6 +72,52 @@ def _check_config(layout: Layout, record: dict[str, Any]) -> None:
             raise Refusal("config_error", rule, "missing, or writable by others") from None
 
 
+def _document(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The signed document in one shape (approval.signed), with the step to run."""
+    doc = approval.signed(approval.parse_document(envelope["document"]))
+    if doc["v"] != envelope["version"]:
+        raise Refusal("bad_envelope", "envelope/version",
+                      "a v1 document comes with `signature`, a v2 one with `signatures`")
+    if envelope["step"] >= len(doc["steps"]):
+        raise Refusal("bad_envelope", "envelope/step", "the document has no such step")
+    return doc
+
+
+def _approvers(layout: Layout, record: dict[str, Any], envelope: dict[str, Any],
+               doc: dict[str, Any], settings: dict[str, Any], action) -> list[str]:
+    """Verify every signature and the host's approval rules; the distinct principals."""
+    details: list[dict[str, str]] = []
+    started = time.monotonic()
+    try:
+        approvals = signers.identify(
+            envelope["document"].encode("utf-8"), envelope["signatures"], doc["approver"],
+            layout.path("allowed_signers"), layout.path("scratch"), details)
+    finally:
+        record["durations_ms"]["signature"] = _ms(started)
+        record["ssh_keygen"] = details
+    record["verified"] = True
+    step = doc["steps"][envelope["step"]]
+    record.update({k: doc[k] for k in SIGNED_FIELDS}, proposal=doc["id"], step=envelope["step"],
+                  steps=len(doc["steps"]), **{k: step[k] for k in STEP_FIELDS})
+    if doc["approver"] is not None:
+        record["approver"] = doc["approver"]
+    record["signers"] = [one.summary() for one in approvals]
+    record["signer_key"] = approvals[0].fingerprint
+    signers.check_rules(approvals, settings, action is not None and action.user_verification)
+    record["required"] = required = max(doc["approvals"], settings["min_approvals"],
+                                        1 if action is None else action.approvals)
+    record["principals"] = principals = signers.count(approvals, required)
+    return principals
+
+
+def _earlier_steps_done(state_dir: str, doc: dict[str, Any], index: int, host_id: str) -> None:
+    """A plan runs in order: every earlier step addressed to this host is in the ledger."""
+    for step in doc["steps"][:index]:
+        if step["host"] == host_id and not state.nonce_recorded(state_dir, step["nonce"]):
+            raise Refusal("step_out_of_order", "state/plan",
+                          "an earlier step of this plan has not run on this host")
+
+
 def _attempt(layout: Layout, record: dict[str, Any], started: float, now: int) -> dict[str, Any]:
     """Everything after the log is open; returns the result or raises Refusal."""
     raw = approval.read_envelope(0, approval.ENVELOPE_READ_MAX_BYTES, READ_TIMEOUT_SECONDS)
@@ -75,9 +125,9 @@ def _attempt(layout: Layout, record: dict[str, Any], started: float, now: int) -
     envelope = approval.parse_envelope(raw)
     document = envelope["document"].encode("utf-8", "surrogatepass")
     record.update(trace=envelope["trace"], document_sha256=hashlib.sha256(document).hexdigest(),
-                  document_bytes=len(document),
-                  signature_bytes=len(envelope["signature"].encode("utf-8", "surrogatepass")))
-    doc = approval.parse_document(envelope["document"])
+                  document_bytes=len(document), signature_bytes=[
+                      len(s.encode("utf-8", "surrogatepass")) for s in envelope["signatures"]])
+    doc = _document(envelope)
     _check_config(layout, record)
     try:
         catalog = load_catalog(layout.path("catalog"))
@@ -85,26 +135,18 @@ def _attempt(layout: Layout, record: dict[str, Any], started: float, now: int) -
         record["catalog_error"] = str(exc)
         raise Refusal("config_error", "config/catalog", "action catalog unusable") from None
     host_id = _host_id(layout)
-    details: dict[str, str] = {}
-    sig_started = time.monotonic()
-    try:
-        record["signer_key"] = signature.verify(
-            envelope["document"].encode("utf-8"), envelope["signature"], doc["approver"],
-            layout.path("allowed_signers"), layout.path("scratch"), details)
-    finally:
-        record["durations_ms"]["signature"] = _ms(sig_started)
-        record.update(details)
-    record["verified"] = True
-    record.update({k: doc[k] for k in SIGNED_FIELDS})
-    if doc["host"] != host_id:
-        raise Refusal("wrong_host", "config/host_id", "approval is for another host")
     settings = catalog.settings
+    index = envelope["step"]
+    step = doc["steps"][index]
+    action = catalog.actions.get(step["action"])
+    principals = _approvers(layout, record, envelope, doc, settings, action)
+    if step["host"] != host_id:
+        raise Refusal("wrong_host", "config/host_id", "approval is for another host")
     approval.check_window(doc, now, settings["clock_skew_seconds"], settings["max_window_seconds"])
-    action = catalog.actions.get(doc["action"])
     if action is None:
         raise Refusal("unknown_action", "actions/catalog", "no such action on this host")
     try:
-        action.check_params(doc["params"])
+        action.check_params(step["params"])
     except ParamError as exc:
         raise Refusal("bad_params", "actions/%s/params" % action.name, str(exc)) from None
     lock_started = time.monotonic()
@@ -113,20 +155,25 @@ def _attempt(layout: Layout, record: dict[str, Any], started: float, now: int) -
         record["durations_ms"]["lock_wait"] = _ms(lock_started)
         approval.check_window(doc, int(time.time()), settings["clock_skew_seconds"],
                               settings["max_window_seconds"])
-        state.record_nonce(state_dir, doc["nonce"], {
-            "time": now, "proposal": doc["proposal"], "host": doc["host"], "action": action.name,
-            "params": doc["params"], "approver": doc["approver"], "not_after": doc["not_after"]})
+        _earlier_steps_done(state_dir, doc, index, host_id)
+        state.record_nonce(state_dir, step["nonce"], {
+            "time": now, "proposal": doc["id"], "step": index, "host": step["host"],
+            "action": action.name, "params": step["params"], "principals": principals,
+            "not_after": doc["not_after"]})
         steps_started = time.monotonic()
         done = steps.execute(
-            action.plan(doc["params"]), action.name, doc["params"], state_dir,
+            action.plan(step["params"]), action.name, step["params"], state_dir,
             settings["output_cap_bytes"], int(time.time()),
-            {"time": int(time.time()), "proposal": doc["proposal"], "nonce": doc["nonce"]})
+            {"time": int(time.time()), "proposal": doc["id"], "nonce": step["nonce"]})
         record["durations_ms"]["steps"] = _ms(steps_started)
         record["ledger"] = _prune(state_dir, settings["clock_skew_seconds"])
     record["durations_ms"]["total"] = _ms(started)
     record.update(decision="accepted", outcome=done["outcome"], note=done["note"],
                   **{name: _summary(done[name]) for name in ("check", "run", "verify")})
-    result = {k: doc[k] for k in ("action", "params", "proposal", "nonce", "approver", "host")}
+    result = {k: step[k] for k in STEP_FIELDS}
+    result.update(proposal=doc["id"], step=index, principals=principals)
+    if doc["approver"] is not None:
+        result["approver"] = doc["approver"]
     result.update(done, trace=envelope["trace"], durations_ms=record["durations_ms"])
     return result
 

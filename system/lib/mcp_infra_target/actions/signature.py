@@ -1,4 +1,6 @@
-"""Operator signatures: `ssh-keygen -Y verify` against the host's allowed_signers.
+"""Operator signatures: `ssh-keygen -Y find-principals` and `-Y verify` against the host's
+allowed_signers. Who signed is learned from allowed_signers (find-principals), never from
+what the client says; v1 documents name their approver, which is verified as such.
 
 ssh-keygen exits 255 for every failure; the reason is only in its stderr, whose wording may
 change between OpenSSH releases. The mapping below is used for the refusal reason only: any
@@ -13,15 +15,13 @@ import shutil
 import subprocess
 import tempfile
 
-from mcp_infra_target.actions.approval import NAMESPACE
+from mcp_infra_target.actions.approval import NAMESPACE, PRINCIPAL_RE
+from mcp_infra_target.actions.sshsig import ARMOR_RE
 from mcp_infra_target.core.refusal import Refusal
 
 KEYGEN = "/usr/bin/ssh-keygen"
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
 TIMEOUT_SECONDS = 10
-ARMOR_RE = re.compile(
-    r"-----BEGIN SSH SIGNATURE-----\n(?:[A-Za-z0-9+/=]{1,76}\n){1,200}"
-    r"-----END SSH SIGNATURE-----\n?\Z")
 FINGERPRINT_RE = re.compile(r" key (SHA256:[A-Za-z0-9+/]{43})")
 # (stderr fragment, reason, text for the client); first match wins
 STDERR_REASONS = (
@@ -50,9 +50,39 @@ def classify(stderr: str) -> Refusal:
     return Refusal("bad_signature", "signature/verify", "signature does not match the document")
 
 
-def verify(document: bytes, signature: str, approver: str, allowed_signers: str,
-           scratch_parent: str, details: dict[str, str]) -> str:
-    """Verify `signature` over `document` for `approver`; return the key fingerprint.
+def _run(argv: list[str], document: bytes) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, input=document, capture_output=True, env=ENV, cwd="/",
+                              timeout=TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise Refusal("bad_signature", "signature/verify", "verification timed out") from None
+    except OSError:
+        raise Refusal("config_error", "config/ssh-keygen", "cannot run ssh-keygen") from None
+
+
+def _find_principal(sigfile: str, allowed_signers: str, details: dict[str, str]) -> str:
+    """The one principal allowed_signers lists for the signature's key."""
+    proc = _run([KEYGEN, "-Y", "find-principals", "-f", allowed_signers, "-s", sigfile], b"")
+    stderr = proc.stderr.decode("utf-8", "replace")
+    details["ssh_keygen_find"] = stderr[:1024]
+    names = proc.stdout.decode("utf-8", "replace").split()
+    if proc.returncode != 0 or not names:
+        refusal = classify(stderr)
+        if refusal.reason == "bad_signature":  # no line lists this key
+            refusal = Refusal("unknown_signer", "signature/find-principals",
+                              "allowed_signers lists no operator with this key")
+        raise refusal
+    if len(names) != 1 or not PRINCIPAL_RE.match(names[0]):
+        raise Refusal("ambiguous_signer", "config/allowed_signers",
+                      "allowed_signers lists this key for more than one operator")
+    return names[0]
+
+
+def verify(document: bytes, signature: str, approver: str | None, allowed_signers: str,
+           scratch_parent: str, details: dict[str, str]) -> tuple[str, str]:
+    """Verify `signature` over `document`; return (principal, key fingerprint). The principal
+    is `approver` (a v1 document names it) or, when None, the one allowed_signers lists for
+    the signature's key.
 
     `details` receives ssh-keygen's stderr for the log. The signature file lives in a fresh
     0700 directory under `scratch_parent` (root-only writable) and is removed afterwards.
@@ -67,21 +97,15 @@ def verify(document: bytes, signature: str, approver: str, allowed_signers: str,
         fd = os.open(sigfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(signature)
-        argv = [KEYGEN, "-Y", "verify", "-f", allowed_signers, "-I", approver,
-                "-n", NAMESPACE, "-s", sigfile]
-        try:
-            proc = subprocess.run(argv, input=document, capture_output=True, env=ENV, cwd="/",
-                                  timeout=TIMEOUT_SECONDS, check=False)
-        except subprocess.TimeoutExpired:
-            raise Refusal("bad_signature", "signature/verify", "verification timed out") from None
-        except OSError:
-            raise Refusal("config_error", "config/ssh-keygen", "cannot run ssh-keygen") from None
+        principal = approver or _find_principal(sigfile, allowed_signers, details)
+        proc = _run([KEYGEN, "-Y", "verify", "-f", allowed_signers, "-I", principal,
+                     "-n", NAMESPACE, "-s", sigfile], document)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     stdout = proc.stdout.decode("utf-8", "replace")
     details["ssh_keygen"] = (proc.stderr.decode("utf-8", "replace") + stdout)[:2048]
-    good = 'Good "%s" signature for %s with ' % (NAMESPACE, approver)
+    good = 'Good "%s" signature for %s with ' % (NAMESPACE, principal)
     if proc.returncode != 0 or not stdout.startswith(good):
         raise classify(proc.stderr.decode("utf-8", "replace"))
     match = FINGERPRINT_RE.search(stdout)
-    return match.group(1) if match else ""
+    return principal, match.group(1) if match else ""

@@ -126,6 +126,18 @@ def record_nonce(state_dir: str, nonce: str, entry: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+def nonce_recorded(state_dir: str, nonce: str) -> bool:
+    """Whether `nonce` is in the ledger (a plan's earlier step ran on this host)."""
+    dir_fd = _open_dir(state_dir, "nonces")
+    try:
+        os.stat(nonce_name(nonce), dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(dir_fd)
+
+
 def _entry_not_after(dir_fd: int, name: str) -> int | None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
