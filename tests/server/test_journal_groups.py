@@ -73,8 +73,8 @@ def test_shape(message, expected):
                  id="ipv6"),
     pytest.param(["lease lost (02:42:ac:11:00:01)", "lease lost (0a:1b:2c:3d:4e:5f)"],
                  id="macs"),
-    pytest.param([f"request {UUID} failed", "request 774d28bc-4809-43cf-8747-102de0f3a203 "
-                  "failed"], id="uuids"),
+    pytest.param([f"request {UUID} failed",
+                  "request 774d28bc-4809-43cf-8747-102de0f3a203 failed"], id="uuids"),
 ])
 def test_near_identical_messages_have_one_shape(messages):
     assert len({shape(m) for m in messages}) == 1
