@@ -12,7 +12,7 @@ import toon_format
 from mcp_support import OUTPUTS
 
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.readonly.commands import SERVICE_PROPERTIES
+from mcp_linux_infra.readonly.commands import JOURNAL_FIELDS, SERVICE_PROPERTIES
 from mcp_linux_infra.readonly.protocol import Outcome
 from mcp_linux_infra.server.diagnose import CHECKS, diagnose_host
 from mcp_linux_infra.server.diagnose_view import by_check, restore
@@ -24,7 +24,8 @@ STDOUT = {  # batch id -> the captured command the wrapper ran for it
     "failed_units": "systemctl --no-pager --failed --plain --no-legend list-units",
     "services": f"systemctl --no-pager --property {SERVICE_PROPERTIES} show "
                 + " ".join(KEY_SERVICES),
-    "errors": "journalctl --no-pager -p err -n200 --since -1h -o short-iso -q --no-hostname"}
+    "errors": "journalctl --no-pager -p err -n200 --since -1h -o json --output-fields "
+              + ",".join(JOURNAL_FIELDS) + " -q"}
 
 
 def _host_outputs(i: int, stalled: bool) -> dict[str, Outcome]:
@@ -89,3 +90,10 @@ def test_the_view_is_tables_by_check():
     assert [row["host"] for row in view["results"]["load"]] == ["web-01"]
     assert list(view["results"]["disk"]) == ["web-01", "web-02"]  # rows per host
     assert "error" not in by_check(fleet(2, ["load"], faults=False))["hosts"][0]
+
+
+def test_journal_errors_are_a_table_of_groups_per_host():
+    as_toon = toon_format.dumps(by_check(fleet(2, ["errors"], faults=False)))
+    assert as_toon.count("groups[5]{count,unit,identifier,priority,first,last,example}:") == 2
+    assert ('38,ssh.service,sshd,err,"2026-12-05T03:20:59Z","2026-12-05T03:21:59Z",'
+            '"pam_env(sshd:session)' in as_toon)

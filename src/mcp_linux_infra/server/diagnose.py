@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.readonly.protocol import Outcome
-from mcp_linux_infra.server import parsers
+from mcp_linux_infra.server import journal_groups, parsers
 from mcp_linux_infra.server.answers import problem, record_refusal
 from mcp_linux_infra.server.toolcall import Call
 
@@ -17,6 +17,7 @@ THRESHOLDS = {
     "swap_used_pct": (50.0, 90.0),
     "disk_used_pct": (85.0, 95.0),
 }
+ERROR_GROUPS = 10  # groups of journal errors shown, the most frequent and recent first
 
 
 def _level(value: float | None, key: str) -> str | None:
@@ -99,12 +100,16 @@ def _ports(outs: dict[str, Outcome], findings: Findings) -> list:
 
 
 def _errors(outs: dict[str, Outcome], findings: Findings) -> dict:
-    rows = parsers.journal(outs["errors"].stdout)
-    if rows:
-        sources = sorted({r["source"] for r in rows if r["source"]})
+    """The journal's errors grouped (journal_groups), so one repeated line takes one row."""
+    rows = parsers.journal_json(outs["errors"].stdout)
+    groups = journal_groups.group(rows)
+    if groups:
+        top = groups[0]
+        source = (top["identifier"] or "?") + (f" ({top['unit']})" if top["unit"] else "")
         _find(findings, "errors", "warning",
-              f"{len(rows)} error(s) in the journal from {', '.join(sources[:8])}")
-    return {"count": len(rows), "entries": rows[-20:]}
+              f"{len(rows)} error(s) in the journal, {len(groups)} distinct; the most "
+              f"frequent, {top['count']}x from {source}: {top['example']}")
+    return {"count": len(rows), "distinct": len(groups), "groups": groups[:ERROR_GROUPS]}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ skipped, never fatal, because the raw output is one tool call away (run_diagnost
 
 import json
 import re
+from datetime import UTC, datetime
 
 PSEUDO_FS = frozenset({"tmpfs", "devtmpfs", "squashfs", "ramfs", "efivarfs", "proc", "sysfs",
                        "devpts", "cgroup", "cgroup2", "autofs", "mqueue", "debugfs", "tracefs"})
@@ -119,6 +120,55 @@ def journal(text: str) -> list[dict]:
                          "message": match.group(4)})
         elif line.strip() and not line.startswith("-- "):
             rows.append({"time": None, "source": None, "pid": None, "message": line})
+    return rows
+
+
+def _journal_value(value: object) -> str | None:
+    """A field of `journalctl -o json`: a string; an array of byte values when it is not
+    valid UTF-8 or not printable; an array of those when the entry has the field more than
+    once (the first is kept); null when larger than journalctl's limit."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(
+            type(b) is int and 0 <= b < 256 for b in value):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, list) and value:
+        return _journal_value(value[0])
+    return None
+
+
+def _journal_time(value: object) -> str | None:
+    """`__REALTIME_TIMESTAMP` (microseconds since the epoch) as ISO 8601 UTC."""
+    text = _journal_value(value)
+    if not text or not text.isdigit():
+        return None
+    try:
+        at = datetime.fromtimestamp(int(text) / 1_000_000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def journal_json(text: str) -> list[dict]:
+    """`journalctl -o json`, one object a line: time (ISO 8601 UTC), unit (the unit the
+    entry is about, UNIT, else the one that logged it, _SYSTEMD_UNIT), identifier,
+    priority (0-7) and message. A line that is not an object (cut by the target's output
+    cap) is skipped; a missing field is None."""
+    rows = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        priority = _journal_value(entry.get("PRIORITY"))
+        rows.append({"time": _journal_time(entry.get("__REALTIME_TIMESTAMP")),
+                     "unit": _journal_value(entry.get("UNIT"))
+                     or _journal_value(entry.get("_SYSTEMD_UNIT")),
+                     "identifier": _journal_value(entry.get("SYSLOG_IDENTIFIER")),
+                     "priority": int(priority) if priority in tuple("01234567") else None,
+                     "message": _journal_value(entry.get("MESSAGE"))})
     return rows
 
 

@@ -26,6 +26,19 @@ async def test_diagnose_a_group_one_batch_per_host(estate, mode):
             "process": None} in first["checks"]["ports"]
     assert first["checks"]["disk"][0]["mount"] == "/"
     assert first["checks"]["memory"]["total_bytes"] > 0
+    errors = first["checks"]["errors"]  # 61 lines of the captured journal, grouped
+    assert (errors["count"], errors["distinct"]) == (61, 5)
+    assert [(g["count"], g["identifier"], g["unit"]) for g in errors["groups"]] == [
+        (38, "sshd", "ssh.service"), (12, "lab-app", "lab-noise.service"),
+        (6, "lab-app", "lab-noise.service"), (4, "lab-app", "lab-noise.service"),
+        (1, "lab-app", "lab-outage.service")]
+    assert errors["groups"][0] | {"example": ""} == {
+        "count": 38, "unit": "ssh.service", "identifier": "sshd", "priority": "err",
+        "first": "2026-12-05T03:20:59Z", "last": "2026-12-05T03:21:59Z", "example": ""}
+    assert {"severity": "warning", "check": "errors", "message": (
+        "61 error(s) in the journal, 5 distinct; the most frequent, 38x from sshd "
+        "(ssh.service): pam_env(sshd:session): Unable to open env file: /etc/default/locale: "
+        "No such file or directory")} in first["findings"]
     for sshd in e.hosts.values():
         assert len(sshd.commands) == 1 and sshd.commands[0].endswith(" mcp:batch")
     traces = {sshd.commands[0].split()[0] for sshd in e.hosts.values()}

@@ -106,7 +106,35 @@ FIELD_REFUSED = [
     case("dpkg-query -W -f '${Secret}'", "bad_value", "dpkg-query-f"),
     case("date +%Q", "bad_value", "date-format"),
 ]
+# The client's errors check (diagnose_system: readonly/commands.py, journal_errors) asks for
+# JSON with five named fields; one field more, another format or a match on a field outside
+# the allow-list is refused all the same.
+ERRORS_FIELDS = "MESSAGE,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,UNIT,PRIORITY"
+
+
+def errors_form(fields=ERRORS_FIELDS, output="json", more=""):
+    return f"journalctl -p err -n 200 --since -1h -o {output} --output-fields={fields} -q{more}"
+
+
+FIELD_REFUSED += [
+    case(errors_form(ERRORS_FIELDS + ",_CMDLINE"), "bad_value", "errors-one-field-more"),
+    case(errors_form(ERRORS_FIELDS + ",COREDUMP_ENVIRON"), "bad_value", "errors-environ"),
+    case(errors_form(more=" --output-fields=_CMDLINE"), "bad_value", "errors-fields-twice"),
+    case(errors_form(ERRORS_FIELDS.lower()), "bad_value", "errors-lower-case"),
+    case(errors_form(ERRORS_FIELDS + ",,_CMDLINE"), "bad_value", "errors-empty-item"),
+    case(errors_form(ERRORS_FIELDS + ",*"), "bad_value", "errors-wildcard"),
+    case(errors_form("MESSAGE,_SYSTEMD_UNIT*"), "bad_value", "errors-glob"),
+    case(errors_form(ERRORS_FIELDS.replace(",", ";")), "bad_value", "errors-separator"),
+    case(errors_form(""), "bad_value", "errors-no-fields"),
+    case(errors_form(output="jsonx"), "bad_value", "errors-unknown-format"),
+    case(errors_form(more=" _CMDLINE=/bin/sh"), "bad_value", "errors-match-outside"),
+    case(errors_form(more=" --file=/var/log/journal/x.journal"), "unknown_option",
+         "errors-other-journal"),
+    case(errors_form().replace(f" --output-fields={ERRORS_FIELDS}", ""), "option_required",
+         "errors-json-without-fields"),
+]
 FIELD_ALLOWED = [
+    errors_form(), errors_form(output="json-seq"),
     "systemctl show nginx", "systemctl show -p ActiveState,SubState nginx",
     "systemctl show --property=ActiveState,SubState,NRestarts,MemoryCurrent nginx ssh",
     "systemctl show -P MainPID nginx", "systemctl status nginx",
