@@ -4,10 +4,12 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 Scope = Literal["read", "propose", "execute"]
@@ -63,6 +65,34 @@ class TokenSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     scopes: list[Scope] = ["read"]
+
+
+class WebhookSpec(BaseModel):
+    """Where a proposal's events are POSTed, in which body, which events (default: all but
+    `executing`). The URL is a secret (a chat webhook's path is its key): no message shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, repr=False)
+    format: Literal["json", "slack"] = "json"
+    events: list[Literal[tuple(EVENTS)]] | None = Field(None, min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError:
+            raise ValueError("a webhook URL is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a webhook URL must be http:// or https:// with a host")
+        if not url.isprintable() or " " in url:
+            raise ValueError("a webhook URL may not hold spaces or control characters")
+        return url
+
+    def wants(self, event: str) -> bool:
+        return event in (DEFAULT_EVENTS if self.events is None else self.events)
 
 
 class Settings(BaseSettings):
@@ -139,6 +169,23 @@ class Settings(BaseSettings):
         "http://localhost:8766", pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
         description="The approval console's public origin (scheme://host[:port], no path), as "
         "operators' browsers reach it; links in tool answers and notifications start with it")
+
+
+    # --- notifications (issue 11) ---
+    webhooks: list[WebhookSpec] = Field(
+        [], description='Webhooks, JSON: [{"url": "https://...", "format": "json"|"slack", '
+        '"events": [...]}]; docs/NOTIFICATIONS.md')
+    webhook_queue_size: int = Field(100, ge=1, le=100000, description="Events waiting per "
+                                    "webhook; when full, the oldest is dropped (and audited)")
+    webhook_timeout: float = Field(10.0, gt=0, le=300, description="Seconds each attempt may "
+                                   "take to connect, send and be answered")
+    webhook_attempts: int = Field(5, ge=1, le=20, description="Attempts per event before it "
+                                  "is given up (and audited)")
+    webhook_backoff: float = Field(1.0, gt=0, le=300, description="Seconds before the first "
+                                   "retry, doubled for each next one (at most 300); a longer "
+                                   "Retry-After from the receiver wins")
+    expiry_sweep_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between "
+                                         "the server's sweeps for proposals that expired")
 
     @field_validator("inventory", "key_services", "http_allowed_hosts", mode="before")
     @classmethod

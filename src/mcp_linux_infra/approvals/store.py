@@ -18,6 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,7 @@ class ApprovalStore:
                                    timeout=30)
         self._db.row_factory = _row
         self._lock = threading.Lock()
+        self._subscribers: list[Callable[[str, Proposal], None]] = []
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -212,7 +214,7 @@ class ApprovalStore:
                 raise RuntimeError("could not pick a free proposal id")
         self._audit(proposal_id, host, action, params, None, "pending", proposed_by or "model",
                     trace, None)
-        return self.get(proposal_id)
+        return self._publish("created", self.get(proposal_id))
 
     def transition(self, proposal_id: str, to: str, actor: str, *,
                    expect: dict[str, Any] | None = None, note: str | None = None,
@@ -248,7 +250,7 @@ class ApprovalStore:
                 raise
         self._audit(proposal_id, row["host"], row["action"], row["params"], current, to, actor,
                     trace, note)
-        return self.get(proposal_id)
+        return self._publish(to, self.get(proposal_id))
 
     def expire_due(self, now: float | None = None) -> list[str]:
         """Pending proposals older than pending_ttl, and approvals past their window,
@@ -270,6 +272,22 @@ class ApprovalStore:
                 continue  # moved by someone else meanwhile
             expired.append(row["id"])
         return expired
+
+    def subscribe(self, callback: Callable[[str, Proposal], None]) -> None:
+        """`callback(event, proposal)` after each committed change ("created", or the state
+        entered): how notifications learn of changes. It runs in the changing thread, so it
+        must only queue; its exceptions are audited, never raised to the change's caller."""
+        self._subscribers.append(callback)
+
+    def _publish(self, event: str, proposal: Proposal) -> Proposal:
+        for callback in list(self._subscribers):
+            try:
+                callback(event, proposal)
+            except Exception as exc:
+                if self.audit is not None:
+                    self.audit.error("subscriber_failed", event=event, proposal=proposal.id,
+                                     error=f"{type(exc).__name__}: {exc}")
+        return proposal
 
     def _log(self, proposal_id: str, at: float, old: str | None, new: str, actor: str,
              trace: str | None, note: str | None) -> None:

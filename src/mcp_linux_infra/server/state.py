@@ -1,5 +1,5 @@
 """What lives as long as the server: settings, hosts, pool, caches, learning and approval
-stores, audit."""
+stores, the notifier and the expiry sweep, audit."""
 
 import threading
 import time
@@ -10,6 +10,7 @@ from pathlib import Path
 from mcp_linux_infra.approvals.store import ApprovalStore, open_approvals
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
+from mcp_linux_infra.notify.notifier import Notifier
 from mcp_linux_infra.readonly.protocol import Target
 from mcp_linux_infra.server.learning import LearningStore
 from mcp_linux_infra.settings import Settings
@@ -65,6 +66,33 @@ class PolicyCache:
         return policy
 
 
+class ExpirySweep:
+    """Expires due proposals every `interval` seconds, so that "expired" is announced when
+    it happens, not when someone next looks."""
+
+    def __init__(self, store: ApprovalStore, interval: float, audit: Audit):
+        self._store = store
+        self._interval = interval
+        self._audit = audit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="expiry-sweep", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._store.expire_due()
+            except Exception as exc:  # the next sweep tries again
+                self._audit.error("expiry_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -73,20 +101,29 @@ class AppState:
     policies: PolicyCache
     learning: LearningStore
     approvals: ApprovalStore
+    notifier: Notifier
+    sweep: ExpirySweep
     audit: Audit
 
     @classmethod
     def open(cls, settings: Settings, audit: Audit | None = None) -> "AppState":
         audit = audit or Audit(settings.audit_log)
+        approvals = open_approvals(settings, audit)
+        notifier = Notifier(settings, audit)
+        approvals.subscribe(notifier.notify)
         return cls(settings=settings, hosts=HostCatalog(settings.inventory),
                    pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
                    learning=LearningStore(settings.state_dir / "learning.sqlite3"),
-                   approvals=open_approvals(settings, audit), audit=audit)
+                   approvals=approvals, notifier=notifier,
+                   sweep=ExpirySweep(approvals, settings.expiry_sweep_interval, audit),
+                   audit=audit)
 
     def resolve(self, target: str) -> list[Host]:
         return self.hosts.get().resolve(target)
 
     def close(self) -> None:
+        self.sweep.close()
+        self.notifier.close()
         self.pool.close()
         self.learning.close()
         self.approvals.close()
