@@ -11,8 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # tmux: the tests read the operator CLI's screens back from a real terminal.
+# chromium: the browser tests drive the approval console in a real headless browser.
 packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
-          tmux)
+          tmux chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
