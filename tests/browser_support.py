@@ -375,8 +375,10 @@ class Browser:
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                          start_new_session=True)
             threading.Thread(target=self._drain, name="chromium-stderr", daemon=True).start()
-            if not self._listening.wait(timeout) or not self._url:
+            if not self._listening.wait(timeout):
                 raise BrowserError(f"chromium did not listen within {timeout} s")
+            if not self._url:
+                raise BrowserError(f"chromium exited ({self.proc.wait()}) without listening")
             self.connection = Connection(self._url)
         except BaseException as exc:
             self.close()
