@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -445,6 +446,7 @@ class Browser:
                 except ProcessLookupError:
                     pass
                 self.proc.wait()
+                _wait_group_exit(self.proc.pid)
                 if self.proc.stderr:
                     self.proc.stderr.close()
             shutil.rmtree(self.profile, ignore_errors=True)
@@ -454,6 +456,35 @@ class Browser:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def group_alive(pgid: int) -> list[int]:
+    """The processes of group `pgid` that have not exited (a zombie, state Z, has)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _wait_group_exit(pgid: int, timeout: float = COMMAND_SECONDS) -> None:
+    """Wait until every process of the killed group has exited: Chromium's helpers are not
+    our children, but a pidfd of each becomes readable when it exits."""
+    deadline = time.monotonic() + timeout
+    for pid in group_alive(pgid):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise BrowserError(f"chromium process {pid} did not exit within {timeout} s")
+        finally:
+            os.close(fd)
 
 
 class AsgiServer:
