@@ -212,6 +212,7 @@ class Tab:
         width, height = VIEWPORT
         self.cmd("Emulation.setDeviceMetricsOverride", width=width, height=height,
                  deviceScaleFactor=1, mobile=False)
+        self.cmd("Emulation.setScrollbarsHidden", hidden=True)  # screenshots: the full width
 
     def _event(self, method: str, params: dict) -> None:
         if method == "Runtime.consoleAPICalled":

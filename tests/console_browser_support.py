@@ -29,6 +29,8 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.settings import Settings
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+ACTION_INFO = {"description": "Desired state: the unit is active (systemctl restart).",
+               "runs_as": "root"}
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Console:
         try:
             return store.create("web-1", "restart_service",
                                 params or {"unit": "nginx.service"}, rationale, 900,
-                                preview=preview, action_info={"approvals": approvals}).id
+                                preview=preview, action_info=ACTION_INFO,
+                                required=approvals).id
         finally:
             store.close()
 
@@ -71,6 +74,14 @@ class Console:
         store = open_approvals(self.settings, self.audit())
         try:
             return store.get(proposal_id)
+        finally:
+            store.close()
+
+    def signatures(self, proposal_id: str) -> list[str]:
+        """The signatures the console stored for the proposal, oldest first."""
+        store = open_approvals(self.settings, self.audit())
+        try:
+            return store.signatures(proposal_id)
         finally:
             store.close()
 
@@ -149,8 +160,13 @@ def login(operator: Operator, console: Console) -> None:
 
 def approve(operator: Operator, console: Console, proposal_id: str) -> str:
     """Open the proposal, press approve, return what the page then says (#status)."""
+    operator.tab.navigate(f"{console.origin}/p/{proposal_id}")
+    return again(operator)
+
+
+def again(operator: Operator) -> str:
+    """Press approve on the page as it is; what the page then says (#status)."""
     tab = operator.tab
-    tab.navigate(f"{console.origin}/p/{proposal_id}")
     tab.evaluate("document.getElementById('status').textContent = ''")
     tab.click("#approve")
     return tab.wait_for("document.getElementById('status').textContent.trim()")
