@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from browser_support import Tab, VirtualAuthenticator
 from net_support import free_port, wait_listening
 from paths_support import CLI
@@ -87,23 +88,31 @@ class Console:
 
 
 @contextmanager
-def run_console(tmp_path: Path) -> Iterator[Console]:
-    """`mcp-linux-infra console` on a free loopback port, stopped on the way out."""
+def run_console(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Console]:
+    """`mcp-linux-infra console` on a free loopback port, stopped on the way out. `env`: the
+    settings to share (an MCP server's, its state directory); by default a state directory
+    of its own under tmp_path."""
     port = free_port("localhost")
     origin = f"http://localhost:{port}"
-    state = tmp_path / "state"
+    if env is None:
+        state = tmp_path / "state"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
+        env.update({"LINUX_MCP_STATE_DIR": str(state),
+                    "LINUX_MCP_AUDIT_LOG": str(state / "audit.jsonl")})
+    env = dict(env, LINUX_MCP_CONSOLE_ORIGIN=origin)
+    state = Path(env["LINUX_MCP_STATE_DIR"])
     state.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINUX_MCP_")}
-    env.update({"LINUX_MCP_STATE_DIR": str(state),
-                "LINUX_MCP_AUDIT_LOG": str(state / "audit.jsonl"),
-                "LINUX_MCP_CONSOLE_ORIGIN": origin})
-    settings = Settings(_env_file=None, state_dir=state, audit_log=state / "audit.jsonl",
-                        console_origin=origin)
-    proc = subprocess.Popen([CLI, "console", "--bind", "127.0.0.1", "--port", str(port)],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    settings = Settings(_env_file=None, state_dir=state,
+                        audit_log=Path(env["LINUX_MCP_AUDIT_LOG"]), console_origin=origin)
+    log = tmp_path / "console.log"  # its stderr (a pipe nobody reads could fill and block it)
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen([CLI, "console", "--bind", "127.0.0.1", "--port", str(port)],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        wait_listening(proc, "127.0.0.1", port)
+        try:
+            wait_listening(proc, "127.0.0.1", port)
+        except (AssertionError, pytest.fail.Exception):
+            pytest.fail(f"the console did not start: {log.read_text()[-3000:]}")
         yield Console(origin, settings, env, tmp_path)
     finally:
         proc.terminate()
@@ -112,7 +121,6 @@ def run_console(tmp_path: Path) -> Iterator[Console]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        proc.stderr.close()
 
 
 @dataclass
