@@ -66,7 +66,7 @@ class Console:
             return store.create("web-1", "restart_service",
                                 params or {"unit": "nginx.service"}, rationale, 900,
                                 preview=preview, action_info=ACTION_INFO,
-                                required=approvals).id
+                                proposed_by="model:local", required=approvals).id
         finally:
             store.close()
 
