@@ -36,6 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Self
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -44,6 +45,16 @@ START_SECONDS = 60.0     # Chromium's start, bounded
 COMMAND_SECONDS = 60.0   # one CDP command or awaited event, bounded
 _LISTENING = "DevTools listening on "
 VIEWPORT = (1200, 800)   # CSS pixels of every tab (screenshots for the docs are this size)
+
+
+def require_browser() -> None:
+    """Skip where there is no Chromium (Ubuntu has no Debian package), fail under CI=true."""
+    if os.access(CHROMIUM, os.X_OK):
+        return
+    reason = f"{CHROMIUM} is missing (scripts/setup.sh installs Debian's chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but no browser: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 class BrowserError(Exception):

@@ -2,8 +2,6 @@
 browser context: cookies, storage, authenticators) per test. A failed test leaves its tab's
 screenshot and what the page logged in its tmp_path, to see what the browser saw."""
 
-import os
-
 import pytest
 
 
@@ -17,9 +15,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def browser():
-    from browser_support import CHROMIUM, Browser
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs chromium)")
+    from browser_support import Browser, require_browser
+    require_browser()
     with Browser() as running:
         yield running
 

@@ -4,12 +4,13 @@ reported as such, and typing reaches the page as text."""
 from __future__ import annotations
 
 import pytest
-from browser_support import Browser, BrowserError, PageError, group_alive
+from browser_support import Browser, BrowserError, PageError, group_alive, require_browser
 
 PAGE = "data:text/html;charset=utf-8,<input id=field><p id=out>ready</p>"
 
 
 def test_close_leaves_no_process_and_no_profile():
+    require_browser()
     browser = Browser().start()
     pgid, profile = browser.proc.pid, browser.profile
     browser.new_tab().navigate(PAGE)
