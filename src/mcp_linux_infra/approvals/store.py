@@ -285,7 +285,8 @@ class ApprovalStore:
                 callback(event, proposal)
             except Exception as exc:
                 if self.audit is not None:
-                    self.audit.error("subscriber_failed", event=event, proposal=proposal.id,
+                    self.audit.error("subscriber_failed", notification=event,
+                                     proposal=proposal.id,
                                      error=f"{type(exc).__name__}: {exc}")
         return proposal
 
