@@ -140,6 +140,7 @@ class ApprovalStore:
     def __init__(self, path: Path, audit: Audit | None = None,
                  pending_ttl: float = 86400.0):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = path
         self.audit = audit
         self.pending_ttl = pending_ttl
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
