@@ -54,7 +54,7 @@ def test_hostile_values_are_inert_in_the_chat_message():
     text = slack_body("approved", p, LINK, AT)["text"]
     lines = text.split("\n")
     assert len(lines) == 6  # no value started a line of its own
-    assert lines[2] == ("Rationale: &lt;!channel&gt; &lt;@U024BE7LH&gt; "
+    assert lines[2] == ("Rationale: &lt;!channel&gt; &lt;\uff20U024BE7LH&gt; "
                         "&lt;https://evil.example|click here&gt; &amp;amp; "
                         "\\x1b[31mred\\n&gt; quoted line\\u202egnp.exe\\u200b\\u2028end")
     assert lines[0].endswith(": a&amp;b on web-&lt;01&gt;")
@@ -63,12 +63,34 @@ def test_hostile_values_are_inert_in_the_chat_message():
     assert lines[4] == "Note: &lt;http://x|y&gt;"
     # the only markup in the message is the console link the server wrote itself
     assert text.count("<") == text.count(">") == 1
+    assert "@" not in text
     assert all(c.isprintable() for line in lines for c in line)
+
+
+MENTIONS = ["@channel", "@here", "@all", "@everyone", "@alice", "@oncall-team", "x@channel",
+            "(@here)", "@@channel", "<!channel>", "<!here|here>", "<!everyone>",
+            "<!subteam^S0123|oncall>", "<@U024BE7LH>", "<#C0123|general>",
+            "&lt;!channel&gt;", "＠channel"]
+
+
+@pytest.mark.parametrize("mention", MENTIONS)
+def test_no_value_can_mention_anyone(mention):
+    """Slack acts on `<!...>`, `<@...>` and `<#...>`; Mattermost on `@name` as plain text:
+    every '@' and '<' from a value is made inert, whatever the name after it."""
+    shown = mrkdwn(mention)
+    assert "@" not in shown and "<" not in shown and ">" not in shown
+    p = proposal(rationale=f"ping {mention} now", host=mention, action=mention,
+                 params={mention: mention}, note=mention, approver=mention, state="approved")
+    text = slack_body("approved", p, LINK, AT)["text"]
+    assert "@" not in text
+    assert text.count("<") == text.count(">") == 1 and f"<{LINK}|" in text
+    assert f"ping {shown} now" in text
 
 
 @pytest.mark.parametrize(("value", "shown"), [
     ("a & b", "a &amp; b"), ("<b>", "&lt;b&gt;"), ("&lt;", "&amp;lt;"),
     ("tab\there", "tab\\there"), ("\u202e", "\\u202e"), ("\x9b2A", "\\x9b2A"),
+    ("@channel", "\uff20channel"), ("ops@example.com", "ops\uff20example.com"),
 ])
 def test_mrkdwn(value, shown):
     assert mrkdwn(value) == shown

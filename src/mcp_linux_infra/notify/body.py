@@ -4,8 +4,11 @@ that Slack and Mattermost incoming webhooks both take.
 In the chat message nothing from the model, a target or the database becomes markup: every
 such value is first made visible (display.visible: control, bidi and other non-printable
 characters become escapes such as `\\n` or `\\u202e`, so a value is one line of plain
-characters) and then escaped for Slack's mrkdwn (`&`, `<`, `>`), so that `<!channel>`,
-`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on.
+characters), then escaped for Slack's mrkdwn (`&`, `<`, `>`), so that `<!channel>`,
+`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on; and every `@`
+becomes `＠` (U+FF20, FULLWIDTH COMMERCIAL AT), so that no mention in any spelling
+(`@channel`, `@here`, `@all`, `@alice`, which Mattermost acts on as plain text) pings anyone.
+Mentions are a class: no value may mention, so no list of names to keep up to date.
 """
 
 import json
@@ -17,7 +20,7 @@ from mcp_linux_infra.display import visible
 from mcp_linux_infra.notify.events import EVENTS
 
 PRODUCT = "mcp-linux-infra"
-_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # & first
+_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("@", "\uff20"))  # & first
 
 
 def mrkdwn(value: object) -> str:
