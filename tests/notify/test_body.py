@@ -21,7 +21,14 @@ def test_the_generic_json_body():
         "proposal": {"id": "p0123abcd", "host": "web-01", "action": "restart_service",
                      "params": {"unit": "nginx"}, "state": "approved",
                      "rationale": "nginx is down since 10:02", "note": "approved for 600 s",
-                     "approvals": {"have": 1, "need": 1, "by": ["alice"]}}}
+                     "reason": None, "approvals": {"have": 1, "need": 1, "by": ["alice"]}}}
+
+
+def test_a_rejection_says_why():
+    p = proposal(state="rejected", note="rejected by the operator", reason="<!here> not now")
+    assert json_body("rejected", p, LINK, AT)["proposal"]["reason"] == "<!here> not now"
+    lines = slack_body("rejected", p, LINK, AT)["text"].split("\n")
+    assert lines[4:6] == ["Note: rejected by the operator", "Reason: &lt;!here&gt; not now"]
 
 
 def test_the_chat_message():

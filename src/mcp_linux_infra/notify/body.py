@@ -54,7 +54,7 @@ def summary(proposal: Any) -> dict[str, Any]:
     return {"id": proposal.id, "host": proposal.host, "action": proposal.action,
             "params": dict(proposal.params), "state": proposal.state,
             "rationale": proposal.rationale, "note": getattr(proposal, "note", None),
-            "approvals": approvals(proposal)}
+            "reason": getattr(proposal, "reason", None), "approvals": approvals(proposal)}
 
 
 def iso(at: datetime) -> str:
@@ -78,6 +78,8 @@ def slack_body(event: str, proposal: Any, link: str, at: datetime) -> dict[str, 
              + (f" ({', '.join(mrkdwn(b) for b in count['by'])})" if count["by"] else "")]
     if p["note"]:
         lines.append(f"Note: {mrkdwn(p['note'])}")
+    if p["reason"]:
+        lines.append(f"Reason: {mrkdwn(p['reason'])}")
     lines.append(f"<{mrkdwn(link)}|Open it in the approval console> (at {iso(at)})")
     return {"text": "\n".join(lines)}
 
