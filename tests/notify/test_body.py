@@ -63,7 +63,7 @@ def test_hostile_values_are_inert_in_the_chat_message():
     assert len(lines) == 6  # no value started a line of its own
     assert lines[2] == ("Rationale: &lt;!channel&gt; &lt;\uff20U024BE7LH&gt; "
                         "&lt;https://evil.example|click here&gt; &amp;amp; "
-                        "\\x1b[31mred\\n&gt; quoted line\\u202egnp.exe\\u200b\\u2028end")
+                        "\\x1b\uff3b31mred\\n&gt; quoted line\\u202egnp.exe\\u200b\\u2028end")
     assert lines[0].endswith(": a&amp;b on web-&lt;01&gt;")
     assert lines[1] == "Params: unit&lt;=nginx&gt;\\n&lt;!here&gt;"
     assert lines[3] == "Approvals: 1 of 1 (&lt;!everyone&gt;)"
@@ -78,6 +78,22 @@ MENTIONS = ["@channel", "@here", "@all", "@everyone", "@alice", "@oncall-team", 
             "(@here)", "@@channel", "<!channel>", "<!here|here>", "<!everyone>",
             "<!subteam^S0123|oncall>", "<@U024BE7LH>", "<#C0123|general>",
             "&lt;!channel&gt;", "＠channel"]
+
+
+LINKS = ["[Open it in the approval console](https://evil.example/p/p1)",
+         "![](https://evil.example/pixel.png)", "[x][1]", "<https://evil.example|click>",
+         "<mailto:a@b.example|mail>"]
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_no_value_can_link_or_embed(link):
+    """Slack links with `<url|text>`; Mattermost's markdown with `[text](url)` and shows
+    `![](url)` as an image it fetches: no value can make either."""
+    p = proposal(rationale=link, params={"unit": link}, note=link)
+    text = slack_body("created", p, LINK, AT)["text"]
+    assert text.count("[") == 1 and text.startswith("[mcp-linux-infra] ")  # ours
+    assert "@" not in text
+    assert text.count("<") == text.count(">") == 1 and f"<{LINK}|" in text
 
 
 @pytest.mark.parametrize("mention", MENTIONS)
@@ -98,6 +114,7 @@ def test_no_value_can_mention_anyone(mention):
     ("a & b", "a &amp; b"), ("<b>", "&lt;b&gt;"), ("&lt;", "&amp;lt;"),
     ("tab\there", "tab\\there"), ("\u202e", "\\u202e"), ("\x9b2A", "\\x9b2A"),
     ("@channel", "\uff20channel"), ("ops@example.com", "ops\uff20example.com"),
+    ("[a](b)", "\uff3ba](b)"),
 ])
 def test_mrkdwn(value, shown):
     assert mrkdwn(value) == shown

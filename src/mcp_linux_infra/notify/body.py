@@ -5,10 +5,12 @@ In the chat message nothing from the model, a target or the database becomes mar
 such value is first made visible (display.visible: control, bidi and other non-printable
 characters become escapes such as `\\n` or `\\u202e`, so a value is one line of plain
 characters), then escaped for Slack's mrkdwn (`&`, `<`, `>`), so that `<!channel>`,
-`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on; and every `@`
-becomes `＠` (U+FF20, FULLWIDTH COMMERCIAL AT), so that no mention in any spelling
-(`@channel`, `@here`, `@all`, `@alice`, which Mattermost acts on as plain text) pings anyone.
-Mentions are a class: no value may mention, so no list of names to keep up to date.
+`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on. Two characters
+act in Mattermost's markdown even as plain text, and become their visible fullwidth forms:
+every `@` becomes `＠` (U+FF20), so that no mention in any spelling (`@channel`, `@here`,
+`@all`, `@alice`) pings anyone, and every `[` becomes `［` (U+FF3B), so that no
+`[text](url)` link or `![](url)` image is made. Classes of characters, not lists of names:
+no value may mention or link, so there is nothing to keep up to date.
 """
 
 import json
@@ -20,7 +22,8 @@ from mcp_linux_infra.display import visible
 from mcp_linux_infra.notify.events import EVENTS
 
 PRODUCT = "mcp-linux-infra"
-_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("@", "\uff20"))  # & first
+_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"),  # & first
+           ("@", "\uff20"), ("[", "\uff3b"))
 
 
 def mrkdwn(value: object) -> str:
