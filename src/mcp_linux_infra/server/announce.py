@@ -77,6 +77,9 @@ class Announcer:
 
     def _claim(self) -> list[tuple]:
         """The next rows after the shared cursor, the cursor moved past them: ours alone."""
+        if not self._db.execute("SELECT 1 FROM transitions WHERE seq > "
+                                "(SELECT seq FROM notify_cursor) LIMIT 1").fetchall():
+            return []  # idle: no write lock taken, so an idle server never holds up the CLI
         self._db.execute("BEGIN IMMEDIATE")
         try:
             [(cursor,)] = self._db.execute("SELECT seq FROM notify_cursor").fetchall()
