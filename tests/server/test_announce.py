@@ -104,16 +104,13 @@ def test_two_servers_announce_each_transition_once(world, servers, receiver):
         if i % 3 == 0:
             store.transition(p.id, "rejected", "operator:alice", reason="no")
             made.append(("rejected", p.id, "rejected"))
-    # the sentinel: announced after everything before it, by whichever server claims it
-    last = propose(one.approvals, "/tmp/last")
-    made.append(("created", last.id, "pending"))
     got = events(receiver, len(made))
     one.close()
     two.close()
     assert len(receiver.requests) == len(made)
+    # each once; not in order: two events of one proposal taken by the two servers go out
+    # through two queues (docs/NOTIFICATIONS.md)
     assert sorted(got) == sorted(made)
-    for pid in {m[1] for m in made}:  # each proposal's events in the order they happened
-        assert [e for e in got if e[1] == pid] == [m for m in made if m[1] == pid]
 
 
 def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, servers,
