@@ -1,4 +1,4 @@
-"""The approval store's subscriber: each event becomes one body per format, queued for each
+"""Where the server's announcer hands each event: one body per format, queued for each
 webhook that wants the event. Nothing here waits on a network (delivery.py does, in its
 workers)."""
 
@@ -22,7 +22,7 @@ class Notifier:
                          for i, spec in enumerate(settings.webhooks)]
 
     def notify(self, event: str, proposal: Any) -> None:
-        """`ApprovalStore.subscribe`'s callback: queue the event, return at once."""
+        """The announcer's callback: queue the event, return at once."""
         if event not in EVENTS:
             self._log.write("warning", "webhook_unknown_event", notification=event,
                             proposal=getattr(proposal, "id", None))
