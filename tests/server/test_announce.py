@@ -6,6 +6,7 @@ another process's change is found soon, but every assertion is on what arrived).
 
 import subprocess
 import threading
+from datetime import datetime, timezone
 
 import pytest
 from approval_support import make_action_estate
@@ -14,6 +15,7 @@ from pra_support import HOST
 from webhook_support import AuditLines, Receiver
 
 from mcp_linux_infra.approvals.store import ApprovalStore
+from mcp_linux_infra.notify.body import iso
 from mcp_linux_infra.notify.events import EVENTS
 from mcp_linux_infra.server.announce import Announcer
 from mcp_linux_infra.server.state import AppState
@@ -125,13 +127,18 @@ def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, serve
     assert events(receiver, 2) == [("created", during.id, "pending"),
                                    ("rejected", during.id, "rejected")]
     assert before.id not in repr(receiver.requests)
+    store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
+    happened = [iso(datetime.fromtimestamp(t["at"], timezone.utc))
+                for t in store.transitions(during.id)]
+    store.close()
+    assert [r["body"]["at"] for r in receiver.requests] == happened  # when, not when told
 
 
 def test_a_transition_older_than_a_proposal_lifetime_is_skipped_and_counted(world, receiver,
                                                                            lines):
     store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
     seen = []
-    announcer = Announcer(store, lambda e, p: seen.append((e, p.id)), lines.audit(), POLL,
+    announcer = Announcer(store, lambda e, p, at: seen.append((e, p.id)), lines.audit(), POLL,
                           horizon=3600, clock=lambda: 10.0 ** 10)  # far in the future
     try:
         propose(store, "/tmp/old")
@@ -152,7 +159,7 @@ def test_a_failing_notify_is_audited_and_the_rest_still_announced(world, lines):
     seen = []
     done = threading.Condition()
 
-    def notify(event, proposal):
+    def notify(event, proposal, at):
         if proposal.params["file"] == "/tmp/bad":
             raise RuntimeError("broken body")
         with done:

@@ -43,8 +43,9 @@ def event_of(from_state: str | None, to_state: str) -> str:
 
 
 class Announcer:
-    """Hands each new transitions row to `notify(event, proposal)`, in seq order, once across
-    every server sharing the database. `notify` must only queue (Notifier.notify does)."""
+    """Hands each new transitions row to `notify(event, proposal, at)`, in seq order, once
+    across every server sharing the database. `notify` must only queue (Notifier.notify
+    does)."""
 
     def __init__(self, store: ApprovalStore, notify: Callable[[str, Proposal], None], audit: Audit, interval: float,
                  horizon: float, clock: Callable[[], float] = time.time):
@@ -105,7 +106,7 @@ class Announcer:
                 continue
             try:
                 self._notify(event_of(from_state, to_state),
-                             self._as_of(self._store.get(proposal_id), to_state, note))
+                             self._as_of(self._store.get(proposal_id), to_state, note), at)
             except Exception as exc:  # claimed: announce the rest, say what was lost
                 self._audit.error("announce_failed", seq=seq, proposal=proposal_id,
                                   error=f"{type(exc).__name__}: {exc}")
