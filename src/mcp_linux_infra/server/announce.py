@@ -4,7 +4,7 @@ rejecting or expiring, in its own process) is announced like the server's own, a
 transition is announced once, not once per server: every server on the same state
 directory claims the rows it announces by moving one shared cursor, in one transaction.
 
-The store's in-process callback (`ApprovalStore.subscribe`) only wakes the follower, so the
+The store's in-process callback (`ApprovalStore.subscribe`) only wakes the announcer, so the
 server's own changes go out at once; others' within `webhook_poll_interval`. A row found
 older than the proposal lifetime (a server that was down long, webhooks configured only
 now) is not announced: one audit line counts them. Rows not yet claimed when the server
@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from mcp_linux_infra.approvals.store import ApprovalStore, Proposal
 from mcp_linux_infra.audit import Audit
@@ -47,8 +46,9 @@ class Announcer:
     across every server sharing the database. `notify` must only queue (Notifier.notify
     does)."""
 
-    def __init__(self, store: ApprovalStore, notify: Callable[[str, Proposal], None], audit: Audit, interval: float,
-                 horizon: float, clock: Callable[[], float] = time.time):
+    def __init__(self, store: ApprovalStore, notify: Callable[[str, Proposal, float], None],
+                 audit: Audit, interval: float, horizon: float,
+                 clock: Callable[[], float] = time.time):
         self._store = store
         self._notify = notify
         self._audit = audit
@@ -71,7 +71,7 @@ class Announcer:
             if self._stop.is_set():
                 return
             try:
-                while self._claim_and_announce():
+                while not self._stop.is_set() and self._claim_and_announce():
                     pass
             except Exception as exc:  # the next round tries again: nothing was claimed
                 self._audit.error("announce_failed", error=f"{type(exc).__name__}: {exc}")
@@ -116,7 +116,7 @@ class Announcer:
         return bool(rows)
 
     @staticmethod
-    def _as_of(proposal: Proposal, state: str, note: str | None) -> Any:
+    def _as_of(proposal: Proposal, state: str, note: str | None) -> Proposal:
         """The proposal as now, with the state and note of the transition announced (it may
         have moved on since)."""
         return replace(proposal, state=state, note=note)
