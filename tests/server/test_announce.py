@@ -6,7 +6,7 @@ another process's change is found soon, but every assertion is on what arrived).
 
 import subprocess
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from approval_support import make_action_estate
@@ -128,7 +128,7 @@ def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, serve
                                    ("rejected", during.id, "rejected")]
     assert before.id not in repr(receiver.requests)
     store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
-    happened = [iso(datetime.fromtimestamp(t["at"], timezone.utc))
+    happened = [iso(datetime.fromtimestamp(t["at"], UTC))
                 for t in store.transitions(during.id)]
     store.close()
     assert [r["body"]["at"] for r in receiver.requests] == happened  # when, not when told
