@@ -4,6 +4,7 @@ the operator CLI in its own process, or anyone while no server ran. Against a re
 receiver; the tests wait on its requests, nothing sleeps (the poll interval is short so that
 another process's change is found soon, but every assertion is on what arrived)."""
 
+import sqlite3
 import subprocess
 import threading
 from datetime import UTC, datetime
@@ -92,8 +93,18 @@ def test_changes_made_by_the_operator_cli_reach_the_servers_webhooks(world, serv
     approved = receiver.requests[2]["body"]
     assert approved["proposal"]["approvals"] == {"have": 1, "need": 1, "by": ["alice"]}
     assert approved["link"] == f"https://console.example/p/{first.id}"
+    assert receiver.requests[3]["body"]["proposal"]["reason"] == "b is not needed"
+    # the CLI expires what is due whenever it opens the store: announced by the server too
+    third = propose(state.approvals, root.file("c"))
+    db = sqlite3.connect(world.settings.state_dir / "approvals.sqlite3", isolation_level=None)
+    db.execute("UPDATE proposals SET created_at = created_at - 2 * 86400 WHERE id = ?",
+               (third.id,))
+    db.close()
+    cli(world, "list")
+    assert events(receiver, 6)[4:] == [("created", third.id, "pending"),
+                                       ("expired", third.id, "expired")]
     state.close()  # what was queued went out before close returned
-    assert len(receiver.requests) == 4
+    assert len(receiver.requests) == 6
 
 
 def test_two_servers_announce_each_transition_once(world, servers, receiver):
