@@ -19,7 +19,9 @@ CLIENT = "mcp_linux_infra"
 
 # room: the rooms its modules may import (a room may always import itself)
 ALLOWED = {
-    "entry": {"base", "ssh", "readonly", "approvals", "server", "lab"},
+    "entry": {"base", "ssh", "readonly", "approvals", "server", "lab", "operators", "console"},
+    "console": {"base", "approvals", "operators"},
+    "operators": {"base", "approvals"},
     "server/tools": {"base", "ssh", "readonly", "approvals", "server"},
     "server": {"base", "ssh", "readonly", "approvals"},
     "approvals": {"base", "ssh", "readonly"},
@@ -41,7 +43,7 @@ def room(module: str) -> str:
         return "entry"
     if parts[:2] == ["server", "tools"]:
         return "server/tools"
-    if parts[0] in ("server", "readonly", "approvals", "ssh", "lab"):
+    if parts[0] in ("server", "readonly", "approvals", "ssh", "lab", "operators", "console"):
         return parts[0]
     return "base"
 

@@ -15,6 +15,9 @@ from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 Scope = Literal["read", "propose", "execute"]
 _TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+# An operator's principal in the targets' allowed_signers: the target's own pattern
+# (system/lib/mcp_infra_target/actions/approval.py), no wildcard, never read as an option.
+PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
@@ -157,7 +160,7 @@ class Settings(BaseSettings):
     operator_key: Path | None = Field(
         None, description="The operator's signing key, used by `approvals approve` only, never "
         "by the server (default: KEYS_DIR/operator.key; a .pub path signs through ssh-agent)")
-    approver: str = Field("operator", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$",
+    approver: str = Field("operator", pattern=PRINCIPAL_PATTERN,
                           description="The operator's principal in the targets' allowed_signers")
     approval_ttl: str = Field("15m", description="Default lifetime of an approval (900s, 15m, "
                               "1h); capped at the host's max_window_seconds")
@@ -169,6 +172,25 @@ class Settings(BaseSettings):
         "http://localhost:8766", pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
         description="The approval console's public origin (scheme://host[:port], no path), as "
         "operators' browsers reach it; links in tool answers and notifications start with it")
+    console_bind: str = Field("127.0.0.1", description="Bind address of `mcp-linux-infra "
+                              "console`; a non-loopback address needs TLS (or a proxy)")
+    console_port: int = Field(8766, ge=1, le=65535, description="Port of the console")
+    console_rp_id: str | None = Field(
+        None, description="The WebAuthn RP ID: operators' passkey key lines are bound to it "
+        "(default: CONSOLE_ORIGIN's host)")
+    console_tls_cert: Path | None = Field(None, description="PEM certificate (chain) the "
+                                          "console serves HTTPS with")
+    console_tls_key: Path | None = Field(None, description="PEM private key of the certificate")
+    console_allow_plaintext: bool = Field(
+        False, description="Allow a non-loopback bind without TLS (a TLS-terminating proxy "
+        "in front, on a trusted network)")
+    console_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [], description="IP addresses of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the console believes, comma-separated")
+    console_session_seconds: int = Field(43200, ge=60, le=30 * 86400,
+                                         description="Lifetime of a console login")
+    console_enroll_seconds: int = Field(86400, ge=60, le=30 * 86400,
+                                        description="Lifetime of an enrollment link")
 
 
     # --- notifications (issue 11) ---
@@ -187,7 +209,8 @@ class Settings(BaseSettings):
     expiry_sweep_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between "
                                          "the server's sweeps for proposals that expired")
 
-    @field_validator("inventory", "key_services", "http_allowed_hosts", mode="before")
+    @field_validator("inventory", "key_services", "http_allowed_hosts",
+                     "console_trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -200,6 +223,21 @@ class Settings(BaseSettings):
         for name in names:
             split_allowed_host(name)
         return names
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            if not _is_ip(address):
+                raise ValueError(f"{address!r}: a trusted proxy is an IP address")
+        return addresses
+
+    @field_validator("console_rp_id")
+    @classmethod
+    def _rp_id(cls, value: str | None) -> str | None:
+        if value is not None and (_is_ip(value) or not _HOSTNAME.fullmatch(value)):
+            raise ValueError(f"{value!r}: the RP ID is a host name (never an IP address)")
+        return value
 
     @field_validator("approval_ttl")
     @classmethod
@@ -215,4 +253,8 @@ class Settings(BaseSettings):
             self.pra_key = self.keys_dir / "pra-exec.key"
         if self.operator_key is None:
             self.operator_key = self.keys_dir / "operator.key"
+        if self.console_rp_id is None:
+            self.console_rp_id = urlsplit(self.console_origin).hostname
+        if (self.console_tls_cert is None) != (self.console_tls_key is None):
+            raise ValueError("CONSOLE_TLS_CERT and CONSOLE_TLS_KEY go together")
         return self
