@@ -17,7 +17,7 @@ import pytest
 from paths_support import CLI
 from pra_support import HOST, NAMESPACE
 
-from operators_support import registry
+from mcp_linux_infra.operators.registry import Registry
 
 
 def propose(estate, max_window=3600):
@@ -49,7 +49,7 @@ def verifies(estate, proposal, public_key: str, principal: str, index: int = 0) 
 
 def enroll(estate, name: str, key: Path) -> None:
     """Register `key` (its .pub) as operator `name`, as `operators add` does."""
-    operators = registry(estate.settings.state_dir / "approvals.sqlite3")
+    operators = Registry(estate.settings.state_dir / "approvals.sqlite3")
     operators.add(name, Path(f"{key}.pub").read_text())
     operators.close()
 
@@ -308,6 +308,6 @@ def test_a_second_operator_adds_the_second_approval(action_estate, keys):
 def test_signing_as_someone_else_is_refused_before_signing(action_estate, args, said):
     p = propose(action_estate)
     done = cli(action_estate, "approve", p.id, "--yes", *args)
-    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert done.returncode == 2 and said in " ".join(done.stderr.split()), done.stderr
     assert "Traceback" not in done.stderr
     assert action_estate.store.get(p.id).approvals == []

@@ -49,9 +49,9 @@ def lines():
 @pytest.fixture
 def operators(tmp_path, keys):
     """The operators registry of the store's file, with alice and bob (ed25519 keys)."""
-    from operators_support import registry
+    from mcp_linux_infra.operators.registry import Registry
 
-    reg = registry(tmp_path / "approvals.sqlite3")
+    reg = Registry(tmp_path / "approvals.sqlite3")
     reg.add("alice", keys.public("alice"))
     reg.add("bob", keys.public("bob"))
     return reg
@@ -209,7 +209,7 @@ def test_a_document_is_replaced_only_when_its_window_closed_dropping_its_approva
         "nonce"]
     dropped = [t for t in store.history(p.id) if t["event"] == "approvals_dropped"]
     assert len(dropped) == 1 and "dropped the approvals of alice" in dropped[0]["note"]
-    assert [r for r in lines.records if r["event"] == "approvals_dropped"][0]["proposal"] == p.id
+    assert next(r for r in lines.records if r["event"] == "approvals_dropped")["proposal"] == p.id
     # an approval of the old document does not count for the new one
     stale = keys.sign(old.encode(), "bob")
     refused("bad_signature", store.add_approval, p.id, "bob", stale, "cli")
@@ -354,6 +354,14 @@ def test_no_signature_in_a_proposal_or_its_public_view(store, keys):
     assert "BEGIN SSH SIGNATURE" not in json.dumps(view) + repr(p)
     assert view["approvals_count"] == "1 of 1 approvals" and "document_text" not in view
     assert store.signatures(p.id)[0].startswith("-----BEGIN SSH SIGNATURE-----")
+
+
+def test_a_store_without_the_registry_takes_no_approval(tmp_path, keys):
+    s = ApprovalStore(tmp_path / "approvals.sqlite3")
+    p = s.prepare_document(propose(s).id, 600)
+    error = refused("unknown_operator", s.add_approval, p.id, "alice", sign(keys, p), "cli")
+    assert "'alice' is not a registered operator" in error.text
+    s.close()
 
 
 def test_the_file_is_wal_and_survives_reopening(tmp_path):

@@ -29,6 +29,7 @@ from mcp_linux_infra.approvals.executor import (
 )
 from mcp_linux_infra.approvals.store import STATES, open_approvals
 from mcp_linux_infra.inventory import load_inventory
+from mcp_linux_infra.operators.registry import Registry
 from mcp_linux_infra.ssh.pool import Pool
 
 SLOW = {"slow_touch": {
@@ -43,7 +44,8 @@ class World:
         self.estate = estate
         self.root = estate.root
         self.settings = estate.settings
-        self.store = open_approvals(self.settings, estate.audit())
+        self.operators = Registry(self.settings.state_dir / "approvals.sqlite3")
+        self.store = open_approvals(self.settings, estate.audit(), self.operators)
         self.pool = Pool(self.settings)
         self.host = load_inventory(self.settings.inventory).hosts[HOST]
         self.executor = Executor(self.store, self.pool, "model:test", answer_floor=20)
@@ -73,6 +75,7 @@ class World:
     def close(self):
         self.pool.close()
         self.store.close()
+        self.operators.close()
 
 
 @pytest.fixture
@@ -98,8 +101,9 @@ def test_an_approved_proposal_runs_once(world):
     with pytest.raises(NotExecutable, match="already executed: succeeded.*works once"):
         world.execute(p.id)
     assert [r["outcome"] for r in world.attempts(p.nonce)] == ["changed"]
-    assert [t["to_state"] for t in world.store.transitions(p.id)] == [
-        "pending", "approved", "executing", "succeeded"]
+    assert [(t["event"], t["to_state"]) for t in world.store.history(p.id)] == [
+        ("created", "pending"), ("document_prepared", "pending"), ("approval_added", "pending"),
+        ("approved", "approved"), ("executing", "executing"), ("succeeded", "succeeded")]
 
 
 def test_already_satisfied_is_its_own_outcome(world):
@@ -297,15 +301,13 @@ def test_the_target_refuses_fewer_operators_than_its_rule_now_asks(world):
 def test_two_server_operators_that_are_one_principal_on_the_target(world, tmp_path):
     """The registry knows dave; the target's allowed_signers lists dave's key as alice's:
     the target learns principals from its own file and refuses the duplicate."""
-    from operators_support import registry
 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "dave")],
                    check=True)
     dave = " ".join((tmp_path / "dave.pub").read_text().split()[:2])
     signers = world.root.path / "etc/mcp-infra/allowed_signers"
     signers.write_text(signers.read_text() + f"alice {dave}\n")
-    reg = registry(world.settings.state_dir / "approvals.sqlite3")
-    reg.add("dave", dave)
+    world.operators.add("dave", dave)
     p = world.propose(required=2)
     p = world.approve(p, "alice")
     p = approve(world.store, p.id, 600, "dave", tmp_path / "dave")

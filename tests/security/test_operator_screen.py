@@ -13,7 +13,7 @@ from paths_support import CLI
 from pra_support import HOST, NAMESPACE
 from terminal_support import Terminal, sgr_attributes
 
-from operators_support import registry
+from mcp_linux_infra.operators.registry import Registry
 
 SPOOF_WORDS = ("lab-01", "harmless", "evil.example", "pwned", "nginx")
 SIGNED_HEADER = "You sign this approval document:"
@@ -179,7 +179,7 @@ def test_yes_on_the_terminal_signs_exactly_the_document_shown(action_estate, ter
                           capture_output=True, text=True, timeout=120, check=False)
     assert made.returncode == 0, made.stderr
     key = keydir / "operator.key"
-    operators = registry(action_estate.settings.state_dir / "approvals.sqlite3")
+    operators = Registry(action_estate.settings.state_dir / "approvals.sqlite3")
     operators.add("olivia", (keydir / "operator.key.pub").read_text())
     operators.close()
     terminal.env["LINUX_MCP_OPERATOR_KEY"] = str(key)

@@ -18,6 +18,7 @@ import io
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,19 +30,26 @@ from rich.table import Table
 from rich.text import Text
 
 from mcp_linux_infra import display
-from mcp_linux_infra.approvals.store import STATES, ApprovalStore, Proposal, open_approvals
+from mcp_linux_infra.approvals.store import (
+    STATES,
+    ApprovalStore,
+    Operators,
+    Proposal,
+    open_approvals,
+)
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.display import line, lines, plain
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.settings import Settings, parse_ttl
+from mcp_linux_infra.settings import PRINCIPAL_PATTERN, Settings, parse_ttl
 
+OpenOperators = Callable[[Settings, Audit], Operators]
 console = display.console(stderr=True)
 out = display.console()
 STATE_STYLE = {"pending": "yellow", "approved": "cyan", "executing": "magenta",
                "succeeded": "green", "already-satisfied": "green", "failed": "red",
                "rejected": "dim", "expired": "dim"}
 SIGNED_HEADER = "You sign this approval document:"
-PRINCIPAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}\Z")
+PRINCIPAL = re.compile(PRINCIPAL_PATTERN.removesuffix("$") + r"\Z")
 _BARE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+,%")
 
 
@@ -66,9 +74,12 @@ def _state(state: str) -> Text:
     return plain(state, STATE_STYLE.get(state, "white"))
 
 
-def _store(settings: Settings) -> ApprovalStore:
-    """The server's store, with audit records to the same file (not echoed here)."""
-    store = open_approvals(settings, Audit(settings.audit_log, io.StringIO()))
+def _store(settings: Settings, open_operators: OpenOperators | None = None) -> ApprovalStore:
+    """The server's store, with audit records to the same file (not echoed here), and the
+    operators registry where approvals are added."""
+    audit = Audit(settings.audit_log, io.StringIO())
+    operators = None if open_operators is None else open_operators(settings, audit)
+    store = open_approvals(settings, audit, operators)
     store.expire_due()
     return store
 
@@ -193,7 +204,7 @@ def _confirm(question: Text, yes: bool) -> bool:
 def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.approvals.decide import check_signer, draft, sign_draft
 
-    store = _store(settings)
+    store = _store(settings, args.open_operators)
     principal = args.principal or settings.approver
     key = args.key or settings.operator_key
     p = store.get(args.id)
@@ -275,7 +286,9 @@ def _ttl(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, open_operators: OpenOperators) -> None:
+    """`open_operators(settings, audit)`: the operators registry (a room above this one,
+    handed in by the entry point)."""
     approvals = sub.add_parser("approvals", help="proposals: list, show, approve (sign), reject"
                                ).add_subparsers(dest="action", required=True)
     listing = approvals.add_parser("list", help="proposals, newest first")
@@ -302,7 +315,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          help="execute it right away from here")
     approve.add_argument("--yes", action="store_true",
                          help="do not ask (needed when stdin is not a terminal)")
-    approve.set_defaults(func=approve_cmd)
+    approve.set_defaults(func=approve_cmd, open_operators=open_operators)
     reject = approvals.add_parser("reject", help="refuse a pending (or unused approved) one")
     reject.add_argument("id")
     reject.add_argument("--as", dest="principal", type=_principal, metavar="NAME",

@@ -99,8 +99,8 @@ def _not_executable(proposal: Proposal) -> NotExecutable:
     approve = f"mcp-linux-infra approvals approve {p.id}"
     messages = {
         "pending": (f"proposal {p.id} is not approved yet ({_who(p)})",
-                    f"{p.required - len(p.approvals)} more operator(s) must approve it: "
-                    f"{approve} --as NAME, or in the approval console"),
+                    (f"{p.required - len(p.approvals)} more operator(s) must approve it: "
+                     f"{approve} --as NAME, or in the approval console")),
         "rejected": (f"proposal {p.id} was rejected: {p.reason or 'no reason given'}",
                      "propose something else, with the operator's reason in mind"),
         "expired": (f"proposal {p.id} expired ({p.note or 'its time ran out'})",

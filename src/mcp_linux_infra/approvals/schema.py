@@ -15,10 +15,8 @@ import json
 import sqlite3
 from typing import Any
 
-from mcp_infra_target.actions import sshsig
-from mcp_infra_target.core.refusal import Refusal
-
 from mcp_linux_infra.approvals.document import build_v1, canonical
+from mcp_linux_infra.approvals.verify import key_type
 
 VERSION = 2
 
@@ -106,13 +104,6 @@ def _rows(db: sqlite3.Cursor, query: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in db.fetchall()]
 
 
-def _key_type(signature: str) -> str:
-    try:
-        return sshsig.decode(signature).key_type
-    except Refusal:
-        return "unknown"
-
-
 def _migrate_1(db: sqlite3.Cursor) -> None:
     """Schema 1 -> 2 inside the caller's transaction (the old tables are renamed, copied
     into the new ones, then dropped; foreign keys are checked before the commit)."""
@@ -133,7 +124,7 @@ def _migrate_1(db: sqlite3.Cursor) -> None:
         db.execute("INSERT INTO approvals (proposal, principal, method, key_type, signature, "
                    "at) VALUES (?, ?, 'cli', ?, ?, (SELECT COALESCE(MIN(at), ?) FROM "
                    "transitions WHERE proposal = ? AND to_state = 'approved'))",
-                   (row["id"], row["approver"], _key_type(row["signature"]),
+                   (row["id"], row["approver"], key_type(row["signature"]),
                     row["signature"], row["updated_at"], row["id"]))
     db.execute("INSERT INTO history (seq, proposal, at, event, from_state, to_state, actor, "
                "trace, note) SELECT seq, proposal, at, CASE WHEN from_state IS NULL THEN "

@@ -54,18 +54,19 @@ __all__ = ["ApprovalRefused", "ApprovalStore", "Proposal", "StateConflict", "Unk
            "open_approvals"]
 
 
+class Operators(Protocol):
+    """What the store asks of the operators registry: `get(name)` -> an operator with
+    `public_key` ("TYPE BASE64") and `revoked_at`, or a UserError for an unknown name."""
+
+    def get(self, name: str) -> Any: ...
+
+
 class UnknownProposal(UserError):
     pass
 
 
 class StateConflict(UserError):
     """The proposal is not in a state that allows the change (or changed meanwhile)."""
-
-
-class Operators(Protocol):
-    """What the store needs of the operators registry (mcp_linux_infra.operators)."""
-
-    def get(self, name: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,9 @@ def _window_closed(not_after: int | None, now: float) -> bool:
 class ApprovalStore:
     def __init__(self, path: Path, audit: Audit | None = None,
                  pending_ttl: float = 86400.0, operators: Operators | None = None):
+        """`operators`: the operators registry (mcp_linux_infra.operators, a room above this
+        one, so it is handed in by whoever adds approvals: the CLI's entry point, the
+        console); without it, add_approval refuses every principal as unknown."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.audit = audit
         self.pending_ttl = pending_ttl
@@ -142,10 +146,6 @@ class ApprovalStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             schema.ensure(self._db)
-        self._own_operators = operators is None
-        if operators is None:  # the registry of the same file
-            from mcp_linux_infra.operators.registry import Registry
-            operators = Registry(path, audit)
         self.operators = operators
 
     # -- reading --------------------------------------------------------------------------
@@ -366,8 +366,10 @@ class ApprovalStore:
         """The registered key line of a current operator; ApprovalRefused(unknown_operator
         | operator_revoked) otherwise."""
         try:
+            if self.operators is None:
+                raise UserError("this store was opened without the operators registry")
             operator = self.operators.get(principal)
-        except UserError:  # the registry's refusal: unknown_operator, bad_name
+        except UserError:  # the registry's refusal (RegistryRefused: unknown_operator)
             raise ApprovalRefused("unknown_operator", f"{principal!r} is not a registered "
                                   "operator", hint="mcp-linux-infra operators list") from None
         if operator.revoked_at is not None:
@@ -426,7 +428,7 @@ class ApprovalStore:
         for callback in list(self._subscribers):
             try:
                 callback(event, proposal)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a subscriber never fails a change
                 if self.audit is not None:
                     self.audit.error("subscriber_failed", proposal_event=event,
                                      proposal=proposal.id, error=f"{type(exc).__name__}: {exc}")
@@ -455,12 +457,11 @@ class ApprovalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        if self._own_operators:
-            self.operators.close()
 
 
-def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
+def open_approvals(settings: Settings, audit: Audit,
+                   operators: Operators | None = None) -> ApprovalStore:
     """The one approval store of this state directory (the server's, the CLI's and the
-    console's), with the operators registry of the same file."""
+    console's); `operators`: the registry of the same file, where approvals are added."""
     return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
-                         pending_ttl=settings.proposal_ttl)
+                         pending_ttl=settings.proposal_ttl, operators=operators)

@@ -35,6 +35,14 @@ def _bad(text: str) -> ApprovalRefused:
     return ApprovalRefused("bad_signature", text)
 
 
+def key_type(armored: str) -> str:
+    """The key type an armored signature names ("unknown" if it is not one)."""
+    try:
+        return sshsig.decode(armored).key_type
+    except Refusal:
+        return "unknown"
+
+
 def verify(document: str, armored: str, principal: str, key_line: str) -> sshsig.Signature:
     """The decoded signature if `armored` is `principal`'s signature, with the registered
     `key_line` ("TYPE BASE64 [comment]"), over exactly `document` (UTF-8)."""

@@ -117,11 +117,10 @@ def propose_pra_action(
         "Why: the evidence from your diagnosis, for the human who approves; "
         f"{FREE_TEXT_RULE} (anything else is refused, with the reason)"))],
 ) -> CallToolResult:
-    """Propose a remediation action for operators to approve. It is checked against the
+    """Propose a remediation action for a human to approve. It is checked against the
     host's own catalog and, where a read-only equivalent of the action's check exists,
-    previewed through the read-only tier. Nothing runs now: the answer is a proposal id,
-    how many distinct operators must approve it (the host's rule), the approval console's
-    link to give the user, and the next step. No tool can approve it."""
+    previewed through the read-only tier. Nothing runs now: the answer is a proposal id
+    and the operator's next step. No tool can approve it."""
     _require_scope("propose")
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
@@ -144,9 +143,8 @@ def propose_pra_action(
 
 @tool(LOCAL_ONLY)
 def get_proposal(call: Call, proposal_id: ProposalId) -> CallToolResult:
-    """One proposal: its state, params, rationale, preview, approvals so far ("1 of 2
-    approvals", who), approval window, the target's full result once executed, every change
-    so far, and the approval console's link."""
+    """One proposal: its state, params, rationale, preview, approval window, the
+    target's full result once executed, and every change of state so far."""
     call.state.approvals.expire_due()
     p = call.state.approvals.get(proposal_id)
     data = p.public()
@@ -171,11 +169,10 @@ def list_proposals(call: Call, state: State | None = None,
 
 @tool(EXECUTES)
 def execute_pra_action(call: Call, proposal_id: ProposalId) -> CallToolResult:
-    """Execute an APPROVED proposal inside its approval window: the operators' signed
-    approvals go to the host, which verifies each one, counts distinct operators and runs
-    check -> run -> verify. An approval works once. Refused while approvals are missing
-    ("1 of 2 approvals"), after a rejection, after expiry, once executed, and by the host if
-    anything differs from what the operators signed."""
+    """Execute an APPROVED proposal inside its approval window: the operator's signed
+    approval goes to the host, which verifies it and runs check -> run -> verify. An
+    approval works once. Refused while pending, after a rejection, after expiry, once
+    executed, and by the host if anything differs from what the operator signed."""
     _require_scope("execute")
     p = call.state.approvals.get(proposal_id)
     executor = Executor(call.state.approvals, call.state.pool, _actor(call),
