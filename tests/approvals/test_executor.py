@@ -260,11 +260,13 @@ def test_kill_9_at_each_point_then_reconcile_runs_it_exactly_once(world, point):
 
 
 # -- two operators: the envelope carries every signature; the target counts people -----------
-def _catalog(world, **approval_rules):
-    """The test root's catalog with `touch_file`'s approval rules changed."""
+def _catalog(world, settings=None, **approval_rules):
+    """The test root's catalog with `touch_file`'s approval rules (and the host's
+    `settings`) changed."""
     path = world.root.path / "etc/mcp-infra/actions.json"
     catalog = json.loads(path.read_text())
     catalog["actions"]["touch_file"].update(approval_rules)
+    catalog["settings"].update(settings or {})
     path.write_text(json.dumps(catalog))
 
 
@@ -355,3 +357,18 @@ def test_an_approval_signed_before_the_upgrade_still_executes_as_v1(tmp_path, ke
         estate.close()
     assert done.state == "succeeded" and done.result["approver"] == "alice"
     assert os.path.exists(root.file("a"))
+
+
+@pytest.mark.parametrize(("rules", "settings", "reason", "hint"), [
+    pytest.param({"user_verification": True}, {}, "user_verification_missing",
+                 "a plain ed25519 key cannot", id="action-asks-verification"),
+    pytest.param({}, {"signers": "security_keys"}, "signer_not_security_key",
+                 "security keys or passkeys only", id="host-takes-security-keys-only"),
+])
+def test_the_targets_security_key_rules_are_explained(world, rules, settings, reason, hint):
+    p = world.approved()
+    _catalog(world, settings, **rules)
+    with pytest.raises(TargetRefused, match=reason) as err:
+        world.execute(p.id)
+    assert hint in err.value.hint
+    assert world.store.get(p.id).state == "failed" and not os.path.exists(world.root.file("a"))
