@@ -287,6 +287,8 @@ def test_a_second_operator_adds_the_second_approval(action_estate, keys):
     shown = cli(action_estate, "show", p.id, COLUMNS="200")
     assert "1 of 2 approvals" in shown.stdout and "alice (cli, ssh-ed25519" in shown.stdout
     assert "approval_added" in shown.stdout
+    listed = cli(action_estate, "list", COLUMNS="200")
+    assert re.search(rf"{p.id} .* pending .* 1/2 ", listed.stdout), listed.stdout
     second = cli(action_estate, "approve", p.id, "--yes", "--as", "bob", "--key",
                  str(keys.dir / "bob"), COLUMNS="200")
     assert second.returncode == 0, second.stderr

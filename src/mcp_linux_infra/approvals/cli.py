@@ -164,11 +164,13 @@ def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
         console.print(line("no proposals", f" in state {args.state}" if args.state else ""))
         return 0
     table = Table(title="proposals (newest first)")
-    for column in ("id", "state", "host", "action", "params", "proposed", "note"):
+    table.add_column("id", no_wrap=True, min_width=9)  # never cut: the operator types it
+    for column in ("state", "host", "action", "params", "approvals", "proposed", "note"):
         table.add_column(column)
     for p in rows:
         table.add_row(plain(p.id), _state(p.state), plain(p.host), plain(p.action),
-                      _params(p.params), plain(_when(p.created_at)), plain((p.note or "")[:60]))
+                      _params(p.params), plain(f"{len(p.approvals)}/{p.required}"),
+                      plain(_when(p.created_at)), plain((p.note or "")[:60]))
     out.print(table)
     return 0
 
