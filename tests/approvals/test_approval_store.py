@@ -253,10 +253,12 @@ def test_build_v2_refuses_what_the_target_would(change, reason):
         build_v2(**args)
 
 
-def test_required_is_one_to_nine(store):
+def test_required_is_one_to_nine_and_a_window_at_least_a_second(store):
     for bad in (0, 10, True):
         with pytest.raises(ValueError):
             propose(store, required=bad)
+    with pytest.raises(ValueError, match="at least one second"):
+        store.prepare_document(propose(store).id, 0)
 
 
 @pytest.mark.parametrize("start, to", [

@@ -50,8 +50,8 @@ STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded"
           "already-satisfied")
 _JSON_COLUMNS = ("params", "preview", "action_info", "result")
 METHOD = re.compile(r"[a-z][a-z0-9-]{0,31}\Z")
-__all__ = ["ApprovalRefused", "ApprovalStore", "Proposal", "StateConflict", "UnknownProposal",
-           "open_approvals"]
+__all__ = ["NEXT", "STATES", "ApprovalRefused", "ApprovalStore", "Operators", "Proposal",
+           "StateConflict", "UnknownProposal", "open_approvals"]  # ApprovalRefused: verify's
 
 
 class Operators(Protocol):
@@ -252,8 +252,9 @@ class ApprovalStore:
         its window is open (every approver signs the same bytes), else a new one valid from
         now for `ttl` seconds (at most the host's max_window), with a new nonce; replacing a
         document whose window closed drops the approvals it had (audited)."""
+        if int(ttl) < 1:
+            raise ValueError("an approval's window lasts at least one second")
         now = time.time() if now is None else now
-        dropped: list[str] = []
         with self._write() as row_of:
             row = row_of(proposal_id)
             if row["state"] != "pending":
@@ -261,28 +262,26 @@ class ApprovalStore:
                                       f"{row['state']}; only a pending proposal is approved")
             if row["document_text"] is not None and not _window_closed(row["not_after"], now):
                 return self._proposal(row)
-            start = int(now)
-            nonce = new_nonce()
+            start, nonce = int(now), new_nonce()
+            end = start + min(int(ttl), row["max_window"])
             document = canonical(build_v2(
                 row["id"], [{"host": row["host"], "action": row["action"],
                              "params": row["params"], "nonce": nonce}],
-                start, start + min(int(ttl), row["max_window"]), row["required"]))
+                start, end, row["required"]))
             dropped = [a["principal"] for a in self._db.execute(
                 "SELECT principal FROM approvals WHERE proposal = ? ORDER BY at, principal",
                 (proposal_id,)).fetchall()]
             self._db.execute("DELETE FROM approvals WHERE proposal = ?", (proposal_id,))
-            fields_ = json.loads(document)
             self._db.execute(
                 "UPDATE proposals SET document_text = ?, nonce = ?, not_before = ?, "
                 "not_after = ?, updated_at = ? WHERE id = ?",
-                (document, nonce, fields_["not_before"], fields_["not_after"], now,
-                 proposal_id))
+                (document, nonce, start, end, now, proposal_id))
             if dropped:
                 self._log(row, now, "approvals_dropped", "pending", "clock", None,
                           "the approval document's window closed; dropped the approvals of "
                           + ", ".join(dropped))
             self._log(row, now, "document_prepared", "pending", "store", None,
-                      f"valid {fields_['not_before']} .. {fields_['not_after']} (Unix time)")
+                      f"valid {start} .. {end} (Unix time)")
         return self.get(proposal_id)
 
     def add_approval(self, proposal_id: str, principal: str, signature: str,
