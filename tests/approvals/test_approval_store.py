@@ -335,7 +335,7 @@ def test_a_subscriber_that_fails_is_audited_and_changes_nothing(store, keys, lin
     p = approve(store, keys, propose(store))
     assert p.state == "approved"
     failed = [r for r in lines.records if r["event"] == "subscriber_failed"]
-    assert [r["proposal_event"] for r in failed] == ["created", "approval_added", "approved"]
+    assert [r["notification"] for r in failed] == ["created", "approval_added", "approved"]
     assert {r["error"] for r in failed} == {"RuntimeError: queue gone"}
 
 
@@ -425,7 +425,11 @@ def test_a_schema_1_file_is_migrated_in_place(tmp_path, lines):
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"proposals", "approvals", "history"} <= tables and "transitions" not in tables
+    assert {"proposals", "approvals", "transitions"} <= tables
+    assert not [t for t in tables if t.endswith("_v1")]
+    # the same sequence numbers: a notifications cursor still points where it did
+    assert db.execute("SELECT seq, proposal, at, from_state, to_state, actor, trace, note "
+                      "FROM transitions ORDER BY seq").fetchall() == old_history
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert "approver" not in [r[1] for r in db.execute("PRAGMA table_info(proposals)")]
     db.close()

@@ -2,8 +2,9 @@
 
 Schema 2: a proposal holds the one v2 document all its approvers sign (`document_text`,
 with its step's nonce and window in columns) and how many distinct operators must sign it
-(`required`); `approvals` holds one signature per operator for that document; `history`
-records every change, of state or not (`event`).
+(`required`); `approvals` holds one signature per operator for that document;
+`transitions` records every change, of state or not (`event`), by sequence number (what
+notifications follow, server/announce.py).
 
 Schema 1 (PRAGMA user_version 0) had one approver and one v1 signature per proposal. It is
 migrated in place, in one transaction: rows are kept; a signed one gets its v1 document as
@@ -54,7 +55,7 @@ TABLES = (
     signature TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (proposal, principal))""",
-    """CREATE TABLE IF NOT EXISTS history (
+    """CREATE TABLE IF NOT EXISTS transitions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     proposal TEXT NOT NULL REFERENCES proposals (id),
     at REAL NOT NULL,
@@ -64,7 +65,7 @@ TABLES = (
     actor TEXT NOT NULL,
     trace TEXT,
     note TEXT)""",
-    "CREATE INDEX IF NOT EXISTS history_proposal ON history (proposal)",
+    "CREATE INDEX IF NOT EXISTS transitions_proposal ON transitions (proposal)",
 )
 # schema 1's columns that schema 2 keeps as they are
 _KEPT = ("id", "created_at", "updated_at", "state", "host", "action", "params", "rationale",
@@ -111,6 +112,7 @@ def _migrate_1(db: sqlite3.Cursor) -> None:
         db.execute(f"DROP INDEX IF EXISTS {index}")
     db.execute("PRAGMA defer_foreign_keys = ON")
     db.execute("ALTER TABLE proposals RENAME TO proposals_v1")
+    db.execute("ALTER TABLE transitions RENAME TO transitions_v1")
     for statement in TABLES:
         db.execute(statement)
     columns = ", ".join(_KEPT)
@@ -123,14 +125,15 @@ def _migrate_1(db: sqlite3.Cursor) -> None:
                    (canonical(document), row["id"]))
         db.execute("INSERT INTO approvals (proposal, principal, method, key_type, signature, "
                    "at) VALUES (?, ?, 'cli', ?, ?, (SELECT COALESCE(MIN(at), ?) FROM "
-                   "transitions WHERE proposal = ? AND to_state = 'approved'))",
+                   "transitions_v1 WHERE proposal = ? AND to_state = 'approved'))",
                    (row["id"], row["approver"], key_type(row["signature"]),
                     row["signature"], row["updated_at"], row["id"]))
-    db.execute("INSERT INTO history (seq, proposal, at, event, from_state, to_state, actor, "
-               "trace, note) SELECT seq, proposal, at, CASE WHEN from_state IS NULL THEN "
-               "'created' ELSE to_state END, from_state, to_state, actor, trace, note "
-               "FROM transitions ORDER BY seq")
-    db.execute("DROP TABLE transitions")
+    # the same seq: what a notifications cursor (notify_cursor) points at stays true
+    db.execute("INSERT INTO transitions (seq, proposal, at, event, from_state, to_state, "
+               "actor, trace, note) SELECT seq, proposal, at, CASE WHEN from_state IS NULL "
+               "THEN 'created' ELSE to_state END, from_state, to_state, actor, trace, note "
+               "FROM transitions_v1 ORDER BY seq")
+    db.execute("DROP TABLE transitions_v1")
     db.execute("DROP TABLE proposals_v1")
     problems = db.execute("PRAGMA foreign_key_check").fetchall()
     if problems:

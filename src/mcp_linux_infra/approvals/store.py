@@ -1,5 +1,6 @@
 """Proposals and their life: SQLite (WAL) in the state directory, one row per proposal, one
-row per operator's approval, and one `history` row per change, each also one audit line.
+row per operator's approval, and one `transitions` row per change (of state, or an approval
+added, a document prepared, approvals dropped), each also one audit line.
 
     pending ─▶ approved ─▶ executing ─▶ succeeded | failed | already-satisfied
        │          │            │
@@ -133,6 +134,7 @@ class ApprovalStore:
         one, so it is handed in by whoever adds approvals: the CLI's entry point, the
         console); without it, add_approval refuses every principal as unknown."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = path
         self.audit = audit
         self.pending_ttl = pending_ttl
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
@@ -177,7 +179,7 @@ class ApprovalStore:
         approvals_dropped."""
         with self._lock:
             return self._db.execute(
-                "SELECT at, event, from_state, to_state, actor, trace, note FROM history "
+                "SELECT at, event, from_state, to_state, actor, trace, note FROM transitions "
                 "WHERE proposal = ? ORDER BY seq", (proposal_id,)).fetchall()
 
     def signatures(self, proposal_id: str) -> list[str]:
@@ -429,16 +431,16 @@ class ApprovalStore:
                 callback(event, proposal)
             except Exception as exc:  # noqa: BLE001 - a subscriber never fails a change
                 if self.audit is not None:
-                    self.audit.error("subscriber_failed", proposal_event=event,
+                    self.audit.error("subscriber_failed", notification=event,
                                      proposal=proposal.id, error=f"{type(exc).__name__}: {exc}")
         return proposal
 
     def _log(self, row: dict[str, Any], at: float, event: str, new: str, actor: str,
              trace: str | None, note: str | None) -> None:
-        """Inside a transaction: one history row, and its audit line once committed (a
+        """Inside a transaction: one transitions row, and its audit line once committed (a
         change of state is audited as `proposal_transition`, anything else by its name)."""
         old = None if event == "created" else row["state"]
-        self._db.execute("INSERT INTO history (proposal, at, event, from_state, to_state, "
+        self._db.execute("INSERT INTO transitions (proposal, at, event, from_state, to_state, "
                          "actor, trace, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (row["id"], at, event, old, new, actor, trace, note))
         self._audits.append(("proposal_transition" if event in STATES or event == "created"
