@@ -278,9 +278,10 @@ def test_a_window_that_closed_while_the_screen_was_read_is_not_signed(action_est
 def test_a_second_operator_adds_the_second_approval(action_estate, keys):
     p = action_estate.store.create(HOST, "touch_file", {"file": action_estate.root.file("a")},
                                    "the file is missing, see the log", 3600, required=2)
-    first = cli(action_estate, "approve", p.id, "--yes", COLUMNS="200")
+    first = cli(action_estate, "approve", p.id, "--yes", "--execute", COLUMNS="200")
     assert first.returncode == 0, first.stderr
     assert "1 of 2 approvals" in first.stderr and "another operator must approve" in first.stderr
+    assert "not executed" in first.stderr and action_estate.root.log() == []
     assert action_estate.store.get(p.id).state == "pending"
     again = cli(action_estate, "approve", p.id, "--yes", "--as", "alice")
     assert again.returncode == 2 and "already_approved: alice already approved" in again.stderr

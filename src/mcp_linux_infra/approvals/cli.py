@@ -234,7 +234,8 @@ def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if p.state != "approved":
         console.print(line(("approval added", "green"), f" to {p.id}: {p.count()}; another "
                            f"operator must approve it too: mcp-linux-infra approvals approve "
-                           f"{p.id} --as OTHER-OPERATOR"))
+                           f"{p.id} --as OTHER-OPERATOR",
+                           "; not executed" if args.execute else ""))
         return 0
     console.print(line(("approved", "green"), f" {p.id} ({p.count()}) until "
                        f"{_when(p.not_after)}; the model may now call "
