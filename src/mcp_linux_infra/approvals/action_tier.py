@@ -62,10 +62,17 @@ class Catalog:
 
     def required(self, name: str) -> int:
         """Distinct operators this host requires for the action: max(the action's
-        `approvals`, the host's `min_approvals`), each 1 when the catalog does not say (a
-        target of the previous version)."""
-        return max(int(self.action(name).get("approvals") or 1),
-                   int(self.settings.get("min_approvals") or 1))
+        `approvals`, the host's `min_approvals`). A catalog without approval rules is a
+        target tier older than signed documents v2, the only ones this server has signed:
+        refused, with the upgrade to do."""
+        if "min_approvals" not in self.settings:
+            raise UserError(f"{self.host_id} runs a target tier older than approval documents "
+                            "v2 (its catalog shows no approval rules): actions there can no "
+                            "longer be approved from this server",
+                            hint="deploy this version's role to it (playbooks/"
+                                 "deploy-mcp-infra.yml), then propose again")
+        return max(int(self.action(name).get("approvals", 1)),
+                   int(self.settings["min_approvals"]))
 
     def action(self, name: str) -> dict[str, Any]:
         if name not in self.actions:

@@ -125,10 +125,10 @@ async def test_two_operators_one_of_two_then_two_of_two(action_estate):
 
 
 @pytest.mark.anyio
-async def test_a_target_of_the_previous_version_gets_proposals_without_a_preview(
+async def test_a_target_of_the_previous_version_is_refused_proposals_until_upgraded(
         tmp_path, keys, root, previous_tier):
-    """The previous version's pra-exec lists no previews: its actions are proposed as
-    actions whose host's catalog declares none."""
+    """The previous version's pra-exec verifies v1 documents only, and this server signs
+    v2 only: its catalog is listed, a proposal is refused with the upgrade to do."""
     previous = previous_tier.action_root(tmp_path / "previous", HOST)
     estate = make_action_estate(tmp_path, keys, root, pra_exec=previous_tier.handler(
         previous, "wrappers/pra-exec"))
@@ -136,12 +136,14 @@ async def test_a_target_of_the_previous_version_gets_proposals_without_a_preview
         async with Client(estate.server()) as client:
             listed = await ok(client, "list_pra_actions", host=HOST)
             assert "start_service" in [a["name"] for a in listed["actions"]]
-            proposed = await ok(client, "propose_pra_action", host=HOST, action="start_service",
-                                params={"unit": "nginx"}, rationale="nginx is down since 10:02")
+            text = await refused(client, "propose_pra_action", host=HOST,
+                                 action="start_service", params={"unit": "nginx"},
+                                 rationale="nginx is down since 10:02")
+            assert "older than approval documents v2" in text
+            assert "deploy this version's role" in text
+            assert (await ok(client, "list_proposals"))["count"] == 0
     finally:
         estate.close()
-    assert proposed["state"] == "pending" and proposed["preview"] == {
-        "available": False, "why": f"{HOST}'s catalog declares no preview for start_service"}
 
 
 # -- free text for the operator's screen: printable on one line, or refused with the reason -

@@ -125,6 +125,7 @@ def propose_pra_action(
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     catalog.check_params(action, params)
+    required = catalog.required(action)
     spec = catalog.action(action)
     info = {k: spec.get(k) for k in ("description", "runs_as", "steps", "variants",
                                      "variants_by") if spec.get(k) is not None}
@@ -133,7 +134,7 @@ def propose_pra_action(
     p = call.state.approvals.create(host.name, action, params, rationale, catalog.max_window,
                                     preview=shown, action_info=info,
                                     proposed_by=_actor(call), trace=call.trace,
-                                    required=catalog.required(action))
+                                    required=required)
     link = _link(call, p)
     return render({"proposal_id": p.id, "state": p.state, "host": p.host,
                    "action": p.action, "params": p.params, "preview": shown,
