@@ -24,6 +24,7 @@ from mcp_linux_infra.approvals.store import (
     UnknownProposal,
 )
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.operators.registry import Registry
 
 SCHEMA_1 = REPO / "tests/data/approvals-schema1.sql"
 
@@ -49,8 +50,6 @@ def lines():
 @pytest.fixture
 def operators(tmp_path, keys):
     """The operators registry of the store's file, with alice and bob (ed25519 keys)."""
-    from mcp_linux_infra.operators.registry import Registry
-
     reg = Registry(tmp_path / "approvals.sqlite3")
     reg.add("alice", keys.public("alice"))
     reg.add("bob", keys.public("bob"))
@@ -389,10 +388,17 @@ def schema_1(path):
     db.close()
 
 
-def test_a_schema_1_file_is_migrated_in_place(tmp_path, lines):
+def test_a_schema_1_file_is_migrated_in_place(tmp_path, lines, keys):
     path = tmp_path / "approvals.sqlite3"
     schema_1(path)
+    # what main put beside schema 1 before this version: the operators registry's tables
+    # and the notifications' cursor; both are left as they are
+    registry = Registry(path)
+    registry.add("alice", keys.public("alice"))
+    registry.close()
     before = sqlite3.connect(path)
+    before.executescript("CREATE TABLE notify_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                         "seq INTEGER NOT NULL); INSERT INTO notify_cursor VALUES (1, 5);")
     old = {r[0]: r for r in before.execute("SELECT id, state, host, action, params, rationale, "
                                            "nonce, not_before, not_after, approver, signature, "
                                            "note, result FROM proposals")}
@@ -432,7 +438,9 @@ def test_a_schema_1_file_is_migrated_in_place(tmp_path, lines):
                       "FROM transitions ORDER BY seq").fetchall() == old_history
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert "approver" not in [r[1] for r in db.execute("PRAGMA table_info(proposals)")]
+    assert db.execute("SELECT seq FROM notify_cursor").fetchall() == [(5,)]
     db.close()
+    assert Registry(path).get("alice").public_key == keys.public("alice")
     again = ApprovalStore(path)  # opening it again changes nothing
     assert {p.id: p for p in again.find()}.keys() == old.keys()
     again.close()
