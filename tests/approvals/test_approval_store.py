@@ -488,3 +488,38 @@ def test_two_processes_race_for_one_execution_and_one_wins(store, keys, tmp_path
     answers = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
     assert answers == ["lost"] * 5 + ["won"]
     assert [t["to_state"] for t in store.history(p.id)].count("executing") == 1
+
+
+_APPROVER = """
+import sys, time
+from pathlib import Path
+from mcp_linux_infra.approvals.store import ApprovalRefused, ApprovalStore
+from mcp_linux_infra.operators.registry import Registry
+path = Path(sys.argv[1])
+store = ApprovalStore(path, operators=Registry(path))
+signature = Path(sys.argv[4]).read_text()
+while time.time() < float(sys.argv[5]):
+    pass
+try:
+    print(store.add_approval(sys.argv[2], sys.argv[3], signature, "cli").state)
+except ApprovalRefused as refused:
+    print(refused.code)
+"""
+
+
+def test_operators_approving_at_once_in_three_processes(store, keys, tmp_path):
+    """alice twice and bob, at the same moment, on a two-person proposal: two approvals,
+    one already_approved, and the proposal approved once."""
+    p = store.prepare_document(propose(store, required=2).id, 600)
+    for name in ("alice", "bob"):
+        (tmp_path / f"{name}.sig").write_text(sign(keys, p, name))
+    start = str(time.time() + 1.5)
+    racers = [subprocess.Popen([sys.executable, "-c", _APPROVER, str(tmp_path / "approvals.sqlite3"),
+                                p.id, name, str(tmp_path / f"{name}.sig"), start],
+                               stdout=subprocess.PIPE, text=True)
+              for name in ("alice", "alice", "bob")]
+    answers = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
+    assert answers == ["already_approved", "approved", "pending"]
+    done = store.get(p.id)
+    assert done.state == "approved" and done.principals in (["alice", "bob"], ["bob", "alice"])
+    assert [t["event"] for t in store.history(p.id)].count("approved") == 1
