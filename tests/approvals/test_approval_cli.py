@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from paths_support import CLI
 from pra_support import HOST, NAMESPACE
+from sk_support import build_provider, new_key
 
 from mcp_linux_infra.operators.registry import Registry
 
@@ -314,3 +315,27 @@ def test_signing_as_someone_else_is_refused_before_signing(action_estate, args, 
     assert done.returncode == 2 and said in " ".join(done.stderr.split()), done.stderr
     assert "Traceback" not in done.stderr
     assert action_estate.store.get(p.id).approvals == []
+
+
+def test_an_sk_ed25519_security_key_signs_through_ssh_keygen(action_estate, tmp_path):
+    """An operator whose key is an sk-ed25519 security key (here the simulated one of
+    sk_support, behind ssh-keygen's provider interface): `approve --as --key` signs with it,
+    the store takes it as that key type, and the target accepts it."""
+    library = build_provider(tmp_path)
+    key = new_key(library, tmp_path / "id_ed25519_sk")
+    new_key(library, tmp_path / "another")  # a second credential: the key handle decides
+    public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    enroll(action_estate, "sam", key)
+    signers = action_estate.root.path / "etc/mcp-infra/allowed_signers"
+    signers.write_text(signers.read_text() + f"sam {public}\n")
+    p = propose(action_estate)
+    done = cli(action_estate, "approve", p.id, "--yes", "--as", "sam", "--key", str(key),
+               "--execute", SSH_SK_PROVIDER=str(library))
+    assert done.returncode == 0, done.stderr
+    a = action_estate.store.get(p.id)
+    assert a.state == "succeeded" and a.principals == ["sam"]
+    assert a.approvals[0]["key_type"] == "sk-ssh-ed25519@openssh.com"
+    assert verifies(action_estate, a, public, "sam")
+    signer = action_estate.root.log()[-1]["signers"][0]
+    assert (signer["principal"], signer["signature_type"], signer["flags"]) == (
+        "sam", "sk-ssh-ed25519@openssh.com", 0x01)
