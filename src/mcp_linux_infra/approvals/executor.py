@@ -261,7 +261,8 @@ _REFUSAL_HINTS = {
                         f"{PROPOSE_AGAIN}",
     "ambiguous_signer": "the target's allowed_signers lists an approver's key under more than "
                         "one operator: fix mcp_infra_operators (one key, one principal)",
-    "window_too_long": "approve again with a shorter --ttl",
+    "window_too_long": "the host's max_window_seconds is now shorter than the approval's "
+                       f"window (it changed since the proposal was made?); {PROPOSE_AGAIN}",
     "not_enough_approvals": "the target requires more distinct operators than signed (its "
                             "rule changed since the proposal was made?); propose again: the "
                             "new proposal asks for what the host requires now",
