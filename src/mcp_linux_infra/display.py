@@ -25,6 +25,7 @@ and `non_printable_char` (anything else `str.isprintable` rejects).
 """
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -92,27 +93,33 @@ def escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def visible(value: object) -> str:
-    """`value` as plain text with every non-printable character escaped."""
+def runs(value: object) -> Iterator[tuple[str, bool]]:
+    """`value` as runs of (text, is_escape): printable text as it is, each non-printable
+    character as its visible escape. The one rule every screen uses (terminal and console)."""
     text = value if isinstance(value, str) else str(value)
-    return "".join(c if c.isprintable() else escape(c) for c in text)
-
-
-def plain(value: object, style: str = "") -> Text:
-    """A rich Text of `value` made visible (never markup); escapes in reverse video."""
-    text = value if isinstance(value, str) else str(value)
-    out = Text(style=style)
-    run = []
+    run: list[str] = []
     for char in text:
         if char.isprintable():
             run.append(char)
             continue
         if run:
-            out.append("".join(run))
+            yield "".join(run), False
             run = []
-        out.append(escape(char), style=ESCAPE_STYLE)
+        yield escape(char), True
     if run:
-        out.append("".join(run))
+        yield "".join(run), False
+
+
+def visible(value: object) -> str:
+    """`value` as plain text with every non-printable character escaped."""
+    return "".join(piece for piece, _ in runs(value))
+
+
+def plain(value: object, style: str = "") -> Text:
+    """A rich Text of `value` made visible (never markup); escapes in reverse video."""
+    out = Text(style=style)
+    for piece, escaped in runs(value):
+        out.append(piece, style=ESCAPE_STYLE if escaped else None)
     return out
 
 
