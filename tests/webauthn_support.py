@@ -49,7 +49,7 @@ class Passkey(Authenticator):
                 "authenticatorData": b64url(auth_data), "publicKey": b64url(spki or self.spki()),
                 "publicKeyAlgorithm": algorithm}
 
-    def assert_(self, challenge: bytes, flags: int = UP | UV, origin: str | None = None,
+    def assertion(self, challenge: bytes, flags: int = UP | UV, origin: str | None = None,
                 counter: int = 1, rp_id: str | None = None) -> dict:
         client = self._client("webauthn.get", challenge, origin)
         auth_data = (hashlib.sha256((rp_id or self.rp_id).encode()).digest() + bytes([flags])
@@ -61,4 +61,4 @@ class Passkey(Authenticator):
 
     def approve(self, document: str, **kwargs) -> dict:
         """What console.js sends for a document: the challenge is its SSHSIG blob."""
-        return self.assertTrue(signed_data(document.encode("utf-8")), **kwargs)
+        return self.assertion(signed_data(document.encode("utf-8")), **kwargs)

@@ -125,6 +125,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                  args.port or settings.http_port)
 
 
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.console.app import serve
+
+    return serve(settings, args.bind or settings.console_bind, args.port or settings.console_port)
+
+
 def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint
@@ -234,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="http bind address (default: settings http_host)")
     serve.add_argument("--port", type=int, help="http port (default: settings http_port)")
     serve.set_defaults(func=_serve)
+
+    web = sub.add_parser("console", help="the approval console (web; passkey login and "
+                         "approvals)")
+    web.add_argument("--bind", help="bind address (default: settings console_bind)")
+    web.add_argument("--port", type=int, help="port (default: settings console_port)")
+    web.set_defaults(func=_console)
 
     hosts = sub.add_parser("hosts", help="inventory hosts and their host keys"
                            ).add_subparsers(dest="action", required=True)
