@@ -3,14 +3,19 @@ plaintext on another address unless explicitly allowed; X-Forwarded-* only from 
 
 import datetime
 import ipaddress
+import os
 import ssl
+import subprocess
 
+import httpx2
 import pytest
 from console_support import ConsoleServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from net_support import free_port, wait_listening
+from paths_support import CLI
 
 from mcp_linux_infra.cli import main
 from mcp_linux_infra.console.security import Client, check_bind, client_of
@@ -106,3 +111,22 @@ def test_tls_from_a_certificate_and_a_host_prefixed_secure_cookie(tmp_path, monk
             assert browser.get("/").status_code == 200
     finally:
         server.stop()
+
+
+def test_the_console_command_serves_the_console(tmp_path):
+    port = free_port()
+    env = {**os.environ, "LINUX_MCP_STATE_DIR": str(tmp_path / "state"),
+           "LINUX_MCP_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+           "LINUX_MCP_CONSOLE_ORIGIN": f"http://localhost:{port}"}
+    proc = subprocess.Popen([CLI, "console", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_listening(proc, "127.0.0.1", port)
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            page = client.get("/login")
+        assert page.status_code == 200 and 'id="login"' in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert '"console_started"' in (tmp_path / "audit.jsonl").read_text()
