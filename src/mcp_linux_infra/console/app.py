@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mcp_linux_infra import display
-from mcp_linux_infra.approvals.store import ApprovalStore, UnknownProposal
+from mcp_linux_infra.approvals.store import ApprovalRefused, ApprovalStore, UnknownProposal
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.console import pages
 from mcp_linux_infra.console.security import RateLimiter, SecurityHeaders, check_bind, client_of
@@ -216,18 +216,23 @@ async def detail_page(console: Console, request: Request) -> Response:
     session, operator = found
     proposal_id = request.path_params["id"]
     console.store.expire_due()
+    problem = None
     try:
         p = console.store.get(proposal_id)
-        if p.state == "pending":
+        if p.state == "pending":  # every approver is shown (and signs) the same document
             p = console.store.prepare_document(proposal_id, parse_ttl(
                 console.settings.approval_ttl))
     except UnknownProposal:
         return HTMLResponse(pages.message("Not found", "unknown_proposal",
                                           f"no proposal {proposal_id}"), 404)
+    except ApprovalRefused:  # it stopped being pending meanwhile
+        p = console.store.get(proposal_id)
+    except ValueError as exc:  # no document the target would take can be made of it
+        problem = str(exc)
     status = request.query_params.get("status", "")
     return HTMLResponse(pages.proposal_detail(
         p, console.store.history(p.id), operator, session.csrf, console.rp_id,
-        status[:64], time.time()))
+        status[:64], time.time(), problem))
 
 
 async def enroll_page(console: Console, request: Request) -> Response:
@@ -356,13 +361,14 @@ async def approve(console: Console, request: Request) -> Response:
                       "the signed document is not this proposal's document; reload the "
                       "page" if code == "document_changed" else exc.text) from None
     signature = assertion.sshsig(operator.public_key, console.origin)
-    from mcp_linux_infra.approvals.store import ApprovalRefused  # TODO(merge): top level
     try:
-        p = console.store.add_approval(proposal_id, operator.name, signature, "webauthn")
+        p = console.store.add_approval(proposal_id, operator.name, signature, "webauthn",
+                                       document=p.document_text)
     except ApprovalRefused as exc:
         raise Refused(409, exc.code, exc.text) from None
-    return JSONResponse({"state": p.state,
-                         "approvals": len({a["principal"] for a in p.approvals}),
+    console.audit.info("console_approval", proposal=proposal_id, operator=operator.name,
+                       count=p.count())
+    return JSONResponse({"state": p.state, "approvals": len(p.approvals),
                          "required": p.required})
 
 
@@ -375,7 +381,6 @@ async def reject(console: Console, request: Request) -> Response:
     proposal_id = request.path_params["id"]
     reason = str(form.get("reason") or "").strip()
     problem = display.free_text_refusal("reason", reason) if reason else "reason: empty"
-    from mcp_linux_infra.approvals.store import ApprovalRefused  # TODO(merge): top level
     if problem or len(reason) > 500:
         status = "bad_reason"
     else:
@@ -395,15 +400,13 @@ def serve(settings: Settings, bind: str, port: int) -> int:
     import uvicorn
 
     from mcp_linux_infra.approvals.store import open_approvals
-    from mcp_linux_infra.operators.registry import open_registry
 
     check_bind(settings, bind)
     audit = Audit(settings.audit_log)
     store = open_approvals(settings, audit)
-    registry = open_registry(settings, audit)
     sessions = Sessions(settings.state_dir / "approvals.sqlite3")
     https = settings.console_tls_cert is not None
-    app = create_app(settings, store, registry, sessions, audit, https)
+    app = create_app(settings, store, store.operators, sessions, audit, https)
     config = uvicorn.Config(
         app, host=bind, port=port, proxy_headers=False, server_header=False,
         log_level="warning", access_log=False,

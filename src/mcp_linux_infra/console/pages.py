@@ -106,10 +106,6 @@ def enroll(name: str, token: str) -> str:
                   main_attrs=f' id="enroll-page" data-token="{attr(token)}"')
 
 
-def _approvals_text(p: Any) -> str:
-    return f"{len({a['principal'] for a in p.approvals})} of {p.required} approvals"
-
-
 def _risk(p: Any) -> str:
     info = p.action_info or {}
     runs_as = info.get("runs_as", "?")
@@ -136,7 +132,7 @@ def proposal_list(rows: Iterable[Any], operator: str, csrf: str, now: float) -> 
             f"<td>{h(info.get('description', ''))}</td><td>{params(p.params)}</td>"
             f'<td class="rationale">{h(p.rationale)}</td>'
             f"<td>{_preview_summary(p.preview)}</td><td>{_risk(p)}</td>"
-            f"<td>{h(age(p.created_at, now))}</td><td>{h(_approvals_text(p))}</td></tr>")
+            f"<td>{h(age(p.created_at, now))}</td><td>{h(p.count())}</td></tr>")
     table = ("<table id=\"proposals\"><thead><tr><th>id</th><th>state</th><th>host</th>"
              "<th>action</th><th>what it does</th><th>params</th><th>rationale</th>"
              "<th>preview</th><th>risk</th><th>age</th><th>approvals</th></tr></thead>"
@@ -173,7 +169,9 @@ def _signed(document: str) -> str:
 
 
 def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id: str,
-                    status: str, now: float) -> str:
+                    status: str, now: float, problem: str | None = None) -> str:
+    """`problem`: why no approval document could be made of the proposal (then nothing is
+    offered for signing)."""
     info = p.action_info or {}
     rows = [("host", h(p.host)), ("action", (f"<b>{h(p.action)}</b> (runs as "
                                             f"{h(info.get('runs_as', '?'))})")),
@@ -192,8 +190,11 @@ def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id
                         for a in p.approvals)
     body = [f"<h1>Proposal {h(p.id)} <span class=\"state\">{h(p.state)}</span></h1>",
             f"<table class=\"fields\">{fields}</table>",
-            f"<h2>Approvals</h2><p id=\"approvals\">{h(_approvals_text(p))}</p>",
+            f"<h2>Approvals</h2><p id=\"approvals\">{h(p.count())}</p>",
             f"<ul>{approvals}</ul>"]
+    if problem is not None:
+        body.append(f"<p class=\"error\" id=\"problem\">This proposal cannot be approved: "
+                    f"{h(problem)}</p>")
     document = p.document_text
     signable = (document is not None and display.unprintable(document) is None
                 and p.state == "pending")
@@ -203,7 +204,7 @@ def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id
             "shown faithfully and is not offered for signing.</p>")
         body.append(f"<h2>You sign</h2>{_signed(document)}{warning}"
                     f"<pre id=\"document\">{html.escape(document)}</pre>")
-    already = any(a["principal"] == operator.name for a in p.approvals)
+    already = operator.name in p.principals
     if signable and operator.credential_id and not already:
         body.append("<button type=\"button\" id=\"approve\">Approve with my passkey</button>")
     elif signable and already:
@@ -218,11 +219,12 @@ def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id
                     "<textarea id=\"reject-reason\" name=\"reason\" required maxlength=\"500\">"
                     "</textarea><button type=\"submit\" id=\"reject\">Reject</button></form>")
     body.append(f"<p id=\"status\" role=\"status\">{h(status)}</p>")
-    steps = "".join(f"<tr><td>{h(when(t.get('at')))}</td><td>{h(t.get('from_state') or '-')}"
-                    f"</td><td>{h(t.get('to_state'))}</td><td>{h(t.get('actor'))}</td>"
+    steps = "".join(f"<tr><td>{h(when(t.get('at')))}</td><td>{h(t.get('event'))}</td>"
+                    f"<td>{h(t.get('to_state') or '-')}</td><td>{h(t.get('actor'))}</td>"
                     f"<td>{h(t.get('note') or '')}</td></tr>" for t in history)
-    body.append("<h2>History</h2><table id=\"history\"><thead><tr><th>at</th><th>from</th>"
-                f"<th>to</th><th>by</th><th>note</th></tr></thead><tbody>{steps}</tbody></table>")
+    body.append("<h2>History</h2><table id=\"history\"><thead><tr><th>at</th><th>event</th>"
+                f"<th>state</th><th>by</th><th>note</th></tr></thead><tbody>{steps}</tbody>"
+                "</table>")
     main = (f' id="proposal" data-proposal="{attr(p.id)}" data-rp-id="{attr(rp_id)}" '
             f'data-namespace="{attr(NAMESPACE)}" '
             f'data-credential="{attr(operator.credential_id or "")}"')
