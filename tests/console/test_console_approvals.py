@@ -72,7 +72,7 @@ def alice(console):
 
 def shown_document(browser, proposal_id) -> str:
     page = browser.page(f"/p/{proposal_id}")[0]
-    return html.unescape(re.search(r'<pre id="document">(.*?)</pre>', page, re.S).group(1))
+    return html.unescape(re.search(r'<pre id="document">(.*?)</pre>', page, re.DOTALL).group(1))
 
 
 def approve(browser, proposal_id, body):
