@@ -11,11 +11,12 @@ decides anyway.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -48,6 +49,7 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
 TIMEOUT_MS = 120000
 LIST_LIMIT = 100
+STATUS = re.compile(r"[a-z_]{1,40}\Z")
 
 
 class Refused(Exception):
@@ -112,6 +114,15 @@ async def _body(request: Request) -> bytes:
     return data
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form within MAX_BODY (the console's forms: csrf, reason)."""
+    try:
+        pairs = parse_qsl((await _body(request)).decode("utf-8"), max_num_fields=8)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(400, "bad_request", "the body is not a form") from None
+    return dict(pairs)
+
+
 async def _json(request: Request) -> dict:
     try:
         body = json.loads(await _body(request))
@@ -155,7 +166,7 @@ def _challenge_of(client_data_json: bytes) -> bytes:
 
 
 def create_app(settings: Settings, store: ApprovalStore, registry: Registry,
-               sessions: Sessions, audit: Audit, https: bool) -> Starlette:
+               sessions: Sessions, audit: Audit, https: bool) -> SecurityHeaders:
     console = Console(settings, store, registry, sessions, audit, https, Challenges(),
                       RateLimiter())
 
@@ -171,7 +182,7 @@ def create_app(settings: Settings, store: ApprovalStore, registry: Registry,
         return wrapped
 
     hosts = {urlsplit(settings.console_origin).hostname, settings.console_bind}
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", handler(list_page)),
             Route("/login", handler(login_page)),
@@ -186,9 +197,9 @@ def create_app(settings: Settings, store: ApprovalStore, registry: Registry,
             Route("/p/{id}/reject", handler(reject), methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        middleware=[Middleware(SecurityHeaders),
-                    Middleware(TrustedHostMiddleware, allowed_hosts=sorted(h for h in hosts
-                                                                          if h))])
+        middleware=[Middleware(TrustedHostMiddleware,
+                               allowed_hosts=sorted(h for h in hosts if h))])
+    return SecurityHeaders(app)  # outermost: on every answer, a server error's included
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -229,10 +240,10 @@ async def detail_page(console: Console, request: Request) -> Response:
         p = console.store.get(proposal_id)
     except ValueError as exc:  # no document the target would take can be made of it
         problem = str(exc)
-    status = request.query_params.get("status", "")
+    status = request.query_params.get("status", "")  # a code of ours, or nothing
     return HTMLResponse(pages.proposal_detail(
         p, console.store.history(p.id), operator, session.csrf, console.rp_id,
-        status[:64], time.time(), problem))
+        status if STATUS.match(status) else "", time.time(), problem))
 
 
 async def enroll_page(console: Console, request: Request) -> Response:
@@ -288,8 +299,8 @@ async def login_finish(console: Console, request: Request) -> Response:
 async def logout(console: Console, request: Request) -> Response:
     _same_origin(console, request)
     session, _operator = _login_required(console, request)
-    form = await request.form()
-    if not session.csrf_ok(form.get("csrf") or request.headers.get("x-csrf-token")):
+    form = await _form(request)
+    if not session.csrf_ok(form.get("csrf")):
         raise Refused(403, "bad_csrf", "the form's token does not match the session")
     https = _client(console, request).https
     console.sessions.delete(request.cookies[_cookie(https)])
@@ -375,7 +386,7 @@ async def approve(console: Console, request: Request) -> Response:
 async def reject(console: Console, request: Request) -> Response:
     _same_origin(console, request)
     session, operator = _login_required(console, request)
-    form = await request.form()
+    form = await _form(request)
     if not session.csrf_ok(form.get("csrf")):
         raise Refused(403, "bad_csrf", "the form's token does not match the session")
     proposal_id = request.path_params["id"]

@@ -77,11 +77,6 @@ class Sessions:
             self._db.execute("DELETE FROM console_sessions WHERE id_sha256 = ?",
                              (_hash(session_id),))
 
-    def end_all(self, operator: str) -> None:
-        """Every session of an operator ends (the operator was revoked)."""
-        with self._lock:
-            self._db.execute("DELETE FROM console_sessions WHERE operator = ?", (operator,))
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
