@@ -14,6 +14,9 @@ that could pass for a field of the screen. A backslash is shown as it is; on a c
 terminal the escapes are drawn in reverse video, so `\\x1b` the escape and `\\x1b` the
 four characters look different.
 
+The approval console's pages follow the same rule through `runs` (console/pages.py: each
+escape HTML-escaped and marked as one).
+
 Multi-line text from a target (a preview's output) is the one deliberate layout: `lines`
 splits it on newline only and shows each line, itself made visible, behind a marker, so
 that no line can start where a field label does.
