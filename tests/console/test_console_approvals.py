@@ -204,3 +204,22 @@ def test_the_list_shows_pending_and_recent_proposals(console, alice):
     rows = re.findall(r'<tr data-proposal="(p[0-9a-f]+)"', page)
     assert rows == [second.id, first.id]  # what waits first, then the recent rest
     assert "0 of 2 approvals" in page and "Restart a systemd service" in page
+
+
+def test_the_status_shown_is_only_ever_a_code(console, alice):
+    p = propose(console)
+    page = alice.page(f"/p/{p.id}?status=%3Cb%3Eyou%20approved%3C%2Fb%3E")[0]
+    assert '<p id="status" role="status"></p>' in page and "you approved" not in page
+
+
+def test_a_form_past_the_body_limit_is_refused(console, alice):
+    p = propose(console)
+    answer = alice.post(f"/p/{p.id}/reject", data={"csrf": alice.csrf, "reason": "x" * 70000})
+    assert (answer.status_code, answer.json()["error"]) == (413, "too_large")
+    assert console.store.get(p.id).state == "pending"
+
+
+def test_approvals_are_rate_limited(console, alice):
+    p = propose(console)
+    codes = [approve(alice, p.id, {}).status_code for _ in range(22)]
+    assert codes[:20] == [400] * 20 and codes[20:] == [429, 429]
