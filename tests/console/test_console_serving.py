@@ -34,6 +34,22 @@ def test_a_plaintext_non_loopback_bind_is_refused(bind, tmp_path, monkeypatch, c
     assert not (tmp_path / "state").exists()  # refused before anything was opened
 
 
+def test_the_rp_id_is_the_origins_host_or_a_parent_and_never_an_ip(tmp_path, monkeypatch,
+                                                                     capsys):
+    origin = "https://approve.example.com"
+    assert Settings(_env_file=None, console_origin=origin).console_rp_id == "approve.example.com"
+    assert Settings(_env_file=None, console_origin=origin,
+                    console_rp_id="example.com").console_rp_id == "example.com"
+    for other in ("other.example.com", "ample.com", "192.0.2.1"):
+        with pytest.raises(ValueError):
+            Settings(_env_file=None, console_origin=origin, console_rp_id=other)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LINUX_MCP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LINUX_MCP_CONSOLE_ORIGIN", "http://127.0.0.1:8766")
+    assert main(["console", "--port", "1"]) == 2
+    assert "console_rp_id_is_ip" in capsys.readouterr().err
+
+
 def test_the_bind_rule(tmp_path):
     plain = Settings(_env_file=None)
     for bind in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):

@@ -30,7 +30,13 @@ from mcp_linux_infra import display
 from mcp_linux_infra.approvals.store import ApprovalRefused, ApprovalStore, UnknownProposal
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.console import pages
-from mcp_linux_infra.console.security import RateLimiter, SecurityHeaders, check_bind, client_of
+from mcp_linux_infra.console.security import (
+    RateLimiter,
+    SecurityHeaders,
+    check_bind,
+    check_rp_id,
+    client_of,
+)
 from mcp_linux_infra.console.sessions import Challenges, Session, Sessions
 from mcp_linux_infra.console.webauthn import (
     ES256,
@@ -413,6 +419,7 @@ def serve(settings: Settings, bind: str, port: int) -> int:
     from mcp_linux_infra.approvals.store import open_approvals
 
     check_bind(settings, bind)
+    check_rp_id(settings)
     audit = Audit(settings.audit_log)
     store = open_approvals(settings, audit)
     sessions = Sessions(settings.state_dir / "approvals.sqlite3")

@@ -89,7 +89,7 @@ def message(title: str, code: str, text: str) -> str:
 def login() -> str:
     return layout("Log in", "<h1>Log in</h1><p>Use the passkey or security key you enrolled."
                             "</p><button type=\"button\" id=\"login\">Log in with a passkey"
-                            "</button><p id=\"status\" role=\"status\"></p>",
+                            "</button><p id=\"status\" role=\"status\"></p><p id=\"message\"></p>",
                   main_attrs=' id="login-page"')
 
 
@@ -99,7 +99,7 @@ def enroll(name: str, token: str) -> str:
             "trusted by targets only once an administrator deploys the key line below with "
             "the role (<code>mcp_infra_operators</code>).</p>"
             "<button type=\"button\" id=\"enroll\">Register a passkey</button>"
-            "<p id=\"status\" role=\"status\"></p>"
+            "<p id=\"status\" role=\"status\"></p><p id=\"message\"></p>"
             "<section id=\"enrolled\" hidden><h2>Your key line</h2><pre id=\"key-line\"></pre>"
             "<h2>For the administrator (Ansible)</h2><pre id=\"ansible\"></pre></section>")
     return layout(f"Enroll {name}", body,
@@ -218,7 +218,7 @@ def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id
                     "<label for=\"reject-reason\">Reason</label>"
                     "<textarea id=\"reject-reason\" name=\"reason\" required maxlength=\"500\">"
                     "</textarea><button type=\"submit\" id=\"reject\">Reject</button></form>")
-    body.append(f"<p id=\"status\" role=\"status\">{h(status)}</p>")
+    body.append(f"<p id=\"status\" role=\"status\">{h(status)}</p><p id=\"message\"></p>")
     steps = "".join(f"<tr><td>{h(when(t.get('at')))}</td><td>{h(t.get('event'))}</td>"
                     f"<td>{h(t.get('to_state') or '-')}</td><td>{h(t.get('actor'))}</td>"
                     f"<td>{h(t.get('note') or '')}</td></tr>" for t in history)

@@ -49,6 +49,18 @@ def check_bind(settings: Settings, bind: str) -> None:
                              "network) LINUX_MCP_CONSOLE_ALLOW_PLAINTEXT=true")
 
 
+def check_rp_id(settings: Settings) -> None:
+    """Browsers refuse WebAuthn for an IP address: the console needs a host name."""
+    try:
+        ipaddress.ip_address(settings.console_rp_id)
+    except ValueError:
+        return
+    raise UserError(f"console_rp_id_is_ip: the WebAuthn RP ID {settings.console_rp_id} is an "
+                    "IP address, which browsers refuse",
+                    hint="set LINUX_MCP_CONSOLE_ORIGIN to a host name (http://localhost:PORT "
+                         "on this machine), or LINUX_MCP_CONSOLE_RP_ID")
+
+
 class SecurityHeaders:
     """ASGI middleware: the headers on every answer, errors and static files included."""
 

@@ -20,11 +20,15 @@ function unb64url(text) {
   return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
 }
 
-function status(text, isError) {
+// #status: the last result or error code alone (what tests read); #message: its sentence.
+function status(code, isError, message) {
   const el = document.getElementById("status");
-  if (!el) return;
-  el.textContent = text;
-  el.className = isError ? "error" : "ok";
+  if (el) {
+    el.textContent = code;
+    el.className = isError ? "error" : "ok";
+  }
+  const detail = document.getElementById("message");
+  if (detail) detail.textContent = message || "";
 }
 
 function csrf() {
@@ -81,7 +85,8 @@ function assertionJSON(credential) {
 }
 
 function failed(error) {
-  status(error.code ? error.code + ": " + error.message : String(error.name || error), true);
+  // a refusal of the console (its code), or the browser's (NotAllowedError: cancelled, ...)
+  status(error.code || String(error.name || "error"), true, error.message || "");
 }
 
 async function login() {
@@ -110,16 +115,16 @@ async function enroll(main) {
     document.getElementById("ansible").textContent = done.ansible;
     document.getElementById("enrolled").hidden = false;
     document.getElementById("enroll").disabled = true;
-    status("enrolled as " + done.principal + ": now give the Ansible entry to an administrator",
-           false);
+    status("enrolled", false, "enrolled as " + done.principal +
+           ": give the Ansible entry to an administrator; it counts once deployed");
   } catch (error) { failed(error); }
 }
 
 async function approve(main) {
   const text = document.getElementById("document").textContent;
   if (UNPRINTABLE.test(text)) {
-    status("unprintable_document: this document holds a character that cannot be shown; " +
-           "not signed", true);
+    status("unprintable_document", true,
+           "this document holds a character that cannot be shown: not signed");
     return;
   }
   const button = document.getElementById("approve");
@@ -133,7 +138,7 @@ async function approve(main) {
                             assertionJSON(credential));
     document.getElementById("approvals").textContent =
       done.approvals + " of " + done.required + " approvals";
-    status(done.state, false);
+    status(done.state, false, done.approvals + " of " + done.required + " approvals");
   } catch (error) {
     button.disabled = false;
     failed(error);
