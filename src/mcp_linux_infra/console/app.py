@@ -432,5 +432,13 @@ def serve(settings: Settings, bind: str, port: int) -> int:
         ssl_keyfile=str(settings.console_tls_key) if https else None)
     audit.info("console_started", bind=bind, port=port, https=https,
                origin=settings.console_origin)
-    uvicorn.Server(config).run()
+    scheme = "https" if https else "http"
+    display.console(stderr=True).print(display.line(
+        "console on ", f"{scheme}://{bind}:{port}", " for ", settings.console_origin,
+        " (RP ID ", settings.console_rp_id, "); Ctrl-C stops it"))
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        sessions.close()
+        store.close()
     return 0
