@@ -47,7 +47,7 @@ class ConsoleServer:
         self.registry = self.store.operators
         self.sessions = Sessions(state / "approvals.sqlite3")
         app = create_app(self.settings, self.store, self.registry, self.sessions, self.audit,
-                         https=tls is not None)
+                         https=tls is not None, bind="127.0.0.1")
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 server_header=False, proxy_headers=False,
                                 ssl_certfile=str(tls[0]) if tls else None,

@@ -172,7 +172,8 @@ def _challenge_of(client_data_json: bytes) -> bytes:
 
 
 def create_app(settings: Settings, store: ApprovalStore, registry: Registry,
-               sessions: Sessions, audit: Audit, https: bool) -> SecurityHeaders:
+               sessions: Sessions, audit: Audit, https: bool, bind: str) -> SecurityHeaders:
+    """The console; requests must name it in Host: the origin's host, or `bind`."""
     console = Console(settings, store, registry, sessions, audit, https, Challenges(),
                       RateLimiter())
 
@@ -183,11 +184,10 @@ def create_app(settings: Settings, store: ApprovalStore, registry: Registry,
             except Refused as refused:
                 return _error(refused)
             except (WebAuthnRefused, RegistryRefused) as exc:
-                status = 429 if exc.code == "rate_limited" else 400
-                return _error(Refused(status, exc.code, exc.text))
+                return _error(Refused(400, exc.code, exc.text))
         return wrapped
 
-    hosts = {urlsplit(settings.console_origin).hostname, settings.console_bind}
+    hosts = {urlsplit(settings.console_origin).hostname, bind}
     app = Starlette(
         routes=[
             Route("/", handler(list_page)),
@@ -424,7 +424,7 @@ def serve(settings: Settings, bind: str, port: int) -> int:
     store = open_approvals(settings, audit)
     sessions = Sessions(settings.state_dir / "approvals.sqlite3")
     https = settings.console_tls_cert is not None
-    app = create_app(settings, store, store.operators, sessions, audit, https)
+    app = create_app(settings, store, store.operators, sessions, audit, https, bind)
     config = uvicorn.Config(
         app, host=bind, port=port, proxy_headers=False, server_header=False,
         log_level="warning", access_log=False,
