@@ -50,10 +50,10 @@ class Passkey(Authenticator):
                 "publicKeyAlgorithm": algorithm}
 
     def assertion(self, challenge: bytes, flags: int = UP | UV, origin: str | None = None,
-                counter: int = 1, rp_id: str | None = None) -> dict:
+                  counter: int = 1, rp_id: str | None = None, extensions: bytes = b"") -> dict:
         client = self._client("webauthn.get", challenge, origin)
         auth_data = (hashlib.sha256((rp_id or self.rp_id).encode()).digest() + bytes([flags])
-                     + struct.pack(">I", counter))
+                     + struct.pack(">I", counter) + extensions)
         der = self.private.sign(auth_data + hashlib.sha256(client).digest(),
                                 ec.ECDSA(hashes.SHA256()))
         return {"id": b64url(self.credential_id), "clientDataJSON": b64url(client),

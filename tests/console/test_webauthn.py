@@ -2,8 +2,12 @@
 the relying party's checks, against the simulated authenticator of the tests."""
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sshsig_support import UP, UV, signed_data, ssh_keygen_verify
 from webauthn_support import AT, Passkey
+
+ED = 0x80
 
 from mcp_linux_infra.console.webauthn import (
     Assertion,
@@ -92,3 +96,32 @@ def test_a_registration_gives_the_key_line(passkey):
     body = passkey.register(challenge)
     body["id"] = "QUJDREVGR0hJSktMTU5PUA"
     refused("bad_authenticator_data", check, body)
+
+
+def test_extensions_are_carried_into_the_sshsig(passkey, tmp_path):
+    """ED set with extension data (a CBOR map): OpenSSH verifies it inside the signature."""
+    line = passkey.public_line()
+    extensions = bytes.fromhex("a16b6372656450726f7465637401")  # {"credProtect": 1}
+    body = passkey.assertion(signed_data(DOCUMENT.encode()), flags=UP | UV | ED,
+                             extensions=extensions)
+    assertion = Assertion.from_json(body)
+    assertion.check(line, RP_ID, ORIGIN, signed_data(DOCUMENT.encode()))
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"alice {line}\n")
+    done = ssh_keygen_verify(signers, "alice", DOCUMENT.encode(),
+                             assertion.sshsig(line, ORIGIN), tmp_path)
+    assert done.returncode == 0, done.stderr
+    bad = passkey.assertion(signed_data(DOCUMENT.encode()), flags=UP | UV, extensions=extensions)
+    refused("bad_authenticator_data", Assertion.from_json(bad).check, line, RP_ID, ORIGIN,
+            signed_data(DOCUMENT.encode()))
+
+
+def test_a_registration_for_another_rp_id_and_a_non_p256_key_are_refused():
+    challenge = b"c" * 32
+    elsewhere = Passkey("evil.example", ORIGIN)
+    refused("wrong_rp_id", Registration.from_json(elsewhere.register(challenge)).check,
+            RP_ID, ORIGIN, challenge)
+    ed = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    refused("unsupported_algorithm", key_line, ed, RP_ID)
+    refused("bad_public_key", key_line, b"not der", RP_ID)
