@@ -20,6 +20,7 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.console.app import create_app
 from mcp_linux_infra.console.sessions import Sessions
 from mcp_linux_infra.console.webauthn import b64url_decode
+from mcp_linux_infra.operators.registry import open_registry
 from mcp_linux_infra.settings import Settings
 
 CSRF_RE = re.compile(r'<meta name="csrf" content="([^"]+)">')
@@ -43,8 +44,8 @@ class ConsoleServer:
                                  console_tls_cert=tls[0] if tls else None,
                                  console_tls_key=tls[1] if tls else None, **settings)
         self.audit = Audit(self.settings.audit_log, self.audit_text)
-        self.store = open_approvals(self.settings, self.audit)
-        self.registry = self.store.operators
+        self.registry = open_registry(self.settings, self.audit)
+        self.store = open_approvals(self.settings, self.audit, operators=self.registry)
         self.sessions = Sessions(state / "approvals.sqlite3")
         app = create_app(self.settings, self.store, self.registry, self.sessions, self.audit,
                          https=tls is not None, bind="127.0.0.1")
@@ -66,6 +67,7 @@ class ConsoleServer:
         self.sock.close()
         self.sessions.close()
         self.store.close()
+        self.registry.close()
 
 
 class Browser(httpx2.Client):

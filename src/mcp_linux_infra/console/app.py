@@ -417,14 +417,16 @@ def serve(settings: Settings, bind: str, port: int) -> int:
     import uvicorn
 
     from mcp_linux_infra.approvals.store import open_approvals
+    from mcp_linux_infra.operators.registry import open_registry
 
     check_bind(settings, bind)
     check_rp_id(settings)
     audit = Audit(settings.audit_log)
-    store = open_approvals(settings, audit)
+    registry = open_registry(settings, audit)
+    store = open_approvals(settings, audit, operators=registry)
     sessions = Sessions(settings.state_dir / "approvals.sqlite3")
     https = settings.console_tls_cert is not None
-    app = create_app(settings, store, store.operators, sessions, audit, https, bind)
+    app = create_app(settings, store, registry, sessions, audit, https, bind)
     config = uvicorn.Config(
         app, host=bind, port=port, proxy_headers=False, server_header=False,
         log_level="warning", access_log=False,
@@ -441,4 +443,5 @@ def serve(settings: Settings, bind: str, port: int) -> int:
     finally:
         sessions.close()
         store.close()
+        registry.close()
     return 0
