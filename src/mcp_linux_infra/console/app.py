@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -379,8 +380,9 @@ async def approve(console: Console, request: Request) -> Response:
                       "page" if code == "document_changed" else exc.text) from None
     signature = assertion.sshsig(operator.public_key, console.origin)
     try:
-        p = console.store.add_approval(proposal_id, operator.name, signature, "webauthn",
-                                       document=p.document_text)
+        p = await run_in_threadpool(  # ssh-keygen checks it: not on the event loop
+            console.store.add_approval, proposal_id, operator.name, signature, "webauthn",
+            document=p.document_text)
     except ApprovalRefused as exc:
         raise Refused(409, exc.code, exc.text) from None
     console.audit.info("console_approval", proposal=proposal_id, operator=operator.name,
