@@ -39,9 +39,13 @@ def test_pages_carry_no_inline_script_or_style(console):
 
 def test_without_a_session_pages_send_to_login_and_posts_are_refused(console):
     with console.client() as browser:
-        for path in ("/", "/p/p00000000"):
+        for path, login in (("/", "/login"), ("/p/p00000000", "/login?next=/p/p00000000")):
             answer = browser.get(path)
-            assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+            assert (answer.status_code, answer.headers["location"]) == (303, login)
+        assert 'data-next="/p/p00000000"' in browser.get("/login?next=/p/p00000000").text
+        for elsewhere in ("//evil.example", "https://evil.example/p/x", "/p/x/../../y", "/"):
+            page = browser.get("/login", params={"next": elsewhere}).text
+            assert 'data-next="/"' in page
         answer = browser.post("/p/p00000000/approve", json={}, headers={"X-CSRF-Token": "x"})
         assert (answer.status_code, answer.json()["error"]) == (401, "login_required")
         answer = browser.post("/p/p00000000/reject", data={"reason": "no", "csrf": "x"})

@@ -57,6 +57,7 @@ MAX_BODY = 64 * 1024
 TIMEOUT_MS = 120000
 LIST_LIMIT = 100
 STATUS = re.compile(r"[a-z_]{1,40}\Z")
+NEXT = re.compile(r"/p/[A-Za-z0-9_-]{1,64}\Z")  # where a login may lead: a proposal's page
 
 
 class Refused(Exception):
@@ -224,13 +225,14 @@ async def list_page(console: Console, request: Request) -> Response:
 
 
 async def login_page(console: Console, request: Request) -> Response:
-    return HTMLResponse(pages.login())
+    target = request.query_params.get("next", "/")
+    return HTMLResponse(pages.login(target if NEXT.match(target) else "/"))
 
 
 async def detail_page(console: Console, request: Request) -> Response:
     found = _session(console, request)
-    if found is None:
-        return RedirectResponse("/login", 303)
+    if found is None:  # back here after the login (a link from a notification)
+        return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", 303)
     session, operator = found
     proposal_id = request.path_params["id"]
     console.store.expire_due()

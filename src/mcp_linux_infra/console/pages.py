@@ -86,11 +86,12 @@ def message(title: str, code: str, text: str) -> str:
                          f"data-code=\"{attr(code)}\">{h(code)}: {h(text)}</p>")
 
 
-def login() -> str:
+def login(next_path: str) -> str:
+    """`next_path`: the console's own path to open after the login."""
     return layout("Log in", "<h1>Log in</h1><p>Use the passkey or security key you enrolled."
                             "</p><button type=\"button\" id=\"login\">Log in with a passkey"
                             "</button><p id=\"status\" role=\"status\"></p><p id=\"message\"></p>",
-                  main_attrs=' id="login-page"')
+                  main_attrs=f' id="login-page" data-next="{attr(next_path)}"')
 
 
 def enroll(name: str, token: str) -> str:

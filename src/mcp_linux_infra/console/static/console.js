@@ -89,13 +89,14 @@ function failed(error) {
   status(error.code || String(error.name || "error"), true, error.message || "");
 }
 
-async function login() {
+async function login(main) {
   try {
     const options = (await post("/login/begin")).publicKey;
     options.challenge = unb64url(options.challenge);
     const credential = await navigator.credentials.get({publicKey: options});
     await post("/login/finish", assertionJSON(credential));
-    window.location.assign("/");
+    const next = main.dataset.next || "/";
+    window.location.assign(/^\/p\/[A-Za-z0-9_-]{1,64}$/.test(next) ? next : "/");
   } catch (error) { failed(error); }
 }
 
