@@ -58,7 +58,9 @@ def test_posts_need_the_consoles_origin_and_the_sessions_csrf_token(console):
         passkey, _ = browser.enroll("alice")
         browser.login(passkey)
         assert browser.csrf
-        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}):
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                        {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}):
             answer = browser.post("/logout", data={"csrf": browser.csrf}, headers=headers)
             assert (answer.status_code, answer.json()["error"]) == (403, "bad_origin")
         del browser.headers["Origin"]
@@ -71,7 +73,9 @@ def test_posts_need_the_consoles_origin_and_the_sessions_csrf_token(console):
             answer = browser.post("/p/p00000000/approve", json={},
                                   headers={} if token is None else {"X-CSRF-Token": token})
             assert (answer.status_code, answer.json()["error"]) == (403, "bad_csrf")
-        answer = browser.post("/logout", data={"csrf": browser.csrf})
+        # a browser's own form post under no-referrer: Origin null, Sec-Fetch-Site same-origin
+        answer = browser.post("/logout", data={"csrf": browser.csrf},
+                              headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
         assert (answer.status_code, answer.headers["location"]) == (303, "/login")
         assert browser.get("/").status_code == 303  # the session is gone
 

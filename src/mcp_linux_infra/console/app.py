@@ -102,8 +102,14 @@ def _client(console: Console, request: Request):
 
 
 def _same_origin(console: Console, request: Request) -> None:
-    if request.headers.get("origin") != console.origin:
-        raise Refused(403, "bad_origin", "the request did not come from the console's page")
+    """The request comes from the console's own page: its Origin, or, for a form the page
+    posts (under Referrer-Policy no-referrer a browser sends `Origin: null` then), the
+    browser's own `Sec-Fetch-Site: same-origin`, which no page can set."""
+    origin = request.headers.get("origin")
+    if origin == console.origin or (
+            origin == "null" and request.headers.get("sec-fetch-site") == "same-origin"):
+        return
+    raise Refused(403, "bad_origin", "the request did not come from the console's page")
 
 
 def _limit(console: Console, request: Request, group: str) -> None:
