@@ -203,7 +203,8 @@ def proposal_detail(p: Any, history: list[dict], operator: Any, csrf: str, rp_id
         warning = "" if display.unprintable(document) is None else (
             "<p class=\"error\">This document holds a non-printable character: it cannot be "
             "shown faithfully and is not offered for signing.</p>")
-        body.append(f"<h2>You sign</h2>{_signed(document)}{warning}"
+        heading = "You sign" if signable else "The approval document"
+        body.append(f"<h2>{heading}</h2>{_signed(document)}{warning}"
                     f"<pre id=\"document\">{html.escape(document)}</pre>")
     already = operator.name in p.principals
     if signable and operator.credential_id and not already:
