@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     webhook_backoff: float = Field(1.0, gt=0, le=300, description="Seconds before the first "
                                    "retry, doubled for each next one (at most 300); a longer "
                                    "Retry-After from the receiver wins")
+    webhook_poll_interval: float = Field(5.0, gt=0, le=3600, description="Seconds between "
+                                         "the server's looks for changes other processes made "
+                                         "(the operator CLI); its own go out at once")
     expiry_sweep_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between "
                                          "the server's sweeps for proposals that expired")
 

@@ -140,6 +140,7 @@ class ApprovalStore:
     def __init__(self, path: Path, audit: Audit | None = None,
                  pending_ttl: float = 86400.0):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = path
         self.audit = audit
         self.pending_ttl = pending_ttl
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
@@ -285,7 +286,8 @@ class ApprovalStore:
                 callback(event, proposal)
             except Exception as exc:
                 if self.audit is not None:
-                    self.audit.error("subscriber_failed", event=event, proposal=proposal.id,
+                    self.audit.error("subscriber_failed", notification=event,
+                                     proposal=proposal.id,
                                      error=f"{type(exc).__name__}: {exc}")
         return proposal
 

@@ -4,8 +4,13 @@ that Slack and Mattermost incoming webhooks both take.
 In the chat message nothing from the model, a target or the database becomes markup: every
 such value is first made visible (display.visible: control, bidi and other non-printable
 characters become escapes such as `\\n` or `\\u202e`, so a value is one line of plain
-characters) and then escaped for Slack's mrkdwn (`&`, `<`, `>`), so that `<!channel>`,
-`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on.
+characters), then escaped for Slack's mrkdwn (`&`, `<`, `>`), so that `<!channel>`,
+`<@U123>` or `<https://x|click>` in a rationale are shown, not acted on. Two characters
+act in Mattermost's markdown even as plain text, and become their visible fullwidth forms:
+every `@` becomes `＠` (U+FF20), so that no mention in any spelling (`@channel`, `@here`,
+`@all`, `@alice`) pings anyone, and every `[` becomes `［` (U+FF3B), so that no
+`[text](url)` link or `![](url)` image is made. Classes of characters, not lists of names:
+no value may mention or link, so there is nothing to keep up to date.
 """
 
 import json
@@ -17,7 +22,8 @@ from mcp_linux_infra.display import visible
 from mcp_linux_infra.notify.events import EVENTS
 
 PRODUCT = "mcp-linux-infra"
-_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # & first
+_MRKDWN = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"),  # & first
+           ("@", "\uff20"), ("[", "\uff3b"))
 
 
 def mrkdwn(value: object) -> str:
@@ -51,7 +57,7 @@ def summary(proposal: Any) -> dict[str, Any]:
     return {"id": proposal.id, "host": proposal.host, "action": proposal.action,
             "params": dict(proposal.params), "state": proposal.state,
             "rationale": proposal.rationale, "note": getattr(proposal, "note", None),
-            "approvals": approvals(proposal)}
+            "reason": getattr(proposal, "reason", None), "approvals": approvals(proposal)}
 
 
 def iso(at: datetime) -> str:
@@ -75,6 +81,8 @@ def slack_body(event: str, proposal: Any, link: str, at: datetime) -> dict[str, 
              + (f" ({', '.join(mrkdwn(b) for b in count['by'])})" if count["by"] else "")]
     if p["note"]:
         lines.append(f"Note: {mrkdwn(p['note'])}")
+    if p["reason"]:
+        lines.append(f"Reason: {mrkdwn(p['reason'])}")
     lines.append(f"<{mrkdwn(link)}|Open it in the approval console> (at {iso(at)})")
     return {"text": "\n".join(lines)}
 

@@ -1,4 +1,4 @@
-"""The events a proposal's life announces (the approval store's, `ApprovalStore.subscribe`),
+"""The events a proposal's life announces (its `transitions` rows, server/announce.py),
 each with the words a chat message says of it."""
 
 EVENTS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The approval store's subscriber: each event becomes one body per format, queued for each
+"""Where the server's announcer hands each event: one body per format, queued for each
 webhook that wants the event. Nothing here waits on a network (delivery.py does, in its
 workers)."""
 
@@ -21,8 +21,9 @@ class Notifier:
         self.webhooks = [Webhook(i, spec, settings, self._log)
                          for i, spec in enumerate(settings.webhooks)]
 
-    def notify(self, event: str, proposal: Any) -> None:
-        """`ApprovalStore.subscribe`'s callback: queue the event, return at once."""
+    def notify(self, event: str, proposal: Any, at: float | None = None) -> None:
+        """The announcer's callback: queue the event, return at once. `at`: when the change
+        happened (its transitions row; now if not given)."""
         if event not in EVENTS:
             self._log.write("warning", "webhook_unknown_event", notification=event,
                             proposal=getattr(proposal, "id", None))
@@ -30,13 +31,13 @@ class Notifier:
         wanted = [w for w in self.webhooks if w.spec.wants(event)]
         if not wanted:
             return
-        at = datetime.now(timezone.utc)
+        when = datetime.fromtimestamp(time.time() if at is None else at, timezone.utc)
         link = proposal_url(self.settings, proposal.id)
         bodies: dict[str, bytes] = {}
         for webhook in wanted:
             fmt = webhook.spec.format
             if fmt not in bodies:
-                bodies[fmt] = encode(FORMATS[fmt](event, proposal, link, at))
+                bodies[fmt] = encode(FORMATS[fmt](event, proposal, link, when))
             webhook.put(Item(event, proposal.id, bodies[fmt]))
 
     def close(self, grace: float | None = None) -> None:

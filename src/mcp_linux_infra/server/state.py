@@ -1,5 +1,5 @@
 """What lives as long as the server: settings, hosts, pool, caches, learning and approval
-stores, the notifier and the expiry sweep, audit."""
+stores, the notifier with its announcer, the expiry sweep, audit."""
 
 import threading
 import time
@@ -12,6 +12,7 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.inventory import Host, Inventory, load_inventory
 from mcp_linux_infra.notify.notifier import Notifier
 from mcp_linux_infra.readonly.protocol import Target
+from mcp_linux_infra.server.announce import Announcer
 from mcp_linux_infra.server.learning import LearningStore
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.keyfile import signature
@@ -70,10 +71,12 @@ class ExpirySweep:
     """Expires due proposals every `interval` seconds, so that "expired" is announced when
     it happens, not when someone next looks."""
 
-    def __init__(self, store: ApprovalStore, interval: float, audit: Audit):
+    def __init__(self, store: ApprovalStore, interval: float, audit: Audit,
+                 clock: Callable[[], float] = time.time):
         self._store = store
         self._interval = interval
         self._audit = audit
+        self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="expiry-sweep", daemon=True)
         self._thread.start()
@@ -81,7 +84,7 @@ class ExpirySweep:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._store.expire_due()
+                self._store.expire_due(self._clock())
             except Exception as exc:  # the next sweep tries again
                 self._audit.error("expiry_sweep_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -102,6 +105,7 @@ class AppState:
     learning: LearningStore
     approvals: ApprovalStore
     notifier: Notifier
+    announcer: Announcer | None
     sweep: ExpirySweep
     audit: Audit
 
@@ -110,11 +114,14 @@ class AppState:
         audit = audit or Audit(settings.audit_log)
         approvals = open_approvals(settings, audit)
         notifier = Notifier(settings, audit)
-        approvals.subscribe(notifier.notify)
+        # without webhooks, claim nothing: another server on this state directory may have some
+        announcer = Announcer(approvals, notifier.notify, audit,
+                              settings.webhook_poll_interval, settings.proposal_ttl
+                              ) if settings.webhooks else None
         return cls(settings=settings, hosts=HostCatalog(settings.inventory),
                    pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
                    learning=LearningStore(settings.state_dir / "learning.sqlite3"),
-                   approvals=approvals, notifier=notifier,
+                   approvals=approvals, notifier=notifier, announcer=announcer,
                    sweep=ExpirySweep(approvals, settings.expiry_sweep_interval, audit),
                    audit=audit)
 
@@ -123,6 +130,8 @@ class AppState:
 
     def close(self) -> None:
         self.sweep.close()
+        if self.announcer is not None:
+            self.announcer.close()
         self.notifier.close()
         self.pool.close()
         self.learning.close()
