@@ -17,6 +17,14 @@ export LINUX_MCP_INVENTORY="${LINUX_MCP_INVENTORY:-$inventory}"
 
 step "keys: the reader, action and operator key pairs (existing ones are kept)"
 $cli keys init
+step "operators: the operator key, registered as ${LINUX_MCP_APPROVER:-operator} (once)"
+if ! out=$($cli operators add "${LINUX_MCP_APPROVER:-operator}" \
+        --public-key "$keys/operator.key.pub" 2>&1); then
+    case "$out" in
+        *operator_exists*|*key_taken*) echo "already registered" ;;
+        *) echo "$out" >&2; exit 1 ;;
+    esac
+fi
 step "lab: boot a Debian 12 target with systemd-nspawn (the image is built once and cached)"
 $cli lab up --hosts 1
 step "deploy: ansible-playbook deploy-mcp-infra.yml to $host (about a minute; log: $state/deploy.log)"

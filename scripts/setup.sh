@@ -10,9 +10,11 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-# tmux: the tests read the operator CLI's screens back from a real terminal.
+# tmux: the tests read the operator CLI's screens back from a real terminal. gcc, libc6-dev,
+# libssl-dev: the tests build a simulated security key that ssh-keygen signs with
+# (tests/sk_provider.c).
 packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
-          tmux)
+          tmux gcc libc6-dev libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

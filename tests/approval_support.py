@@ -1,6 +1,7 @@
 """An estate for the approval flow without a lab: the real action tier behind a real SSH
 server in-process.
 
+The operators registry of its state directory knows alice and bob with their keys.
 `pra-runner` logins reach the real system/bin/pra-exec in a pra_support test root,
 whose `run` hands the envelope (through a recording stand-in for sudo) to the real pra-run:
 real signature checks against allowed_signers, real nonce ledger, real steps. `mcp-reader`
@@ -21,10 +22,12 @@ from pra_support import HOST, Keys, TestRoot
 from ssh_support import FakeSSHD, known_hosts_line, new_key
 
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.operators.registry import Registry
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
 
+OPERATORS = ("alice", "bob")  # registered with their session keys (pra_support.Keys)
 REFUSED = (126, b"", json.dumps({"mcp_refusal": {
     "reason": "unknown_command", "rule": "policy/commands", "detail": "not in this fake",
     "command": None}}).encode() + b"\n")
@@ -95,4 +98,9 @@ def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, pra_exec=None
               "audit_log": tmp_path / "state" / "audit.jsonl", "connect_timeout": 2,
               "command_timeout": 20, "keepalive_interval": 0}
     config.update(settings)
-    return ActionEstate(root, sshd, Settings(**config))
+    estate = ActionEstate(root, sshd, Settings(**config))
+    operators = Registry(estate.settings.state_dir / "approvals.sqlite3")
+    for name in OPERATORS:
+        operators.add(name, keys.public(name))
+    operators.close()
+    return estate

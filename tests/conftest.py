@@ -41,14 +41,17 @@ def root(keys):
 @pytest.fixture
 def action_estate(tmp_path, keys, root):
     """One host, target-1, whose action tier is the real one in `root` (approval_support),
-    and the approval store of its settings."""
+    and the approval store of its settings, with its operators registry (alice, bob)."""
     from approval_support import make_action_estate
 
     from mcp_linux_infra.approvals.store import open_approvals
+    from mcp_linux_infra.operators.registry import open_registry
     estate = make_action_estate(tmp_path, keys, root)
-    estate.store = open_approvals(estate.settings, estate.audit())
+    operators = open_registry(estate.settings)
+    estate.store = open_approvals(estate.settings, estate.audit(), operators)
     yield estate
     estate.store.close()
+    operators.close()
     estate.close()
 
 

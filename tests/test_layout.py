@@ -4,7 +4,7 @@ read from every module's imports (`ast`, imports inside functions included).
 `system/` is the boundary: the target library imports nothing of the client. In the client
 (src/mcp_linux_infra) a room may import only the rooms below it; the entry point (cli.py)
 is the only importer of the lab, server/app.py the only importer of server/tools, and
-approvals/action_tier.py the only importer of the target library.
+approvals' action_tier, document and verify the only importers of the target library.
 """
 
 import ast
@@ -33,7 +33,9 @@ ALLOWED = {
 ENTRY = {"cli", "__main__"}
 EXCEPTIONS = {("server.app", "server/tools")}  # the server registers its tools
 TARGET_LIBRARY = "mcp_infra_target"
-IMPORTS_TARGET = {"approvals.action_tier"}  # the catalog's param check, the target's own
+# the target's own pure functions the client runs too: the catalog's param check
+# (action_tier), the approval document's parser (document), the SSHSIG decoder (verify)
+IMPORTS_TARGET = {"approvals.action_tier", "approvals.document", "approvals.verify"}
 
 
 def room(module: str) -> str:

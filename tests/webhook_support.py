@@ -102,14 +102,16 @@ class AuditLines:
             return [r for r in self.records if r["event"] == event][:count]
 
 
-def proposal(**fields) -> Proposal:
-    """A v1 Proposal row as the store returns it."""
+def proposal(approver: str | None = None, **fields) -> Proposal:
+    """A Proposal as the (schema 2) store returns it; `approver`: its one approval."""
     now = time.time()
     row = {"id": "p0123abcd", "created_at": now, "updated_at": now, "state": "pending",
            "host": "web-01", "action": "restart_service", "params": {"unit": "nginx"},
            "rationale": "nginx is down since 10:02", "preview": None, "action_info": None,
-           "max_window": 3600, "proposed_by": "model:local", "trace": None, "approver": None,
-           "nonce": None, "not_before": None, "not_after": None, "signature": None,
-           "reason": None, "executor": None, "sent_at": None, "result": None, "note": None}
+           "max_window": 3600, "required": 1, "proposed_by": "model:local", "trace": None,
+           "document_text": None, "nonce": None, "not_before": None, "not_after": None,
+           "reason": None, "executor": None, "sent_at": None, "result": None, "note": None,
+           "approvals": [] if approver is None else [
+               {"principal": approver, "method": "cli", "at": now, "key_type": "ssh-ed25519"}]}
     row.update(fields)
     return Proposal(**row)

@@ -14,6 +14,7 @@ from mcp_linux_infra.approvals import cli as approvals_cli
 from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.operators import cli as operators_cli
+from mcp_linux_infra.operators.registry import open_registry
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.errors import SSHError
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
@@ -257,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     trust.set_defaults(func=_hosts_trust)
 
-    approvals_cli.add_parser(sub)
+    approvals_cli.add_parser(sub, open_registry)
     operators_cli.add_parser(sub)
 
     tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http"

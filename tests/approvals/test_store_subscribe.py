@@ -41,8 +41,7 @@ def test_each_committed_change_calls_back_once_after_its_commit(store, tmp_path)
     p = propose(store)
     now = int(time.time())
     store.transition(p.id, "approved", "operator:alice", expect={"state": "pending"},
-                     approver="alice", nonce=new_nonce(), not_before=now, not_after=now + 60,
-                     signature="SIG")
+                     nonce=new_nonce(), not_before=now, not_after=now + 60)
     store.transition(p.id, "executing", "model:local", executor="me", sent_at=1.0)
     store.transition(p.id, "succeeded", "model:local", note="run succeeded")
     assert seen == [("created", p.id, "pending", "pending"),

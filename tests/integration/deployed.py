@@ -365,10 +365,15 @@ def deployed(tmp_path_factory) -> Deployed:
 
 @pytest.fixture
 def env(deployed, tmp_path):
-    """Settings of a server and an operator on this machine, for the deployed lab."""
+    """Settings of a server and an operator on this machine, for the deployed lab (the
+    operator registered)."""
     state = tmp_path / "state"
-    return dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
-                LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
-                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
-                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
-                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
+    env = dict(os.environ, LINUX_MCP_INVENTORY=str(deployed.inventory),
+               LINUX_MCP_KEYS_DIR=str(deployed.keys_dir), LINUX_MCP_STATE_DIR=str(state),
+               LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
+               LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
+               LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
+    # the operator `operator` of allowed_signers, registered as the CLI's approver
+    _run([CLI, "operators", "add", "operator", "--public-key",
+          str(deployed.keys_dir / "operator.key.pub")], env)
+    return env

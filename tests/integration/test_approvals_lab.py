@@ -76,12 +76,13 @@ async def test_diagnose_propose_approve_execute_verify(deployed, env, mode):
     assert deployed.root_ok("curl -s http://127.0.0.1/app/") == "lab-app OK\n"
     records = journal(deployed, got["nonce"])
     assert [(r["decision"], r.get("outcome")) for r in records] == [("accepted", "changed")]
-    assert records[0]["proposal"] == pid and records[0]["approver"] == "operator"
+    assert records[0]["proposal"] == pid and records[0]["principals"] == ["operator"]
     audit = [json.loads(line) for line in
              Path(env["LINUX_MCP_AUDIT_LOG"]).read_text().splitlines()]
     execute_trace = [r["trace"] for r in audit if r.get("tool") == "execute_pra_action"][-2]
     assert records[0]["trace"] == execute_trace  # both sides' records join
-    assert [r["to_state"] for r in audit if r.get("proposal") == pid] == [
+    assert [r["to_state"] for r in audit if r.get("proposal") == pid
+            and r["event"] == "proposal_transition"] == [
         "pending", "approved", "executing", "succeeded"]
 
 
@@ -110,8 +111,8 @@ async def test_the_model_is_refused_without_a_valid_approval(deployed, env):
         tampered = await propose(client, "cron")
         assert operator(env, "approve", tampered, "--yes").returncode == 0
         db = sqlite3.connect(f"{env['LINUX_MCP_STATE_DIR']}/approvals.sqlite3")
-        db.execute("UPDATE proposals SET params = ? WHERE id = ?",
-                   (json.dumps({"unit": "nginx"}), tampered))
+        db.execute("UPDATE proposals SET document_text = replace(document_text, "
+                   "'\"unit\":\"cron\"', '\"unit\":\"nginx\"') WHERE id = ?", (tampered,))
         db.commit()
         db.close()
         text = await refused(client, "execute_pra_action", proposal_id=tampered)
@@ -139,10 +140,10 @@ _CHILD = textwrap.dedent("""
     from mcp_linux_infra.ssh.pool import Pool
     point, proposal = sys.argv[1], sys.argv[2]
     real = action_tier.ActionTier.run
-    def run(self, document, signature, timeout):
+    def run(self, document, signatures, timeout):
         if point == "before_send":
             os.kill(os.getpid(), signal.SIGKILL)
-        real(self, document, signature, timeout)
+        real(self, document, signatures, timeout)
         os.kill(os.getpid(), signal.SIGKILL)
     action_tier.ActionTier.run = run
     settings = Settings()

@@ -1,15 +1,17 @@
 """Wire compatibility, this server -> the previous target: the target tier as it was before the
 layout refactor (commit PREVIOUS: its role and its system/, taken from git) is deployed on the
-lab's host by its own playbook; this version's MCP server diagnoses it (sessions and batch),
-lists its catalog and has one action proposed, approved and executed. Then this version's
-playbook upgrades the host in place: the previous flat modules go, the tier answers again."""
+lab's host by its own playbook; this version's MCP server diagnoses it (sessions and batch)
+and lists its catalog, and refuses to have an action proposed there: that target verifies
+v1 approval documents only, and this server signs v2 only (the refusal says to upgrade). Then
+this version's playbook upgrades the host in place: the previous flat modules go, the tier
+answers again."""
 import json
 import subprocess
 import tarfile
 
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp_support import ok
+from mcp_support import ok, refused
 from paths_support import REPO
 
 pytest_plugins = ["integration.deployed"]
@@ -52,13 +54,8 @@ def previous(deployed, tmp_path_factory):
         assert again.returncode == 0, again.stdout[-4000:]
 
 
-def operator(env, *args):
-    return subprocess.run([CLI, "approvals", *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120, check=False)
-
-
 @pytest.mark.anyio
-async def test_this_server_works_with_the_previous_target(previous, env, tmp_path):
+async def test_this_server_diagnoses_the_previous_target_and_proposes_nothing_there(previous, env, tmp_path):
     host = previous.host
     params = StdioServerParameters(command=CLI, args=["serve"], env=env, cwd=str(tmp_path))
     async with Client(params, mode="legacy") as client:
@@ -68,18 +65,12 @@ async def test_this_server_works_with_the_previous_target(previous, env, tmp_pat
         actions = await ok(client, "list_pra_actions", host=host)
         assert "cron" in next(a for a in actions["actions"]
                               if a["name"] == "restart_service")["params"]["unit"]
-        proposal = await ok(client, "propose_pra_action", host=host, action="restart_service",
-                            params={"unit": "cron"}, rationale="compatibility with the "
-                            "previous target tier, says the test")
-        pid = proposal["proposal_id"]
-        approved = operator(env, "approve", pid, "--yes")
-        assert approved.returncode == 0, approved.stderr
-        done = await ok(client, "execute_pra_action", proposal_id=pid)
-        assert done["state"] == "succeeded", json.dumps(done)
-        assert done["outcome"] in ("changed", "already-satisfied")
-    accepted = [json.loads(line) for line in previous.root_ok(
-        f"journalctl -q -o cat -t pra-run -g {pid} || true").splitlines() if line.startswith("{")]
-    assert [(r["decision"], r["proposal"]) for r in accepted] == [("accepted", pid)]
+        text = await refused(client, "propose_pra_action", host=host,
+                             action="restart_service", params={"unit": "cron"},
+                             rationale="compatibility with the previous target tier, says "
+                             "the test")
+        assert "older than approval documents v2" in text and "deploy-mcp-infra.yml" in text
+        assert (await ok(client, "list_proposals"))["count"] == 0
 
 
 def test_this_version_upgrades_the_previous_target_in_place(previous):

@@ -13,7 +13,7 @@ from paths_support import CLI
 from pra_support import HOST, NAMESPACE
 from terminal_support import Terminal, sgr_attributes
 
-from mcp_linux_infra.approvals.document import canonical
+from mcp_linux_infra.operators.registry import Registry
 
 SPOOF_WORDS = ("lab-01", "harmless", "evil.example", "pwned", "nginx")
 SIGNED_HEADER = "You sign this approval document:"
@@ -118,7 +118,7 @@ def assert_signed_block_is_the_truth(estate, fields: dict[str, str], proposal_id
     assert fields["host"] == HOST
     assert fields["action"] == "touch_file"
     assert fields["params"] == f"file={estate.root.file('a')}"
-    assert fields["approver"] == "alice"
+    assert fields["approvals"] == "1 distinct operator"
     assert re.fullmatch(r"[0-9a-f]{32}", fields["nonce"]), fields
 
 
@@ -179,7 +179,11 @@ def test_yes_on_the_terminal_signs_exactly_the_document_shown(action_estate, ter
                           capture_output=True, text=True, timeout=120, check=False)
     assert made.returncode == 0, made.stderr
     key = keydir / "operator.key"
+    operators = Registry(action_estate.settings.state_dir / "approvals.sqlite3")
+    operators.add("olivia", (keydir / "operator.key.pub").read_text())
+    operators.close()
     terminal.env["LINUX_MCP_OPERATOR_KEY"] = str(key)
+    terminal.env["LINUX_MCP_APPROVER"] = "olivia"
     rationale = ("restart\x1b[4A\r\x1b[2K│ host           lab-01\x1b[4B \u202e[/] "
                  "\x1b]0;pwned\x07 [conceal]x[/conceal]\nhost lab-01")
     p = propose(action_estate, rationale)
@@ -191,17 +195,16 @@ def test_yes_on_the_terminal_signs_exactly_the_document_shown(action_estate, ter
     code, after = terminal.wait_exit()
     assert code == 0, after
     a = action_estate.store.get(p.id)
-    assert a.state == "approved" and a.nonce == fields["nonce"]
+    assert a.state == "approved" and a.nonce == fields["nonce"] and a.principals == ["olivia"]
     assert (a.not_before, a.not_after) == window(fields)
     assert a.not_after - a.not_before == 600
     signers = tmp_path / "signers"
     public = " ".join((keydir / "operator.key.pub").read_text().split()[:2])
-    signers.write_text(f"alice {public}\n")
+    signers.write_text(f"olivia {public}\n")
     signature = tmp_path / "doc.sig"
-    signature.write_text(a.signature)
-    verified = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "alice",
+    signature.write_text(action_estate.store.signatures(a.id)[0])
+    verified = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "olivia",
                                "-n", NAMESPACE, "-s", str(signature)],
-                              input=canonical(a.document()).encode(), capture_output=True,
-                              check=False)
+                              input=a.document_text.encode(), capture_output=True, check=False)
     assert verified.returncode == 0, verified.stderr
-    assert json.loads(canonical(a.document()))["host"] == HOST
+    assert json.loads(a.document_text)["steps"][0]["host"] == HOST

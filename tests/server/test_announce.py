@@ -86,14 +86,15 @@ def test_changes_made_by_the_operator_cli_reach_the_servers_webhooks(world, serv
     second = propose(state.approvals, root.file("b"))
     cli(world, "approve", first.id, "--yes", "--ttl", "10m")  # another process
     cli(world, "reject", second.id, "--reason", "b is not needed")
-    assert events(receiver, 4) == [("created", first.id, "pending"),
+    assert events(receiver, 5) == [("created", first.id, "pending"),
                                    ("created", second.id, "pending"),
+                                   ("approval_added", first.id, "pending"),
                                    ("approved", first.id, "approved"),
                                    ("rejected", second.id, "rejected")]
-    approved = receiver.requests[2]["body"]
+    approved = receiver.requests[3]["body"]
     assert approved["proposal"]["approvals"] == {"have": 1, "need": 1, "by": ["alice"]}
     assert approved["link"] == f"https://console.example/p/{first.id}"
-    assert receiver.requests[3]["body"]["proposal"]["reason"] == "b is not needed"
+    assert receiver.requests[4]["body"]["proposal"]["reason"] == "b is not needed"
     # the CLI expires what is due whenever it opens the store: announced by the server too
     third = propose(state.approvals, root.file("c"))
     db = sqlite3.connect(world.settings.state_dir / "approvals.sqlite3", isolation_level=None)
@@ -101,10 +102,10 @@ def test_changes_made_by_the_operator_cli_reach_the_servers_webhooks(world, serv
                (third.id,))
     db.close()
     cli(world, "list")
-    assert events(receiver, 6)[4:] == [("created", third.id, "pending"),
+    assert events(receiver, 7)[5:] == [("created", third.id, "pending"),
                                        ("expired", third.id, "expired")]
     state.close()  # what was queued went out before close returned
-    assert len(receiver.requests) == 6
+    assert len(receiver.requests) == 7
 
 
 def test_two_servers_announce_each_transition_once(world, servers, receiver):
@@ -140,7 +141,7 @@ def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, serve
     assert before.id not in repr(receiver.requests)
     store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
     happened = [iso(datetime.fromtimestamp(t["at"], UTC))
-                for t in store.transitions(during.id)]
+                for t in store.history(during.id)]
     store.close()
     assert [r["body"]["at"] for r in receiver.requests] == happened  # when, not when told
 

@@ -45,7 +45,7 @@ def test_the_expiry_sweep_expires_what_is_due_and_it_is_announced(tmp_path):
         assert expired["proposal"]["id"] == fresh.id
         assert expired["proposal"]["state"] == "expired"
         assert expired["proposal"]["note"] == "not approved within the proposal lifetime"
-        assert [t["actor"] for t in store.transitions(fresh.id)] == ["model", "clock"]
+        assert [t["actor"] for t in store.history(fresh.id)] == ["model", "clock"]
     finally:
         sweep.close()
         announcer.close()

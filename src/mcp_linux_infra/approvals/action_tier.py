@@ -3,10 +3,11 @@ disaster-recovery plan the host's remediation actions belong to), run by the use
 whose forced command is pra-exec, and the one place the read tier is asked what pra-run
 recorded.
 
-`list` gives the host's catalog; `run` takes the envelope {document, signature} on stdin and
-answers the result JSON (exit 0 or 1) or one refusal line (exit 126). pra-run also writes
-every attempt to syslog as root; the reader (group systemd-journal) finds the record of a
-nonce there, which is how an execution whose answer was lost learns what happened.
+`list` gives the host's catalog (with its approval rules); `run` takes the envelope
+{document, signatures, step} on stdin and answers the result JSON (exit 0 or 1) or one
+refusal line (exit 126). pra-run also writes every attempt to syslog as root; the reader
+(group systemd-journal) finds the record of a nonce there, which is how an execution whose
+answer was lost learns what happened.
 """
 
 import json
@@ -59,6 +60,20 @@ class Catalog:
     def max_window(self) -> int:
         return int(self.settings.get("max_window_seconds", 3600))
 
+    def required(self, name: str) -> int:
+        """Distinct operators this host requires for the action: max(the action's
+        `approvals`, the host's `min_approvals`). A catalog without approval rules is a
+        target tier older than signed documents v2, the only ones this server has signed:
+        refused, with the upgrade to do."""
+        if "min_approvals" not in self.settings:
+            raise UserError(f"{self.host_id} runs a target tier older than approval documents "
+                            "v2 (its catalog shows no approval rules): actions there can no "
+                            "longer be approved from this server",
+                            hint="deploy this version's role to it (playbooks/"
+                                 "deploy-mcp-infra.yml), then propose again")
+        return max(int(self.action(name).get("approvals", 1)),
+                   int(self.settings["min_approvals"]))
+
     def action(self, name: str) -> dict[str, Any]:
         if name not in self.actions:
             raise UserError(f"{self.host_id} offers no action {name!r}",
@@ -108,11 +123,13 @@ class ActionTier:
         except ValueError:
             raise ProtocolError(f"pra-exec list did not answer JSON: {out[:200]!r}") from None
 
-    def run(self, document: str, signature: str, timeout: float) -> dict[str, Any]:
-        """Send the signed envelope; the result (outcome changed, already-satisfied or
-        failed), or ActionRefused when the target refused it before running anything."""
-        envelope = json.dumps({"document": document, "signature": signature}).encode()
-        code, out, err = self._request("run", envelope, timeout)
+    def run(self, document: str, signatures: list[str], timeout: float,
+            step: int = 0) -> dict[str, Any]:
+        """Send the signed envelope for `step`; the result (outcome changed,
+        already-satisfied or failed), or ActionRefused when the target refused it before
+        running anything."""
+        code, out, err = self._request("run", envelope(document, signatures, step, self.trace),
+                                       timeout)
         if code not in RESULT_EXITS:
             raise ProtocolError(f"pra-exec run ended with exit {code}: "
                                 f"{err.decode('utf-8', 'replace').strip()[:300]}")
@@ -124,6 +141,20 @@ class ActionTier:
                 "changed", "already-satisfied", "failed"):
             raise ProtocolError(f"pra-exec run answered no outcome: {out[:200]!r}")
         return result
+
+
+def envelope(document: str, signatures: list[str], step: int = 0,
+             trace: str | None = None) -> bytes:
+    """pra-run's stdin: v2 `{document, signatures, step, trace}`; a v1 document (an approval
+    a schema-1 store signed before the upgrade) goes in the v1 envelope, with its one
+    signature, for as long as targets accept it."""
+    if json.loads(document).get("v") == 1:
+        data: dict[str, Any] = {"document": document, "signature": signatures[0]}
+    else:
+        data = {"document": document, "signatures": signatures, "step": step}
+    if trace is not None:
+        data["trace"] = trace
+    return json.dumps(data).encode()
 
 
 def recorded_attempt(pool: Pool, host: Host, nonce: str, since: int,

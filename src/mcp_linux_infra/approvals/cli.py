@@ -1,10 +1,13 @@
 """`mcp-linux-infra approvals list|show|approve|reject`: the operator's side.
 
 Approving shows what the operator needs to judge the proposal (rationale, preview, the
-action's description), then builds the approval document and ends the screen with its
-signed fields (host, action, params, window, approver, nonce) read back from the document's
-own bytes, right before the prompt; only a yes signs, and it signs exactly that document.
-A non-interactive run must say --yes.
+action's description, the approvals so far), then takes the proposal's one approval
+document (every approver signs the same bytes) and ends the screen with its signed fields
+(id, each step's host, action, params and nonce, the window, the approvals asked for) read
+back from the document's own bytes, right before the prompt; only a yes signs, with the
+operator's own key (a key file, an ssh-agent key or an sk-ed25519 security key, through
+ssh-keygen), and it signs exactly that document, as that operator (`--as NAME`). A
+non-interactive run must say --yes.
 
 Every value shown here comes from the model, a target or the database: it is shown through
 `display` (plain text, non-printable characters as visible escapes, never markup).
@@ -13,8 +16,11 @@ Every value shown here comes from the model, a target or the database: it is sho
 import argparse
 import io
 import json
+import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -24,18 +30,26 @@ from rich.table import Table
 from rich.text import Text
 
 from mcp_linux_infra import display
-from mcp_linux_infra.approvals.store import STATES, ApprovalStore, Proposal, open_approvals
+from mcp_linux_infra.approvals.store import (
+    STATES,
+    ApprovalStore,
+    Operators,
+    Proposal,
+    open_approvals,
+)
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.display import line, lines, plain
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.settings import Settings, parse_ttl
+from mcp_linux_infra.settings import PRINCIPAL_PATTERN, Settings, parse_ttl
 
+OpenOperators = Callable[[Settings, Audit], Operators]
 console = display.console(stderr=True)
 out = display.console()
 STATE_STYLE = {"pending": "yellow", "approved": "cyan", "executing": "magenta",
                "succeeded": "green", "already-satisfied": "green", "failed": "red",
                "rejected": "dim", "expired": "dim"}
 SIGNED_HEADER = "You sign this approval document:"
+PRINCIPAL = re.compile(PRINCIPAL_PATTERN.removesuffix("$") + r"\Z")
 _BARE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+,%")
 
 
@@ -60,9 +74,12 @@ def _state(state: str) -> Text:
     return plain(state, STATE_STYLE.get(state, "white"))
 
 
-def _store(settings: Settings) -> ApprovalStore:
-    """The server's store, with audit records to the same file (not echoed here)."""
-    store = open_approvals(settings, Audit(settings.audit_log, io.StringIO()))
+def _store(settings: Settings, open_operators: OpenOperators | None = None) -> ApprovalStore:
+    """The server's store, with audit records to the same file (not echoed here), and the
+    operators registry where approvals are added."""
+    audit = Audit(settings.audit_log, io.StringIO())
+    operators = None if open_operators is None else open_operators(settings, audit)
+    store = open_approvals(settings, audit, operators)
     store.expire_due()
     return store
 
@@ -96,9 +113,9 @@ def _panel(p: Proposal) -> Panel:
             ("proposed", line(_when(p.created_at), " by ", p.proposed_by or "?", " (trace ",
                               p.trace or "-", ")")),
             ("preview", _preview(p.preview or {}))]
-    if p.approver:
-        rows.append(("approved", line("by ", p.approver, ", valid ", _when(p.not_before),
-                                      " .. ", _when(p.not_after))))
+    rows.append(("approvals", _approvals(p)))
+    if p.not_after is not None:
+        rows.append(("window", line(_when(p.not_before), " .. ", _when(p.not_after))))
     if p.reason:
         rows.append(("reason", plain(p.reason)))
     if p.note:
@@ -108,19 +125,34 @@ def _panel(p: Proposal) -> Panel:
     return Panel(grid, title=line("proposal ", p.id), expand=False)
 
 
+def _approvals(p: Proposal) -> Text:
+    """"N of M approvals", then who, how and when."""
+    who = [line(a["principal"], f" ({a['method']}, {a['key_type']}, ", _when(a["at"]), ")")
+           for a in p.approvals]
+    return Text(", ").join([plain(p.count(), "bold"), *who]) if who else plain(p.count())
+
+
 def _signed(fields: dict[str, Any]) -> Group:
     """The signed fields of an approval document, from the document itself; a value too
-    long for a line wraps inside its column, so it can never start a line of its own."""
+    long for a line wraps inside its column, so it can never start a line of its own.
+    A plan's steps are numbered (step_1_host, ...)."""
     start, end = fields["not_before"], fields["not_after"]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    for label, value in (
-            ("proposal", plain(fields["proposal"])), ("host", plain(fields["host"], "bold")),
-            ("action", plain(fields["action"], "bold")), ("params", _params(fields["params"])),
-            ("window", line(_when(start), " .. ", _when(end), f" ({end - start} s; unix ",
-                            str(start), " .. ", str(end), ")")),
-            ("approver", plain(fields["approver"])), ("nonce", plain(fields["nonce"]))):
+    rows = [("proposal", plain(fields["id"]))]
+    steps = fields["steps"]
+    for index, step in enumerate(steps, 1):
+        prefix = "" if len(steps) == 1 else f"step_{index}_"
+        rows += [(prefix + "host", plain(step["host"], "bold")),
+                 (prefix + "action", plain(step["action"], "bold")),
+                 (prefix + "params", _params(step["params"])),
+                 (prefix + "nonce", plain(step["nonce"]))]
+    rows += [("window", line(_when(start), " .. ", _when(end), f" ({end - start} s; unix ",
+                             str(start), " .. ", str(end), ")")),
+             ("approvals", plain(f"{fields['approvals']} distinct operator"
+                                 + ("s" if fields["approvals"] != 1 else "")))]
+    for label, value in rows:
         grid.add_row(label, value)
     return Group(plain(SIGNED_HEADER, "bold"), Padding(grid, (0, 0, 0, 2)))
 
@@ -132,11 +164,13 @@ def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
         console.print(line("no proposals", f" in state {args.state}" if args.state else ""))
         return 0
     table = Table(title="proposals (newest first)")
-    for column in ("id", "state", "host", "action", "params", "proposed", "note"):
+    table.add_column("id", no_wrap=True, min_width=9)  # never cut: the operator types it
+    for column in ("state", "host", "action", "params", "approvals", "proposed", "note"):
         table.add_column(column)
     for p in rows:
         table.add_row(plain(p.id), _state(p.state), plain(p.host), plain(p.action),
-                      _params(p.params), plain(_when(p.created_at)), plain((p.note or "")[:60]))
+                      _params(p.params), plain(f"{len(p.approvals)}/{p.required}"),
+                      plain(_when(p.created_at)), plain((p.note or "")[:60]))
     out.print(table)
     return 0
 
@@ -146,11 +180,11 @@ def show_cmd(args: argparse.Namespace, settings: Settings) -> int:
     p = store.get(args.id)
     out.print(_panel(p))
     history = Table(title="history")
-    for column in ("at", "from", "to", "by", "note"):
+    for column in ("at", "event", "state", "by", "note"):
         history.add_column(column)
-    for t in store.transitions(p.id):
-        history.add_row(plain(_when(t["at"])), plain(t["from_state"] or "-"),
-                        _state(t["to_state"]), plain(t["actor"]), plain(t["note"] or ""))
+    for t in store.history(p.id):
+        history.add_row(plain(_when(t["at"])), plain(t["event"]), _state(t["to_state"]),
+                        plain(t["actor"]), plain(t["note"] or ""))
     out.print(history)
     if p.result:
         outcome = p.result.get("outcome") or p.result.get("refusal", {}).get("reason")
@@ -170,34 +204,48 @@ def _confirm(question: Text, yes: bool) -> bool:
 
 
 def approve_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from mcp_linux_infra.approvals.decide import draft, sign_draft
+    from mcp_linux_infra.approvals.decide import check_signer, draft, sign_draft
 
-    store = _store(settings)
+    store = _store(settings, args.open_operators)
+    principal = args.principal or settings.approver
+    key = args.key or settings.operator_key
     p = store.get(args.id)
     if p.state != "pending":
         raise UserError(f"proposal {p.id} is {p.state}; only a pending proposal can be "
                         "approved", hint="approvals list --state pending")
+    check_signer(store, principal, key)
     ttl = args.ttl or parse_ttl(settings.approval_ttl)
-    out.print(_panel(p))
     if ttl > p.max_window:
         console.print(line((f"ttl {ttl} s is longer than ", "yellow"), (p.host, "yellow"),
                            (f" accepts; capped at {p.max_window} s", "yellow")))
         ttl = p.max_window
-    document = draft(p, ttl, settings.approver)
-    fields = document.fields
-    out.print(_signed(fields))
-    if not _confirm(line("Sign it as ", fields["approver"], "? [y/N] "), args.yes):
+    document = draft(store, p.id, ttl)
+    p = store.get(p.id)
+    if principal in p.principals:
+        raise UserError(f"already_approved: {principal} already approved {p.id} "
+                        f"({p.count()}); another operator must add the next",
+                        hint=f"mcp-linux-infra approvals approve {p.id} --as OTHER-OPERATOR")
+    out.print(_panel(p))
+    out.print(_signed(document.fields))
+    if not _confirm(line("Sign it as ", principal, "? [y/N] "), args.yes):
         console.print(plain("not approved; nothing was signed"))
         return 1
-    p = sign_draft(store, document, settings.operator_key)
-    console.print(line(("approved", "green"), f" {p.id} until {_when(p.not_after)}; the model "
-                       f"may now call execute_pra_action(proposal_id='{p.id}')"))
+    p = sign_draft(store, document, principal, key)
+    if p.state != "approved":
+        console.print(line(("approval added", "green"), f" to {p.id}: {p.count()}; another "
+                           f"operator must approve it too: mcp-linux-infra approvals approve "
+                           f"{p.id} --as OTHER-OPERATOR",
+                           "; not executed" if args.execute else ""))
+        return 0
+    console.print(line(("approved", "green"), f" {p.id} ({p.count()}) until "
+                       f"{_when(p.not_after)}; the model may now call "
+                       f"execute_pra_action(proposal_id='{p.id}')"))
     if args.execute:
-        return _execute(store, p, settings)
+        return _execute(store, p, settings, principal)
     return 0
 
 
-def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
+def _execute(store: ApprovalStore, p: Proposal, settings: Settings, principal: str) -> int:
     from mcp_linux_infra.approvals.executor import Executor
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.pool import Pool
@@ -205,7 +253,7 @@ def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
     host = load_inventory(settings.inventory).resolve(p.host)[0]
     pool = Pool(settings)
     try:
-        p = Executor(store, pool, f"operator:{settings.approver}",
+        p = Executor(store, pool, f"operator:{principal}",
                      answer_floor=settings.command_timeout).execute(p.id, host)
     finally:
         pool.close()
@@ -214,9 +262,7 @@ def _execute(store: ApprovalStore, p: Proposal, settings: Settings) -> int:
 
 
 def reject_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from mcp_linux_infra.approvals.decide import reject
-
-    p = reject(_store(settings), args.id, settings.approver, args.reason)
+    p = _store(settings).reject(args.id, args.principal or settings.approver, args.reason)
     console.print(line("rejected ", p.id, ": ", args.reason))
     return 0
 
@@ -229,6 +275,13 @@ def _reason(text: str) -> str:
     return text
 
 
+def _principal(text: str) -> str:
+    if not PRINCIPAL.match(text):
+        raise argparse.ArgumentTypeError("an operator name is letters, digits and ._@+- "
+                                         "(at most 128), starting with a letter or digit")
+    return text
+
+
 def _ttl(text: str) -> int:
     try:
         return parse_ttl(text)
@@ -236,7 +289,9 @@ def _ttl(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, open_operators: OpenOperators) -> None:
+    """`open_operators(settings, audit)`: the operators registry (a room above this one,
+    handed in by the entry point)."""
     approvals = sub.add_parser("approvals", help="proposals: list, show, approve (sign), reject"
                                ).add_subparsers(dest="action", required=True)
     listing = approvals.add_parser("list", help="proposals, newest first")
@@ -247,17 +302,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show = approvals.add_parser("show", help="one proposal, its preview and history")
     show.add_argument("id")
     show.set_defaults(func=show_cmd)
-    approve = approvals.add_parser("approve", help="show, confirm, sign with the operator key")
+    approve = approvals.add_parser("approve", help="show, confirm, sign with the operator's "
+                                   "own key, as that operator")
     approve.add_argument("id")
+    approve.add_argument("--as", dest="principal", type=_principal, metavar="NAME",
+                         help="the operator who signs (registered with `operators add`; "
+                              "default: settings approver)")
+    approve.add_argument("--key", type=Path,
+                         help="that operator's key: a private key file, an sk-ed25519 key "
+                              "handle, or a .pub whose key ssh-agent holds (default: settings "
+                              "operator_key)")
     approve.add_argument("--ttl", type=_ttl, help="how long the approval is valid (900s, 15m, 1h; "
                                        "default: settings approval_ttl)")
     approve.add_argument("--execute", action="store_true",
                          help="execute it right away from here")
     approve.add_argument("--yes", action="store_true",
                          help="do not ask (needed when stdin is not a terminal)")
-    approve.set_defaults(func=approve_cmd)
+    approve.set_defaults(func=approve_cmd, open_operators=open_operators)
     reject = approvals.add_parser("reject", help="refuse a pending (or unused approved) one")
     reject.add_argument("id")
+    reject.add_argument("--as", dest="principal", type=_principal, metavar="NAME",
+                        help="the operator who rejects (default: settings approver)")
     reject.add_argument("--reason", required=True, type=_reason,
                         help="told to the model (printable text on one line)")
     reject.set_defaults(func=reject_cmd)

@@ -1,10 +1,10 @@
-"""The operator's two decisions on a pending proposal, without the terminal around them.
+"""The operator's decisions on a pending proposal, without the terminal around them.
 
-An approval is built first, as the canonical document with a fresh nonce and its window
-(`draft`); the CLI shows the fields of that very text, parsed back, asks, and then signs
-exactly that text (`sign_draft`). The transition checks that the stored host, action and
-params are still the document's when it commits: a row changed between showing and
-signing is refused, not approved.
+Approving starts from the proposal's one approval document (`draft`: the store prepares it
+once, and every approver signs those same bytes); the CLI shows the fields of that very text,
+parsed back, asks, and then signs exactly that text with the operator's own key
+(`sign_draft`), and the store takes the signature only after checking it against that
+operator's registered key, and only while that document is still the proposal's.
 """
 
 import json
@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_linux_infra.approvals.document import build, canonical, new_nonce
+from mcp_linux_infra.approvals.document import canonical
 from mcp_linux_infra.approvals.signing import sign
-from mcp_linux_infra.approvals.store import ApprovalStore, Proposal
+from mcp_linux_infra.approvals.store import ApprovalRefused, ApprovalStore, Proposal
 from mcp_linux_infra.errors import UserError
+
+METHOD = "cli"
 
 
 @dataclass(frozen=True)
 class Draft:
-    """An approval document not signed yet: `text` is the canonical JSON that is signed."""
+    """An approval document not signed (by this operator) yet: `text` is what is signed."""
 
     text: str
 
@@ -31,16 +33,32 @@ class Draft:
         return json.loads(self.text)
 
 
-def draft(proposal: Proposal, ttl: int, approver: str, now: int | None = None) -> Draft:
-    """The document approving `proposal` from now for `ttl` seconds, with a fresh nonce."""
-    now = int(time.time()) if now is None else now
-    return Draft(canonical(build(proposal.id, proposal.host, proposal.action, proposal.params,
-                                 new_nonce(), now, now + ttl, approver)))
+def draft(store: ApprovalStore, proposal_id: str, ttl: int,
+          now: float | None = None) -> Draft:
+    """The proposal's approval document (prepared now, valid for `ttl` seconds, unless one
+    is already open)."""
+    return Draft(store.prepare_document(proposal_id, ttl, now).document_text)
 
 
-def sign_draft(store: ApprovalStore, document: Draft, key: Path) -> Proposal:
-    """Sign exactly `document.text` and record it, if the proposal is still pending with the
-    document's host, action and params and the document's window is still open."""
+def check_signer(store: ApprovalStore, principal: str, key: Path) -> None:
+    """Before anyone is asked for a passphrase or a touch: `principal` is a current
+    operator and, where the key's public half is at hand (KEY.pub, or KEY itself when it is
+    a .pub for ssh-agent), it is the key registered for that operator."""
+    registered = store.operator_key(principal).split()[:2]
+    public = key if key.suffix == ".pub" else key.with_name(key.name + ".pub")
+    try:
+        words = public.read_text(encoding="utf-8", errors="replace").split()[:2]
+    except OSError:
+        return  # ssh-keygen finds out; the store checks the signature anyway
+    if words != registered:
+        raise ApprovalRefused("bad_signature", f"{public} is not {principal}'s registered "
+                              "key; nothing was signed",
+                              hint=f"sign as the operator whose key it is (--as), or with "
+                                   f"{principal}'s key (--key); `operators list` shows them")
+
+
+def sign_draft(store: ApprovalStore, document: Draft, principal: str, key: Path) -> Proposal:
+    """Sign exactly `document.text` with `key` and record it as `principal`'s approval."""
     fields = document.fields
     if canonical(fields) != document.text:
         raise UserError("the approval document is not in its canonical form; nothing was "
@@ -48,23 +66,13 @@ def sign_draft(store: ApprovalStore, document: Draft, key: Path) -> Proposal:
     if int(time.time()) > fields["not_after"]:  # the target's own test for `expired`
         raise UserError(f"the approval's window closed (at {fields['not_after']}) before it "
                         "was signed; nothing was signed",
-                        hint=f"run: mcp-linux-infra approvals approve {fields['proposal']}")
-    signature = sign(document.text, key)
-    return store.transition(
-        fields["proposal"], "approved", f"operator:{fields['approver']}",
-        expect={"state": "pending", "host": fields["host"], "action": fields["action"],
-                "params": fields["params"]},
-        approver=fields["approver"], nonce=fields["nonce"], not_before=fields["not_before"],
-        not_after=fields["not_after"], signature=signature,
-        note=f"approved for {fields['not_after'] - fields['not_before']} s")
+                        hint=f"run: mcp-linux-infra approvals approve {fields['id']}")
+    return store.add_approval(fields["id"], principal, sign(document.text, key), METHOD,
+                              document=document.text)
 
 
-def approve(store: ApprovalStore, proposal: Proposal, ttl: int, approver: str,
+def approve(store: ApprovalStore, proposal_id: str, ttl: int, principal: str,
             key: Path) -> Proposal:
-    """Sign an approval valid from now for `ttl` seconds and record it (no screen)."""
-    return sign_draft(store, draft(proposal, ttl, approver), key)
-
-
-def reject(store: ApprovalStore, proposal_id: str, approver: str, reason: str) -> Proposal:
-    return store.transition(proposal_id, "rejected", f"operator:{approver}", reason=reason,
-                            note="rejected by the operator")
+    """Sign the proposal's document as `principal` and record it (no screen)."""
+    check_signer(store, principal, key)
+    return sign_draft(store, draft(store, proposal_id, ttl), principal, key)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_linux_infra.approvals.action_tier import ActionRefused, ActionTier, recorded_attempt
-from mcp_linux_infra.approvals.document import canonical
 from mcp_linux_infra.approvals.store import ApprovalStore, Proposal, StateConflict
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
@@ -90,11 +89,18 @@ def _refusal_text(refusal: Refusal) -> str:
     return f"{refusal.reason} ({refusal.detail})"
 
 
+def _who(p: Proposal) -> str:
+    """"1 of 2 approvals: alice"."""
+    return p.count() + (f": {', '.join(p.principals)}" if p.approvals else "")
+
+
 def _not_executable(proposal: Proposal) -> NotExecutable:
     p = proposal
     approve = f"mcp-linux-infra approvals approve {p.id}"
     messages = {
-        "pending": (f"proposal {p.id} is not approved yet", f"a human must run: {approve}"),
+        "pending": (f"proposal {p.id} is not approved yet ({_who(p)})",
+                    (f"{p.required - len(p.approvals)} more operator(s) must approve it: "
+                     f"{approve} --as NAME, or in the approval console")),
         "rejected": (f"proposal {p.id} was rejected: {p.reason or 'no reason given'}",
                      "propose something else, with the operator's reason in mind"),
         "expired": (f"proposal {p.id} expired ({p.note or 'its time ran out'})",
@@ -152,7 +158,7 @@ class Executor:
               first: bool) -> Proposal:
         tier = ActionTier(self.pool, host, trace)
         try:
-            result = tier.run(canonical(proposal.document()), proposal.signature,
+            result = tier.run(proposal.document_text, self.store.signatures(proposal.id),
                               answer_timeout(proposal, self.answer_floor))
         except ActionRefused as exc:
             return self._refused(proposal, host, trace, exc.refusal, first)
@@ -242,13 +248,40 @@ class Executor:
         return self._send(proposal, host, trace, first=False)
 
 
+PROPOSE_AGAIN = "propose again; operators must approve the new proposal"
 _REFUSAL_HINTS = {
-    "bad_signature": "the approval does not match what the operator signed (was the "
+    "bad_signature": "the approval does not match what the operators signed (was the "
                      "proposal changed after approval?); propose again",
     "expired": "the approval's window closed; propose again",
     "wrong_host": "the approval names another host; propose again for this host",
-    "unknown_signer": "the target does not know this approver; an operator must deploy "
-                      "their key (allowed_signers)",
-    "signer_not_valid": "the approver's key is no longer valid on the target",
-    "window_too_long": "approve again with a shorter --ttl",
+    "unknown_signer": "an approver's key is not in the target's allowed_signers (enrolled "
+                      "but not deployed?): an administrator deploys it with the role's "
+                      f"mcp_infra_operators; then {PROPOSE_AGAIN}",
+    "signer_not_valid": "an approver's key is no longer valid on the target (valid_before); "
+                        f"{PROPOSE_AGAIN}",
+    "ambiguous_signer": "the target's allowed_signers lists an approver's key under more than "
+                        "one operator: fix mcp_infra_operators (one key, one principal)",
+    "window_too_long": "the host's max_window_seconds is now shorter than the approval's "
+                       f"window (it changed since the proposal was made?); {PROPOSE_AGAIN}",
+    "not_enough_approvals": "the target requires more distinct operators than signed (its "
+                            "rule changed since the proposal was made?); propose again: the "
+                            "new proposal asks for what the host requires now",
+    "duplicate_principal": "two signatures are by one operator as the target knows them "
+                           "(allowed_signers lists two registered keys under one principal); "
+                           f"fix mcp_infra_operators, then {PROPOSE_AGAIN}",
+    "user_presence_missing": "a security key signed without a touch (user presence); "
+                             f"{PROPOSE_AGAIN}, touching the key to approve",
+    "user_verification_missing": "this host or action requires a security key or passkey that "
+                                 "verified its user (PIN or biometric); a plain ed25519 key "
+                                 f"cannot: {PROPOSE_AGAIN}, approved in the console or with "
+                                 "a verifying security key",
+    "signer_not_security_key": "this host takes approvals made with security keys or "
+                               f"passkeys only; {PROPOSE_AGAIN}, approved with one",
+    "webauthn_origin_mismatch": "the approval console's origin is not among this host's "
+                                "webauthn_origins: fix the host's setting or the console's "
+                                f"LINUX_MCP_CONSOLE_ORIGIN; then {PROPOSE_AGAIN}",
+    "unsupported_key_type": "an approver's key type is not one this target verifies "
+                            "(ed25519, sk-ed25519, sk-ecdsa/WebAuthn)",
+    "document_version_retired": "this target no longer takes this approval's document "
+                                f"version; {PROPOSE_AGAIN}",
 }

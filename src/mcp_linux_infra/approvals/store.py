@@ -1,5 +1,6 @@
-"""Proposals and their life: SQLite (WAL) in the state directory, one row per proposal and
-one `transitions` row per change of state, each change also one audit line.
+"""Proposals and their life: SQLite (WAL) in the state directory, one row per proposal, one
+row per operator's approval, and one `transitions` row per change (of state, or an approval
+added, a document prepared, approvals dropped), each also one audit line.
 
     pending ─▶ approved ─▶ executing ─▶ succeeded | failed | already-satisfied
        │          │            │
@@ -8,22 +9,32 @@ one `transitions` row per change of state, each change also one audit line.
                                                 executing ─▶ executing
                                                 (an answer was lost; a reconciliation took over)
 
-A change of state is one transaction that checks the state it leaves (and, where asked,
-other columns), so two processes (the server, the operator CLI) can never both move the
-same proposal, and a state is on disk (synchronous=FULL) before anything acts on it.
+A pending proposal gets its approval document once (`prepare_document`): every approver signs
+those same bytes, and `add_approval` stores each operator's signature after checking it
+against the operator's registered key; the proposal is approved when `required` distinct
+operators signed. A new document (new nonce and window) is prepared only once the window of
+the old one closed, and that drops the approvals of the old one.
+
+A change is one transaction that checks the state it leaves (and, where asked, other
+columns), so two processes (the server, the operator CLI, the console) can never both move
+the same proposal, and a change is on disk (synchronous=FULL) before anything acts on it.
 """
 
 import json
+import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from mcp_linux_infra.approvals.document import build, canonical
+from mcp_linux_infra.approvals import schema
+from mcp_linux_infra.approvals.document import build_v2, canonical, new_nonce
+from mcp_linux_infra.approvals.verify import ApprovalRefused, verify
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
@@ -39,46 +50,16 @@ NEXT: dict[str | None, frozenset[str]] = {
 STATES = ("pending", "approved", "rejected", "expired", "executing", "succeeded", "failed",
           "already-satisfied")
 _JSON_COLUMNS = ("params", "preview", "action_info", "result")
+METHOD = re.compile(r"[a-z][a-z0-9-]{0,31}\Z")
+__all__ = ["NEXT", "STATES", "ApprovalRefused", "ApprovalStore", "Operators", "Proposal",
+           "StateConflict", "UnknownProposal", "open_approvals"]  # ApprovalRefused: verify's
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS proposals (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    host TEXT NOT NULL,
-    action TEXT NOT NULL,
-    params TEXT NOT NULL,
-    rationale TEXT NOT NULL,
-    preview TEXT,
-    action_info TEXT,
-    max_window INTEGER NOT NULL,
-    proposed_by TEXT,
-    trace TEXT,
-    approver TEXT,
-    nonce TEXT UNIQUE,
-    not_before INTEGER,
-    not_after INTEGER,
-    signature TEXT,
-    reason TEXT,
-    executor TEXT,
-    sent_at REAL,
-    result TEXT,
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS proposals_state ON proposals (state);
-CREATE TABLE IF NOT EXISTS transitions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    proposal TEXT NOT NULL REFERENCES proposals (id),
-    at REAL NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    trace TEXT,
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS transitions_proposal ON transitions (proposal);
-"""
+
+class Operators(Protocol):
+    """What the store asks of the operators registry: `get(name)` -> an operator with
+    `public_key` ("TYPE BASE64") and `revoked_at`, or a UserError for an unknown name."""
+
+    def get(self, name: str) -> Any: ...
 
 
 class UnknownProposal(UserError):
@@ -102,29 +83,34 @@ class Proposal:
     preview: dict | None
     action_info: dict | None
     max_window: int
+    required: int
     proposed_by: str | None
     trace: str | None
-    approver: str | None
+    document_text: str | None
     nonce: str | None
     not_before: int | None
     not_after: int | None
-    signature: str | None
     reason: str | None
     executor: str | None
     sent_at: float | None
     result: dict | None
     note: str | None
+    approvals: list[dict[str, Any]]  # {principal, method, at, key_type}, oldest first
 
-    def document(self) -> dict[str, Any]:
-        """The approval document this row stands for (what the operator signed, unless
-        someone changed the row since: then the target refuses the signature)."""
-        return build(self.id, self.host, self.action, self.params, self.nonce,
-                     self.not_before, self.not_after, self.approver)
+    @property
+    def principals(self) -> list[str]:
+        return [a["principal"] for a in self.approvals]
+
+    def count(self) -> str:
+        """"N of M approvals", as the target says it."""
+        return f"{len(self.approvals)} of {self.required} approvals"
 
     def public(self) -> dict[str, Any]:
-        """What tools and `approvals show --json` report: everything but the signature."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature"}
-        data["signed"] = self.signature is not None
+        """What tools and `approvals show --json` report (no signature is ever in a
+        Proposal; the document's text is the console's and the CLI's to show)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "document_text"}
+        data["approvals_count"] = self.count()
         return data
 
 
@@ -136,9 +122,17 @@ def _row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
     return data
 
 
+def _window_closed(not_after: int | None, now: float) -> bool:
+    """The target's own test for `expired`: past not_after by a whole second."""
+    return not_after is not None and int(now) > not_after
+
+
 class ApprovalStore:
     def __init__(self, path: Path, audit: Audit | None = None,
-                 pending_ttl: float = 86400.0):
+                 pending_ttl: float = 86400.0, operators: Operators | None = None):
+        """`operators`: the operators registry (mcp_linux_infra.operators, a room above this
+        one, so it is handed in by whoever adds approvals: the CLI's entry point, the
+        console); without it, add_approval refuses every principal as unknown."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
         self.audit = audit
@@ -148,21 +142,23 @@ class ApprovalStore:
         self._db.row_factory = _row
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[str, Proposal], None]] = []
+        self._audits: list[tuple] = []
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            schema.ensure(self._db)
+        self.operators = operators
 
     # -- reading --------------------------------------------------------------------------
     def get(self, proposal_id: str) -> Proposal:
         with self._lock:
             row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
                                    (proposal_id,)).fetchone()
-        if row is None:
-            raise UnknownProposal(f"no proposal {proposal_id!r}",
-                                  hint="list_proposals (or `approvals list`) shows them")
-        return Proposal(**row)
+            if row is None:
+                raise UnknownProposal(f"no proposal {proposal_id!r}",
+                                      hint="list_proposals (or `approvals list`) shows them")
+            return self._proposal(row)
 
     def find(self, state: str | None = None, host: str | None = None,
              limit: int = 100) -> list[Proposal]:
@@ -175,46 +171,63 @@ class ApprovalStore:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY created_at DESC, id LIMIT ?",
                                     (*args, limit)).fetchall()
-        return [Proposal(**r) for r in rows]
+            return [self._proposal(r) for r in rows]
 
-    def transitions(self, proposal_id: str) -> list[dict[str, Any]]:
+    def history(self, proposal_id: str) -> list[dict[str, Any]]:
+        """Every change, oldest first: {at, event, from_state, to_state, actor, trace, note};
+        `event` is "created", the state entered, or approval_added, document_prepared,
+        approvals_dropped."""
         with self._lock:
             return self._db.execute(
-                "SELECT at, from_state, to_state, actor, trace, note FROM transitions "
+                "SELECT at, event, from_state, to_state, actor, trace, note FROM transitions "
                 "WHERE proposal = ? ORDER BY seq", (proposal_id,)).fetchall()
+
+    def signatures(self, proposal_id: str) -> list[str]:
+        """The stored signatures over the proposal's document, oldest first (what the
+        executor sends; never part of a Proposal, so never in a tool's answer)."""
+        with self._lock:
+            return [r["signature"] for r in self._db.execute(
+                "SELECT signature FROM approvals WHERE proposal = ? ORDER BY at, principal",
+                (proposal_id,)).fetchall()]
+
+    def _proposal(self, row: dict[str, Any]) -> Proposal:
+        """Under the lock: the row and its approvals."""
+        approvals = self._db.execute(
+            "SELECT principal, method, at, key_type FROM approvals WHERE proposal = ? "
+            "ORDER BY at, principal", (row["id"],)).fetchall()
+        return Proposal(**row, approvals=approvals)
 
     # -- changing ---------------------------------------------------------------------------
     def create(self, host: str, action: str, params: dict[str, str], rationale: str,
                max_window: int, preview: dict | None = None, action_info: dict | None = None,
-               proposed_by: str | None = None, trace: str | None = None) -> Proposal:
+               proposed_by: str | None = None, trace: str | None = None,
+               required: int = 1) -> Proposal:
+        """A pending proposal; `required`: distinct operators who must approve it (the
+        host's rule as its catalog said at propose time; the target enforces its own)."""
+        if type(required) is not int or not 1 <= required <= 9:
+            raise ValueError("required approvals must be 1..9")
         now = time.time()
-        with self._lock:
-            for _ in range(5):
-                proposal_id = "p" + secrets.token_hex(4)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+        for _ in range(5):
+            proposal_id = "p" + secrets.token_hex(4)
+            try:
+                with self._write():
                     self._db.execute(
                         "INSERT INTO proposals (id, created_at, updated_at, state, host, "
                         "action, params, rationale, preview, action_info, max_window, "
-                        "proposed_by, trace) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, "
-                        "?, ?)",
+                        "required, proposed_by, trace) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, "
+                        "?, ?, ?, ?, ?, ?)",
                         (proposal_id, now, now, host, action, canonical(params), rationale,
                          None if preview is None else json.dumps(preview),
                          None if action_info is None else json.dumps(action_info),
-                         max_window, proposed_by, trace))
-                    self._log(proposal_id, now, None, "pending", proposed_by or "model", trace,
-                              None)
-                    self._db.execute("COMMIT")
-                    break
-                except sqlite3.IntegrityError:  # the id was taken: draw another
-                    self._db.execute("ROLLBACK")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            else:
-                raise RuntimeError("could not pick a free proposal id")
-        self._audit(proposal_id, host, action, params, None, "pending", proposed_by or "model",
-                    trace, None)
+                         max_window, required, proposed_by, trace))
+                    self._log({"id": proposal_id, "host": host, "action": action,
+                               "params": params}, now, "created", "pending",
+                              proposed_by or "model", trace, None)
+                break
+            except sqlite3.IntegrityError:  # the id was taken: draw another
+                continue
+        else:
+            raise RuntimeError("could not pick a free proposal id")
         return self._publish("created", self.get(proposal_id))
 
     def transition(self, proposal_id: str, to: str, actor: str, *,
@@ -223,35 +236,103 @@ class ApprovalStore:
         """Move to `to` if that is allowed from the current state and every column in
         `expect` still has the given value; set `values` (and `note`) in the same commit."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
-                                       (proposal_id,)).fetchone()
-                if row is None:
-                    raise UnknownProposal(f"no proposal {proposal_id!r}")
-                current = row["state"]
-                if to not in NEXT.get(current, ()):
-                    raise StateConflict(f"proposal {proposal_id} is {current}; it cannot "
-                                        f"become {to}")
-                for column, value in (expect or {}).items():
-                    if row[column] != value:
-                        raise StateConflict(f"proposal {proposal_id} changed meanwhile "
-                                            f"({column}); nothing was done")
-                values = {**values, "note": note} if note is not None else values
-                assignments = {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None
-                               else v for k, v in values.items()}
-                columns = "".join(f", {k} = ?" for k in assignments)
-                self._db.execute(f"UPDATE proposals SET state = ?, updated_at = ?{columns} "
-                                 "WHERE id = ?", (to, now, *assignments.values(), proposal_id))
-                self._log(proposal_id, now, current, to, actor, trace, note)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        self._audit(proposal_id, row["host"], row["action"], row["params"], current, to, actor,
-                    trace, note)
+        with self._write() as row_of:
+            row = row_of(proposal_id)
+            current = row["state"]
+            if to not in NEXT.get(current, ()):
+                raise StateConflict(f"proposal {proposal_id} is {current}; it cannot "
+                                    f"become {to}")
+            for column, value in (expect or {}).items():
+                if row[column] != value:
+                    raise StateConflict(f"proposal {proposal_id} changed meanwhile "
+                                        f"({column}); nothing was done")
+            self._move(row, to, actor, now, trace, note, values)
         return self._publish(to, self.get(proposal_id))
+
+    def prepare_document(self, proposal_id: str, ttl: int, now: float | None = None) -> Proposal:
+        """The pending proposal with its approval document: the one already prepared while
+        its window is open (every approver signs the same bytes), else a new one valid from
+        now for `ttl` seconds (at most the host's max_window), with a new nonce; replacing a
+        document whose window closed drops the approvals it had (audited)."""
+        if int(ttl) < 1:
+            raise ValueError("an approval's window lasts at least one second")
+        now = time.time() if now is None else now
+        with self._write() as row_of:
+            row = row_of(proposal_id)
+            if row["state"] != "pending":
+                raise ApprovalRefused("not_pending", f"proposal {proposal_id} is "
+                                      f"{row['state']}; only a pending proposal is approved")
+            if row["document_text"] is not None and not _window_closed(row["not_after"], now):
+                return self._proposal(row)
+            start, nonce = int(now), new_nonce()
+            end = start + min(int(ttl), row["max_window"])
+            document = canonical(build_v2(
+                row["id"], [{"host": row["host"], "action": row["action"],
+                             "params": row["params"], "nonce": nonce}],
+                start, end, row["required"]))
+            dropped = [a["principal"] for a in self._db.execute(
+                "SELECT principal FROM approvals WHERE proposal = ? ORDER BY at, principal",
+                (proposal_id,)).fetchall()]
+            self._db.execute("DELETE FROM approvals WHERE proposal = ?", (proposal_id,))
+            self._db.execute(
+                "UPDATE proposals SET document_text = ?, nonce = ?, not_before = ?, "
+                "not_after = ?, updated_at = ? WHERE id = ?",
+                (document, nonce, start, end, now, proposal_id))
+            if dropped:
+                self._log(row, now, "approvals_dropped", "pending", "clock", None,
+                          "the approval document's window closed; dropped the approvals of "
+                          + ", ".join(dropped))
+            self._log(row, now, "document_prepared", "pending", "store", None,
+                      f"valid {start} .. {end} (Unix time)")
+        return self.get(proposal_id)
+
+    def add_approval(self, proposal_id: str, principal: str, signature: str,
+                     method: str, now: float | None = None,
+                     document: str | None = None) -> Proposal:
+        """Store `principal`'s signature over the proposal's prepared document, after
+        checking it with ssh-keygen against the operator's registered key; the proposal
+        becomes approved once `required` distinct operators signed. `document`: the text
+        the approver was shown and signed, if the caller knows it (a replaced document is
+        then refused as document_changed rather than as a bad signature). Refusals:
+        ApprovalRefused(unknown_operator | operator_revoked | already_approved | not_pending
+        | document_changed | bad_signature)."""
+        if not METHOD.match(method):
+            raise ValueError("method must be a short lowercase word")
+        now = time.time() if now is None else now
+        key_line = self.operator_key(principal)
+        seen = self.get(proposal_id)
+        self._check_open(seen, principal, now)
+        if document is not None and document != seen.document_text:
+            raise ApprovalRefused("document_changed", f"proposal {proposal_id}'s approval "
+                                  "document was replaced (its window closed) after it was "
+                                  "shown; nothing was stored: approve the new one")
+        key_type = verify(seen.document_text, signature, principal, key_line).key_type
+        with self._write() as row_of:
+            row = row_of(proposal_id)
+            self._check_open(self._proposal(row), principal, now)
+            if row["document_text"] != seen.document_text:
+                raise ApprovalRefused("document_changed", "the approval document changed while "
+                                      "it was being signed; sign the new one")
+            self._db.execute(
+                "INSERT INTO approvals (proposal, principal, method, key_type, signature, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (proposal_id, principal, method, key_type, signature, now))
+            have = self._db.execute("SELECT COUNT(*) AS n FROM approvals WHERE proposal = ?",
+                                    (proposal_id,)).fetchone()["n"]
+            count = f"{have} of {row['required']} approvals"
+            actor = f"operator:{principal}"
+            self._log(row, now, "approval_added", "pending", actor, None,
+                      f"{principal} ({method}, {key_type}): {count}")
+            approved = have >= row["required"]
+            if approved:
+                self._move(row, "approved", actor, now, None, f"approved: {count}", {})
+        proposal = self._publish("approval_added", self.get(proposal_id))
+        return self._publish("approved", proposal) if approved else proposal
+
+    def reject(self, proposal_id: str, principal: str, reason: str) -> Proposal:
+        """Refuse a pending (or approved, unused) proposal, with the operator's reason."""
+        return self.transition(proposal_id, "rejected", f"operator:{principal}", reason=reason,
+                               note=f"rejected by {principal}")
 
     def expire_due(self, now: float | None = None) -> list[str]:
         """Pending proposals older than pending_ttl, and approvals past their window,
@@ -275,41 +356,113 @@ class ApprovalStore:
         return expired
 
     def subscribe(self, callback: Callable[[str, Proposal], None]) -> None:
-        """`callback(event, proposal)` after each committed change ("created", or the state
-        entered): how notifications learn of changes. It runs in the changing thread, so it
-        must only queue; its exceptions are audited, never raised to the change's caller."""
+        """`callback(event, proposal)` after each committed change ("created",
+        "approval_added", or the state entered): how notifications learn of changes. It
+        runs in the changing thread, so it must only queue; its exceptions are audited,
+        never raised to the change's caller."""
         self._subscribers.append(callback)
+
+    # -- inside -----------------------------------------------------------------------------
+    def operator_key(self, principal: str) -> str:
+        """The registered key line of a current operator; ApprovalRefused(unknown_operator
+        | operator_revoked) otherwise."""
+        try:
+            if self.operators is None:
+                raise UserError("this store was opened without the operators registry")
+            operator = self.operators.get(principal)
+        except UserError:  # the registry's refusal (RegistryRefused: unknown_operator)
+            raise ApprovalRefused("unknown_operator", f"{principal!r} is not a registered "
+                                  "operator", hint="mcp-linux-infra operators list") from None
+        if operator.revoked_at is not None:
+            raise ApprovalRefused("operator_revoked", f"{principal}'s key was revoked")
+        return operator.public_key
+
+    @staticmethod
+    def _check_open(p: Proposal, principal: str, now: float) -> None:
+        if principal in p.principals:
+            raise ApprovalRefused("already_approved", f"{principal} already approved "
+                                  f"{p.id} ({p.count()}); another operator must add the next")
+        if p.state != "pending":
+            raise ApprovalRefused("not_pending", f"proposal {p.id} is {p.state}; only a pending "
+                                  "proposal is approved")
+        if p.document_text is None or _window_closed(p.not_after, now):
+            raise ApprovalRefused("document_changed", f"proposal {p.id} has no open approval "
+                                  "document; prepare (show) it again and sign the new one")
+
+    @contextmanager
+    def _write(self) -> Iterator[Callable[[str], dict[str, Any]]]:
+        """One write transaction under the lock, handing out `row_of(id)`; the audit lines
+        of its changes are written once it committed."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._audits = []
+            try:
+                yield self._row_of
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                audits, self._audits = self._audits, []
+        for audit in audits:
+            self._emit(*audit)
+
+    def _row_of(self, proposal_id: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
+                               (proposal_id,)).fetchone()
+        if row is None:
+            raise UnknownProposal(f"no proposal {proposal_id!r}")
+        return row
+
+    def _move(self, row: dict[str, Any], to: str, actor: str, now: float, trace: str | None,
+              note: str | None, values: dict[str, Any]) -> None:
+        """Inside a transaction: set the state and `values`, record it."""
+        values = {**values, "note": note} if note is not None else values
+        assignments = {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v
+                       for k, v in values.items()}
+        columns = "".join(f", {k} = ?" for k in assignments)
+        self._db.execute(f"UPDATE proposals SET state = ?, updated_at = ?{columns} WHERE id = ?",
+                         (to, now, *assignments.values(), row["id"]))
+        self._log(row, now, to, to, actor, trace, note)
 
     def _publish(self, event: str, proposal: Proposal) -> Proposal:
         for callback in list(self._subscribers):
             try:
                 callback(event, proposal)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a subscriber never fails a change
                 if self.audit is not None:
                     self.audit.error("subscriber_failed", notification=event,
-                                     proposal=proposal.id,
-                                     error=f"{type(exc).__name__}: {exc}")
+                                     proposal=proposal.id, error=f"{type(exc).__name__}: {exc}")
         return proposal
 
-    def _log(self, proposal_id: str, at: float, old: str | None, new: str, actor: str,
+    def _log(self, row: dict[str, Any], at: float, event: str, new: str, actor: str,
              trace: str | None, note: str | None) -> None:
-        self._db.execute("INSERT INTO transitions (proposal, at, from_state, to_state, actor, "
-                         "trace, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (proposal_id, at, old, new, actor, trace, note))
+        """Inside a transaction: one transitions row, and its audit line once committed (a
+        change of state is audited as `proposal_transition`, anything else by its name)."""
+        old = None if event == "created" else row["state"]
+        self._db.execute("INSERT INTO transitions (proposal, at, event, from_state, to_state, "
+                         "actor, trace, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (row["id"], at, event, old, new, actor, trace, note))
+        self._audits.append(("proposal_transition" if event in STATES or event == "created"
+                             else event, row["id"], row["host"], row["action"], row["params"],
+                             old, new, actor, trace, note))
 
-    def _audit(self, proposal_id: str, host: str, action: str, params: Any, old: str | None,
-               new: str, actor: str, trace: str | None, note: str | None) -> None:
+    def _emit(self, event: str, proposal_id: str, host: str, action: str, params: Any,
+              old: str | None, new: str, actor: str, trace: str | None,
+              note: str | None) -> None:
         if self.audit is not None:
-            self.audit.info("proposal_transition", proposal=proposal_id, host=host,
-                            action=action, params=params, from_state=old, to_state=new,
-                            actor=actor, trace=trace, note=note)
+            self.audit.info(event, proposal=proposal_id, host=host, action=action,
+                            params=params, from_state=old, to_state=new, actor=actor,
+                            trace=trace, note=note)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def open_approvals(settings: Settings, audit: Audit) -> ApprovalStore:
-    """The one approval store of this state directory (the server's and the CLI's)."""
+def open_approvals(settings: Settings, audit: Audit,
+                   operators: Operators | None = None) -> ApprovalStore:
+    """The one approval store of this state directory (the server's, the CLI's and the
+    console's); `operators`: the registry of the same file, where approvals are added."""
     return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
-                         pending_ttl=settings.proposal_ttl)
+                         pending_ttl=settings.proposal_ttl, operators=operators)

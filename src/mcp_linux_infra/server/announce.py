@@ -12,7 +12,8 @@ stops are announced by the next server that starts on this state directory.
 
 The cursor lives in the store's database (table `notify_cursor`, made here, so that the
 store's schema stays the store's), read with the store's column names: seq, proposal, at,
-from_state, to_state, note.
+event, to_state, note. Rows whose event is not one notifications know (a document prepared,
+approvals dropped when its window closed) move the cursor and are not announced.
 """
 
 import sqlite3
@@ -23,6 +24,7 @@ from dataclasses import replace
 
 from mcp_linux_infra.approvals.store import ApprovalStore, Proposal
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.notify.events import EVENTS
 
 BATCH = 100
 _CURSOR = """
@@ -33,12 +35,6 @@ CREATE TABLE IF NOT EXISTS notify_cursor (
 INSERT OR IGNORE INTO notify_cursor (id, seq)
     SELECT 1, COALESCE(MAX(seq), 0) FROM transitions;
 """
-
-
-def event_of(from_state: str | None, to_state: str) -> str:
-    """A transitions row's event: "created" for a proposal's first row, else the state it
-    entered."""
-    return "created" if from_state is None else to_state
 
 
 class Announcer:
@@ -85,7 +81,7 @@ class Announcer:
         try:
             [(cursor,)] = self._db.execute("SELECT seq FROM notify_cursor").fetchall()
             rows = self._db.execute(
-                "SELECT seq, proposal, at, from_state, to_state, note FROM transitions "
+                "SELECT seq, proposal, at, event, to_state, note FROM transitions "
                 "WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, BATCH)).fetchall()
             if rows:
                 self._db.execute("UPDATE notify_cursor SET seq = ?", (rows[-1][0],))
@@ -100,13 +96,14 @@ class Announcer:
         rows = self._claim()
         stale = self._clock() - self._horizon
         skipped = 0
-        for seq, proposal_id, at, from_state, to_state, note in rows:
+        for seq, proposal_id, at, event, to_state, note in rows:
+            if event not in EVENTS:
+                continue
             if at < stale:
                 skipped += 1
                 continue
             try:
-                self._notify(event_of(from_state, to_state),
-                             self._as_of(self._store.get(proposal_id), to_state, note), at)
+                self._notify(event, self._as_of(self._store.get(proposal_id), to_state, note), at)
             except Exception as exc:  # claimed: announce the rest, say what was lost
                 self._audit.error("announce_failed", seq=seq, proposal=proposal_id,
                                   error=f"{type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ from mcp_support import ok, refused, serve_http
 from paths_support import REPO
 from pra_support import HOST
 
-from mcp_linux_infra.approvals.decide import approve, reject
+from mcp_linux_infra.approvals.decide import approve
 from mcp_linux_infra.server.http import token_hash
 
 
@@ -58,11 +58,14 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
                             params={"file": target}, rationale="the app needs the file a")
         pid = proposed["proposal_id"]
         assert proposed["state"] == "pending" and proposed["preview"]["available"] is False
-        assert f"mcp-linux-infra approvals approve {pid}" in proposed["next_step"]
+        assert f"mcp-linux-infra approvals approve {pid} --as NAME" in proposed["next_step"]
+        assert proposed["console_url"] == f"http://localhost:8766/p/{pid}"
+        assert proposed["console_url"] in proposed["next_step"]
+        assert proposed["approvals"] == {"summary": "0 of 1 approvals", "required": 1,
+                                         "approved_by": []}
         text = await refused(client, "execute_pra_action", proposal_id=pid)
         assert "not approved yet" in text and f"approvals approve {pid}" in text
-        approve(action_estate.store, action_estate.store.get(pid), 600, "alice",
-                action_estate.settings.operator_key)
+        approve(action_estate.store, pid, 600, "alice", action_estate.settings.operator_key)
         done = await ok(client, "execute_pra_action", proposal_id=pid)
         assert done["state"] == "succeeded" and done["outcome"] == "changed"
         assert done["steps"]["run"] == {"exit": 0, "ok": True, "timed_out": False}
@@ -70,12 +73,18 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
         text = await refused(client, "execute_pra_action", proposal_id=pid)
         assert "already executed: succeeded" in text and "works once" in text
         got = await ok(client, "get_proposal", proposal_id=pid)
-        assert [h["to_state"] for h in got["history"]] == ["pending", "approved", "executing",
-                                                           "succeeded"]
+        assert [(h["event"], h["to_state"]) for h in got["history"]] == [
+            ("created", "pending"), ("document_prepared", "pending"),
+            ("approval_added", "pending"), ("approved", "approved"),
+            ("executing", "executing"), ("succeeded", "succeeded")]
         assert got["result"]["outcome"] == "changed" and "signature" not in got
+        assert "BEGIN SSH SIGNATURE" not in json.dumps(got)
+        assert got["approvals"]["summary"] == "1 of 1 approvals"
+        assert got["approvals"]["approved_by"] == ["alice"]
+        assert got["approvals"]["records"][0]["method"] == "cli"
         other = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
                          params={"file": action_estate.root.file("b")}, rationale="and the file b")
-        reject(action_estate.store, other["proposal_id"], "alice", "b is not needed")
+        action_estate.store.reject(other["proposal_id"], "alice", "b is not needed")
         text = await refused(client, "execute_pra_action", proposal_id=other["proposal_id"])
         assert "rejected: b is not needed" in text
         listing = await ok(client, "list_proposals", state="rejected")
@@ -86,10 +95,40 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
 
 
 @pytest.mark.anyio
-async def test_a_target_of_the_previous_version_gets_proposals_without_a_preview(
+async def test_two_operators_one_of_two_then_two_of_two(action_estate):
+    """The host's catalog asks two operators for touch_file: the model sees "1 of 2
+    approvals" and who approved, execution is refused until the second one signed."""
+    catalog = json.loads((action_estate.root.path / "etc/mcp-infra/actions.json").read_text())
+    catalog["actions"]["touch_file"]["approvals"] = 2
+    (action_estate.root.path / "etc/mcp-infra/actions.json").write_text(json.dumps(catalog))
+    keys = action_estate.root.keys
+    async with Client(action_estate.server()) as client:
+        proposed = await ok(client, "propose_pra_action", host=HOST, action="touch_file",
+                            params={"file": action_estate.root.file("a")},
+                            rationale="the app needs the file a")
+        pid = proposed["proposal_id"]
+        assert proposed["approvals"]["summary"] == "0 of 2 approvals"
+        assert "2 more distinct operators must approve it" in proposed["next_step"]
+        approve(action_estate.store, pid, 600, "alice", keys.dir / "alice")
+        got = await ok(client, "get_proposal", proposal_id=pid)
+        assert got["state"] == "pending" and got["approvals"]["summary"] == "1 of 2 approvals"
+        assert got["approvals"]["approved_by"] == ["alice"]
+        assert got["next_step"].startswith("1 of 2 approvals: an operator must approve it")
+        text = await refused(client, "execute_pra_action", proposal_id=pid)
+        assert "not approved yet (1 of 2 approvals: alice)" in text
+        approve(action_estate.store, pid, 600, "bob", keys.dir / "bob")
+        listing = await ok(client, "list_proposals", state="approved")
+        assert listing["proposals"][0]["approvals"] == "2 of 2 approvals"
+        done = await ok(client, "execute_pra_action", proposal_id=pid)
+    assert done["state"] == "succeeded"
+    assert [r["principals"] for r in action_estate.root.log()] == [["alice", "bob"]]
+
+
+@pytest.mark.anyio
+async def test_a_target_of_the_previous_version_is_refused_proposals_until_upgraded(
         tmp_path, keys, root, previous_tier):
-    """The previous version's pra-exec lists no previews: its actions are proposed as
-    actions whose host's catalog declares none."""
+    """The previous version's pra-exec verifies v1 documents only, and this server signs
+    v2 only: its catalog is listed, a proposal is refused with the upgrade to do."""
     previous = previous_tier.action_root(tmp_path / "previous", HOST)
     estate = make_action_estate(tmp_path, keys, root, pra_exec=previous_tier.handler(
         previous, "wrappers/pra-exec"))
@@ -97,12 +136,14 @@ async def test_a_target_of_the_previous_version_gets_proposals_without_a_preview
         async with Client(estate.server()) as client:
             listed = await ok(client, "list_pra_actions", host=HOST)
             assert "start_service" in [a["name"] for a in listed["actions"]]
-            proposed = await ok(client, "propose_pra_action", host=HOST, action="start_service",
-                                params={"unit": "nginx"}, rationale="nginx is down since 10:02")
+            text = await refused(client, "propose_pra_action", host=HOST,
+                                 action="start_service", params={"unit": "nginx"},
+                                 rationale="nginx is down since 10:02")
+            assert "older than approval documents v2" in text
+            assert "deploy this version's role" in text
+            assert (await ok(client, "list_proposals"))["count"] == 0
     finally:
         estate.close()
-    assert proposed["state"] == "pending" and proposed["preview"] == {
-        "available": False, "why": f"{HOST}'s catalog declares no preview for start_service"}
 
 
 # -- free text for the operator's screen: printable on one line, or refused with the reason -
@@ -263,13 +304,13 @@ async def test_http_scopes_gate_proposing_and_executing(action_estate, http_url)
     http, client = _session(http_url, "proposer")
     async with http, client:
         pid = (await ok(client, "propose_pra_action", **args))["proposal_id"]
-        approve(action_estate.store, action_estate.store.get(pid), 600, "alice", action_estate.settings.operator_key)
+        approve(action_estate.store, pid, 600, "alice", action_estate.settings.operator_key)
         assert "lacks the 'execute' scope" in await refused(client, "execute_pra_action",
                                                              proposal_id=pid)
     http, client = _session(http_url, "executor")
     async with http, client:
         done = await ok(client, "execute_pra_action", proposal_id=pid)
     assert done["state"] == "succeeded"
-    history = action_estate.store.transitions(pid)
+    history = action_estate.store.history(pid)
     assert history[0]["actor"] == "model:proposer"
     assert history[-1]["actor"] == "model:executor"

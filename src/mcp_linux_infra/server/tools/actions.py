@@ -1,8 +1,8 @@
 """The action tools: list a host's PRA actions (its *plan de reprise d'activité*, the
 disaster-recovery plan its remediation actions belong to), propose one, follow it, execute
-it once a human approved it, verify the result. No tool approves: only `mcp-linux-infra
-approvals approve`, run by a person with the operator key, can, and the target checks that
-signature itself.
+it once enough operators approved it, verify the result. No tool approves: only operators
+can, each with their own key (`mcp-linux-infra approvals approve --as NAME`, or the approval
+console), and the target checks every signature and the number of distinct operators itself.
 """
 
 from typing import Annotated, Any, Literal
@@ -16,6 +16,7 @@ from mcp_linux_infra.approvals.action_tier import ActionTier
 from mcp_linux_infra.approvals.executor import Executor
 from mcp_linux_infra.approvals.preview import preview
 from mcp_linux_infra.approvals.store import STATES, Proposal
+from mcp_linux_infra.console_links import proposal_url
 from mcp_linux_infra.display import FREE_TEXT_RULE
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.server import parsers
@@ -39,6 +40,10 @@ def _require_scope(scope: str) -> None:
                         f"issue one with: mcp-linux-infra tokens new NAME --scopes read {scope}")
 
 
+def _link(call: Call, p: Proposal) -> str:
+    return proposal_url(call.state.settings, p.id)
+
+
 def _actor(call: Call) -> str:
     return f"model:{call.client or 'local'}"
 
@@ -46,7 +51,12 @@ def _actor(call: Call) -> str:
 def _summary(p: Proposal) -> dict[str, Any]:
     return {"id": p.id, "state": p.state, "host": p.host, "action": p.action,
             "params": p.params, "created_at": p.created_at, "not_after": p.not_after,
-            "note": p.note}
+            "approvals": p.count(), "note": p.note}
+
+
+def _approvals(p: Proposal) -> dict[str, Any]:
+    """"1 of 2 approvals" and who approved, for the model to tell the user."""
+    return {"summary": p.count(), "required": p.required, "approved_by": p.principals}
 
 
 def _steps(result: dict | None) -> dict[str, Any] | None:
@@ -57,15 +67,19 @@ def _steps(result: dict | None) -> dict[str, Any] | None:
             {k: result[name].get(k) for k in ("exit", "ok", "timed_out")} for name in STEPS}
 
 
-def _next_step(p: Proposal) -> str:
+def _next_step(p: Proposal, link: str) -> str:
     unit = p.params.get("unit")
     check = (f"verify_service(host='{p.host}', service='{unit}')" if unit
              else "the read-only tools")
+    missing = p.required - len(p.approvals)
+    who = "an operator" if missing == 1 else f"{missing} more distinct operators"
     return {
-        "pending": f"A human must approve it: `mcp-linux-infra approvals approve {p.id}` "
-                   "(they see the host, action, params, your rationale and the preview). "
-                   f"Then call execute_pra_action(proposal_id='{p.id}').",
-        "approved": f"Approved until {p.not_after} (Unix time): call "
+        "pending": f"{p.count()}: {who} must approve it, in the approval console ({link}) or "
+                   f"with `mcp-linux-infra approvals approve {p.id} --as NAME` (they see the "
+                   "host, action, params, your rationale and the preview); tell the user "
+                   f"where. Then call execute_pra_action(proposal_id='{p.id}').",
+        "approved": f"Approved ({p.count()}: {', '.join(p.principals)}) until "
+                    f"{p.not_after} (Unix time): call "
                     f"execute_pra_action(proposal_id='{p.id}').",
         "executing": f"Call execute_pra_action(proposal_id='{p.id}') again to learn the "
                      "outcome (the target never runs an approval twice).",
@@ -111,6 +125,7 @@ def propose_pra_action(
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     catalog.check_params(action, params)
+    required = catalog.required(action)
     spec = catalog.action(action)
     info = {k: spec.get(k) for k in ("description", "runs_as", "steps", "variants",
                                      "variants_by") if spec.get(k) is not None}
@@ -118,10 +133,13 @@ def propose_pra_action(
     shown = preview(call.target(host), action, spec, params)
     p = call.state.approvals.create(host.name, action, params, rationale, catalog.max_window,
                                     preview=shown, action_info=info,
-                                    proposed_by=_actor(call), trace=call.trace)
+                                    proposed_by=_actor(call), trace=call.trace,
+                                    required=required)
+    link = _link(call, p)
     return render({"proposal_id": p.id, "state": p.state, "host": p.host,
                    "action": p.action, "params": p.params, "preview": shown,
-                   "next_step": _next_step(p)})
+                   "approvals": _approvals(p), "console_url": link,
+                   "next_step": _next_step(p, link)})
 
 
 @tool(LOCAL_ONLY)
@@ -131,8 +149,11 @@ def get_proposal(call: Call, proposal_id: ProposalId) -> CallToolResult:
     call.state.approvals.expire_due()
     p = call.state.approvals.get(proposal_id)
     data = p.public()
-    data["history"] = call.state.approvals.transitions(p.id)
-    data["next_step"] = _next_step(p)
+    data["approvals"] = dict(_approvals(p), records=p.approvals)
+    del data["approvals_count"]
+    data["history"] = call.state.approvals.history(p.id)
+    data["console_url"] = link = _link(call, p)
+    data["next_step"] = _next_step(p, link)
     return render(data)
 
 
@@ -162,7 +183,7 @@ def execute_pra_action(call: Call, proposal_id: ProposalId) -> CallToolResult:
     return render({"proposal_id": p.id, "state": p.state, "host": p.host,
                    "action": p.action, "params": p.params,
                    "outcome": result.get("outcome"), "note": p.note,
-                   "steps": _steps(result), "next_step": _next_step(p)})
+                   "steps": _steps(result), "next_step": _next_step(p, _link(call, p))})
 
 
 @tool(READ_ONLY)
