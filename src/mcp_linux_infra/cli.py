@@ -286,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings()
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise UserError(f"setting LINUX_MCP_{str(first['loc'][0]).upper()}: {first['msg']}",
-                            hint="see .env.example") from None
+            where = (f"setting LINUX_MCP_{str(first['loc'][0]).upper()}" if first["loc"]
+                     else "settings")  # a rule across settings has no single location
+            raise UserError(f"{where}: {first['msg']}", hint="see .env.example") from None
         return args.func(args, settings)
     except (UserError, SSHError) as exc:
         console.print(_message(("error:", "red"), str(exc)))

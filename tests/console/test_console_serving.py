@@ -48,6 +48,11 @@ def test_the_rp_id_is_the_origins_host_or_a_parent_and_never_an_ip(tmp_path, mon
     monkeypatch.setenv("LINUX_MCP_CONSOLE_ORIGIN", "http://127.0.0.1:8766")
     assert main(["console", "--port", "1"]) == 2
     assert "console_rp_id_is_ip" in capsys.readouterr().err
+    monkeypatch.setenv("LINUX_MCP_CONSOLE_ORIGIN", origin)
+    monkeypatch.setenv("LINUX_MCP_CONSOLE_RP_ID", "other.example.com")
+    assert main(["console", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "settings:" in err and "CONSOLE_RP_ID" in err and "Traceback" not in err
 
 
 def test_the_bind_rule(tmp_path):
