@@ -1,7 +1,7 @@
 """The console's routes (starlette) and `mcp-linux-infra console` (uvicorn).
 
-Every POST must come from the console's own origin (Origin header), and a logged-in one must
-also carry the session's CSRF token; logins, enrollments and approvals are rate-limited per
+Every POST must come from the console's own page (its Origin, or for a form the browser's
+Sec-Fetch-Site), and a logged-in one must also carry the session's CSRF token; logins, enrollments and approvals are rate-limited per
 client address. Approving: the page signs the SSHSIG blob of the document it shows; here the
 assertion is checked against the operator's enrolled key and the stored document, repacked
 into an SSHSIG and handed to the store, which checks it with ssh-keygen again. The target
