@@ -121,8 +121,8 @@ def _render(renderable, width: int) -> str:
 
 
 PANEL_LABELS = ("proposal", "host", "action", "params", "what it does", "rationale",
-                "proposed", "preview", "approved", "reason", "note")
-SIGNED_LABELS = ("proposal", "host", "action", "params", "window", "approver", "nonce")
+                "proposed", "preview", "approvals", "window", "reason", "note")
+SIGNED_LABELS = ("proposal", "host", "action", "params", "nonce", "window", "approvals")
 
 
 @pytest.mark.parametrize("width", [pytest.param(60, id="wrapping"), pytest.param(400, id="wide")])
@@ -137,12 +137,14 @@ def test_every_field_of_a_hostile_proposal_renders_with_colour_escapes_only(widt
                  preview={"available": True, "command": HOSTILE, "explains": HOSTILE,
                           "exit_code": HOSTILE, "output": HOSTILE, "prediction": HOSTILE},
                  action_info={"description": HOSTILE, "runs_as": HOSTILE}, max_window=60,
-                 proposed_by=HOSTILE, trace=HOSTILE, approver=HOSTILE, nonce=HOSTILE,
-                 not_before=0, not_after=60, signature=None, reason=HOSTILE, executor=None,
-                 sent_at=None, result=None, note=HOSTILE)
-    fields = {"proposal": HOSTILE, "host": HOSTILE, "action": HOSTILE,
-              "params": {HOSTILE: HOSTILE}, "not_before": 0, "not_after": 60,
-              "approver": HOSTILE, "nonce": HOSTILE}
+                 required=2, proposed_by=HOSTILE, trace=HOSTILE, document_text=HOSTILE,
+                 nonce=HOSTILE, not_before=0, not_after=60, reason=HOSTILE, executor=None,
+                 sent_at=None, result=None, note=HOSTILE,
+                 approvals=[{"principal": HOSTILE, "method": HOSTILE, "at": 0.0,
+                             "key_type": HOSTILE}])
+    fields = {"v": 2, "id": HOSTILE, "not_before": 0, "not_after": 60, "approvals": 2,
+              "steps": [{"host": HOSTILE, "action": HOSTILE, "params": {HOSTILE: HOSTILE},
+                         "nonce": HOSTILE}]}
     panel = _render(approvals_cli._panel(p), width)
     signed = _render(approvals_cli._signed(fields), width)
     why = _render(approvals_cli._preview({"available": False, "why": HOSTILE}), width)
@@ -160,7 +162,7 @@ def test_every_field_of_a_hostile_proposal_renders_with_colour_escapes_only(widt
     assert [r[2:2 + label_width].rstrip() for r in rows if r[2] != " "] == list(PANEL_LABELS)
     header, *rows = signed.splitlines()
     assert header == approvals_cli.SIGNED_HEADER
-    label_width = len("approver")
+    label_width = max(map(len, SIGNED_LABELS))
     for row in rows:
         label = row[:2 + label_width].strip()
         assert row.startswith("  ") and (label in SIGNED_LABELS or not label), row

@@ -126,6 +126,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                  args.port or settings.http_port)
 
 
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.console.app import serve
+
+    return serve(settings, args.bind or settings.console_bind, args.port or settings.console_port)
+
+
 def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint
@@ -236,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="http port (default: settings http_port)")
     serve.set_defaults(func=_serve)
 
+    web = sub.add_parser("console", help="the approval console (web; passkey login and "
+                         "approvals)")
+    web.add_argument("--bind", help="bind address (default: settings console_bind)")
+    web.add_argument("--port", type=int, help="port (default: settings console_port)")
+    web.set_defaults(func=_console)
+
     hosts = sub.add_parser("hosts", help="inventory hosts and their host keys"
                            ).add_subparsers(dest="action", required=True)
     hosts_list = hosts.add_parser("list", help="hosts, groups, addresses, trusted host keys")
@@ -274,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings()
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise UserError(f"setting LINUX_MCP_{str(first['loc'][0]).upper()}: {first['msg']}",
-                            hint="see .env.example") from None
+            where = (f"setting LINUX_MCP_{str(first['loc'][0]).upper()}" if first["loc"]
+                     else "settings")  # a rule across settings has no single location
+            raise UserError(f"{where}: {first['msg']}", hint="see .env.example") from None
         return args.func(args, settings)
     except (UserError, SSHError) as exc:
         console.print(_message(("error:", "red"), str(exc)))

@@ -14,6 +14,9 @@ that could pass for a field of the screen. A backslash is shown as it is; on a c
 terminal the escapes are drawn in reverse video, so `\\x1b` the escape and `\\x1b` the
 four characters look different.
 
+The approval console's pages follow the same rule through `runs` (console/pages.py: each
+escape HTML-escaped and marked as one).
+
 Multi-line text from a target (a preview's output) is the one deliberate layout: `lines`
 splits it on newline only and shows each line, itself made visible, behind a marker, so
 that no line can start where a field label does.
@@ -25,6 +28,7 @@ and `non_printable_char` (anything else `str.isprintable` rejects).
 """
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -92,27 +96,33 @@ def escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def visible(value: object) -> str:
-    """`value` as plain text with every non-printable character escaped."""
+def runs(value: object) -> Iterator[tuple[str, bool]]:
+    """`value` as runs of (text, is_escape): printable text as it is, each non-printable
+    character as its visible escape. The one rule every screen uses (terminal and console)."""
     text = value if isinstance(value, str) else str(value)
-    return "".join(c if c.isprintable() else escape(c) for c in text)
-
-
-def plain(value: object, style: str = "") -> Text:
-    """A rich Text of `value` made visible (never markup); escapes in reverse video."""
-    text = value if isinstance(value, str) else str(value)
-    out = Text(style=style)
-    run = []
+    run: list[str] = []
     for char in text:
         if char.isprintable():
             run.append(char)
             continue
         if run:
-            out.append("".join(run))
+            yield "".join(run), False
             run = []
-        out.append(escape(char), style=ESCAPE_STYLE)
+        yield escape(char), True
     if run:
-        out.append("".join(run))
+        yield "".join(run), False
+
+
+def visible(value: object) -> str:
+    """`value` as plain text with every non-printable character escaped."""
+    return "".join(piece for piece, _ in runs(value))
+
+
+def plain(value: object, style: str = "") -> Text:
+    """A rich Text of `value` made visible (never markup); escapes in reverse video."""
+    out = Text(style=style)
+    for piece, escaped in runs(value):
+        out.append(piece, style=ESCAPE_STYLE if escaped else None)
     return out
 
 

@@ -256,8 +256,13 @@ class Settings(BaseSettings):
             self.pra_key = self.keys_dir / "pra-exec.key"
         if self.operator_key is None:
             self.operator_key = self.keys_dir / "operator.key"
+        origin_host = urlsplit(self.console_origin).hostname
         if self.console_rp_id is None:
-            self.console_rp_id = urlsplit(self.console_origin).hostname
+            self.console_rp_id = origin_host
+        elif origin_host != self.console_rp_id and \
+                not origin_host.endswith("." + self.console_rp_id):
+            raise ValueError("CONSOLE_RP_ID must be CONSOLE_ORIGIN's host or a parent domain "
+                             "of it (WebAuthn's rule)")
         if (self.console_tls_cert is None) != (self.console_tls_key is None):
             raise ValueError("CONSOLE_TLS_CERT and CONSOLE_TLS_KEY go together")
         return self

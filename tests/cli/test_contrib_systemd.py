@@ -50,3 +50,25 @@ def test_the_env_file_holds_settings_only(tmp_path):
     settings = Settings(_env_file=ENV)
     assert settings.http_tokens == [] and str(settings.state_dir) == "/var/lib/mcp-linux-infra"
     assert str(settings.keys_dir) == "/etc/mcp-linux-infra/keys"
+
+
+CONSOLE_UNIT = REPO / "contrib/systemd/mcp-linux-infra-console.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_accepts_the_console_unit_without_a_warning(tmp_path):
+    unit = tmp_path / CONSOLE_UNIT.name
+    unit.write_text(CONSOLE_UNIT.read_text().replace(INSTALLED_CLI,
+                                                     str(REPO / ".venv/bin/mcp-linux-infra")))
+    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_the_console_unit_serves_the_console_without_keys():
+    lines = CONSOLE_UNIT.read_text().splitlines()
+    start = next(line.split("=", 1)[1] for line in lines if line.startswith("ExecStart="))
+    argv = shlex.split(start)
+    assert argv[0] == INSTALLED_CLI and build_parser().parse_args(argv[1:]).group == "console"
+    assert "InaccessiblePaths=-/etc/mcp-linux-infra/keys" in lines
+    assert "EnvironmentFile=/etc/mcp-linux-infra/env" in lines

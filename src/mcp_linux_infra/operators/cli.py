@@ -7,7 +7,6 @@ Values from the database are shown through `display` (plain text, escapes visibl
 
 import argparse
 import io
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +18,9 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.operators.registry import (
-    Operator,
     Registry,
     RegistryRefused,
+    ansible_yaml,
     check_name,
     open_registry,
 )
@@ -34,15 +33,6 @@ MAX_KEY_FILE = 16384
 
 def _registry(settings: Settings) -> Registry:
     return open_registry(settings, Audit(settings.audit_log, io.StringIO()))
-
-
-def ansible_yaml(operators: list[Operator]) -> str:
-    """`mcp_infra_operators:` with one item per operator; JSON strings are YAML scalars."""
-    if not operators:
-        return "mcp_infra_operators: []\n"
-    items = "".join(f"  - principal: {json.dumps(o.name)}\n"
-                    f"    public_key: {json.dumps(o.public_key)}\n" for o in operators)
-    return "mcp_infra_operators:\n" + items
 
 
 def _deploy(registry: Registry) -> None:

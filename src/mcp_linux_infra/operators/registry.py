@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 import secrets
 import sqlite3
@@ -97,6 +98,15 @@ class Operator:
     def ansible_entry(self) -> dict[str, str]:
         """This operator's item of the role's `mcp_infra_operators` list."""
         return {"principal": self.name, "public_key": self.public_key}
+
+
+def ansible_yaml(operators: list[Operator]) -> str:
+    """`mcp_infra_operators:` with one item per operator; JSON strings are YAML scalars."""
+    if not operators:
+        return "mcp_infra_operators: []\n"
+    items = "".join(f"  - principal: {json.dumps(o.name)}\n"
+                    f"    public_key: {json.dumps(o.public_key)}\n" for o in operators)
+    return "mcp_infra_operators:\n" + items
 
 
 def check_name(name: str) -> str:
