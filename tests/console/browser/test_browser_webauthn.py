@@ -22,6 +22,9 @@ from signing_page_support import (
 )
 from sshsig_support import AT, ED, UP, UV, b64url, signed_data, ssh_keygen_verify
 
+from mcp_linux_infra.console.webauthn import Assertion, WebAuthnRefused
+from mcp_linux_infra.console.webauthn import key_line as key_line_of
+
 # Non-ASCII, markup and JSON escapes on purpose: the page must hash exactly these UTF-8 bytes.
 DOCUMENT = json.dumps({"v": 2, "id": "p-browser-1", "approvals": 1, "not_before": 1,
                        "not_after": 2, "steps": [{"host": "web-1", "action": "restart_service",
@@ -110,3 +113,18 @@ def test_screenshot_is_a_png_of_the_viewport(tab, page, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == VIEWPORT
     assert tab.text("#document") == DOCUMENT
+
+
+def test_the_consoles_repacking_of_a_browser_assertion(tab, page, tmp_path):
+    """The console's relying-party check and repacking (console/webauthn.py) take this
+    Chromium's assertion as it is, and give the same SSHSIG as the independent repacking."""
+    credential, _ = enroll(tab, page)
+    assertion = click_and_wait(tab, "#sign")
+    key_line = key_line_of(b64url_decode(credential["publicKey"]), "localhost")
+    received = Assertion.from_json(assertion)
+    received.check(key_line, "localhost", page.url, signed_data(DOCUMENT.encode()))
+    signature = received.sshsig(key_line, page.url)
+    assert signature == repack(assertion, key_blob(credential))
+    with pytest.raises(WebAuthnRefused) as refused:
+        received.check(key_line, "localhost", page.url, signed_data(b"another document"))
+    assert refused.value.code == "wrong_challenge"
