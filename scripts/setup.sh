@@ -15,6 +15,13 @@ fi
 # (tests/sk_provider.c).
 packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
           tmux gcc libc6-dev libssl-dev)
+# chromium: the browser tests drive the approval console in a real headless browser
+# (/usr/bin/chromium). Debian packages it; Ubuntu has only a snap, which they do not use.
+if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then
+    echo "setup.sh: no Debian chromium on Ubuntu: the browser tests will be skipped" >&2
+else
+    packages+=(chromium)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -98,9 +98,7 @@ class Authenticator:
 
     @property
     def key_blob(self) -> bytes:
-        point = self.private.public_key().public_bytes(serialization.Encoding.X962,
-                                                       serialization.PublicFormat.UncompressedPoint)
-        return string(SK_ECDSA) + string("nistp256") + string(point) + string(self.rp_id)
+        return sk_ecdsa_key_blob(self.private.public_key(), self.rp_id)
 
     def public_line(self) -> str:
         """`TYPE BASE64`, as enrollment stores it and allowed_signers lists it."""
@@ -123,10 +121,9 @@ class Authenticator:
                                  separators=(",", ":")).encode()
         auth_data = (hashlib.sha256(self.rp_id.encode()).digest() + bytes([flags])
                      + struct.pack(">I", counter) + extensions)
-        der = self._ecdsa(auth_data + hashlib.sha256(client_data).digest())
-        sig_blob = (string(WEBAUTHN) + string(der) + bytes([flags]) + struct.pack(">I", counter)
-                    + string(origin) + string(client_data) + string(extensions))
-        return armor(self.key_blob, sig_blob, namespace, hashalg)
+        der = self.private.sign(auth_data + hashlib.sha256(client_data).digest(),
+                                ec.ECDSA(hashes.SHA256()))
+        return webauthn_sshsig(self.key_blob, client_data, auth_data, der, namespace, hashalg)
 
     def sign_plain(self, message: bytes, flags: int = UP | UV, counter: int = 1,
                    namespace: str = NAMESPACE, hashalg: str = "sha512") -> str:
@@ -137,6 +134,32 @@ class Authenticator:
         sig_blob = (string(SK_ECDSA) + string(self._ecdsa(to_sign)) + bytes([flags])
                     + struct.pack(">I", counter))
         return armor(self.key_blob, sig_blob, namespace, hashalg)
+
+
+def sk_ecdsa_key_blob(public_key, rp_id: str) -> bytes:
+    """The sk-ecdsa-sha2-nistp256 key of a WebAuthn credential: a P-256 public key (an
+    `cryptography` key, or its SPKI DER as `getPublicKey()` gives it), application = RP ID."""
+    if isinstance(public_key, bytes):
+        public_key = serialization.load_der_public_key(public_key)
+    if not (isinstance(public_key, ec.EllipticCurvePublicKey)
+            and isinstance(public_key.curve, ec.SECP256R1)):
+        raise TypeError("not a P-256 public key")
+    point = public_key.public_bytes(serialization.Encoding.X962,
+                                    serialization.PublicFormat.UncompressedPoint)
+    return string(SK_ECDSA) + string("nistp256") + string(point) + string(rp_id)
+
+
+def webauthn_sshsig(key_blob: bytes, client_data: bytes, authenticator_data: bytes,
+                    der_signature: bytes, namespace: str = NAMESPACE,
+                    hashalg: str = "sha512") -> str:
+    """Repack a WebAuthn assertion (a browser's, or the simulated one) into a
+    webauthn-sk-ecdsa SSHSIG (PROTOCOL.u2f): flags and counter from authenticatorData[32]
+    and [33:37], extensions from [37:], the origin from clientDataJSON."""
+    r, s = decode_dss_signature(der_signature)
+    origin = json.loads(client_data)["origin"]
+    sig_blob = (string(WEBAUTHN) + string(mpint(r) + mpint(s)) + authenticator_data[32:37]
+                + string(origin) + string(client_data) + string(authenticator_data[37:]))
+    return armor(key_blob, sig_blob, namespace, hashalg)
 
 
 class Ed25519SecurityKey:
