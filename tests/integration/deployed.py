@@ -22,7 +22,8 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 from lab_support import require_lab
+from net_support import free_port
 from paths_support import CLI, REPO
 from pra_support import canonical
 
@@ -334,6 +336,45 @@ def _write_vars(path: Path, keys_dir: Path) -> None:
         ],
     })
     path.write_text(json.dumps(variables, indent=1))
+
+
+def lab_env(root: Path, prefix: str) -> dict[str, str]:
+    """The environment of a lab of its own under root: its name prefix, and a first port
+    the OS says is free."""
+    return dict(os.environ, LINUX_MCP_LAB_DIR=str(root / "lab"),
+                LINUX_MCP_LAB_INVENTORY=str(root / "inventory.ini"),
+                LINUX_MCP_LAB_NAME_PREFIX=prefix, LINUX_MCP_LAB_PORT_BASE=str(free_port()))
+
+
+def init_keys(root: Path, env: dict[str, str]) -> Path:
+    """The client and operator keys of a lab under root (`keys init`)."""
+    keys_dir = root / "keys"
+    _run([CLI, "keys", "init", "--dir", str(keys_dir)], env)
+    return keys_dir
+
+
+@contextmanager
+def one_target_lab(root: Path, env: dict[str, str], variables: dict[str, Any]
+                   ) -> Iterator[Deployed]:
+    """One target with the role applied: the lab's group variables, the keys of
+    init_keys(root) and `variables` (operators, approval rules); for tests that need a
+    catalog of their own, so the session's shared lab keeps its own. `lab down` after."""
+    require_lab()
+    keys_dir = root / "keys"
+    merged = yaml.safe_load((ANSIBLE / "inventory/group_vars/lab.yml").read_text())
+    merged.update({"mcp_infra_keys_dir": str(keys_dir), **variables})
+    vars_file = root / "vars.json"
+    vars_file.write_text(json.dumps(merged, indent=1))
+    _run([CLI, "lab", "up", "--hosts", "1"], env)
+    try:
+        state = json.loads((root / "lab" / "state.json").read_text())
+        handle = Deployed(root=root, env=env, keys_dir=keys_dir, vars_file=vars_file,
+                          hosts={name: t["port"] for name, t in state["targets"].items()})
+        handle.playbook("deploy-mcp-infra.yml")
+        yield handle
+    finally:
+        subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
+                       timeout=300, cwd=REPO)
 
 
 @pytest.fixture(scope="session")

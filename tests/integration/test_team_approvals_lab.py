@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
-from integration.deployed import ANSIBLE, Deployed
-from lab_support import require_lab
+from integration.deployed import init_keys, lab_env, one_target_lab
 from mcp import Client, StdioServerParameters
 from mcp_support import ok, refused
 from paths_support import CLI, REPO
@@ -37,47 +34,25 @@ def _run(argv, env) -> subprocess.CompletedProcess:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     """(Deployed handle, the operators' key directory) of a one-target lab whose role
     deployed alice and bob and `start_service` with approvals: 2."""
-    require_lab()
     root = tmp_path_factory.mktemp("team")
-    env = dict(os.environ, LINUX_MCP_LAB_DIR=str(root / "lab"),
-               LINUX_MCP_LAB_INVENTORY=str(root / "inventory.ini"),
-               LINUX_MCP_LAB_NAME_PREFIX="itw", LINUX_MCP_LAB_PORT_BASE=str(_free_port()))
-    keys_dir, operators = root / "keys", root / "operators"
+    env = lab_env(root, "itw")
+    init_keys(root, env)
+    operators = root / "operators"
     operators.mkdir()
-    _run([CLI, "keys", "init", "--dir", str(keys_dir)], env)
     for name in OPERATORS:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f",
                         str(operators / name)], check=True, timeout=60)
-    variables = yaml.safe_load((ANSIBLE / "inventory/group_vars/lab.yml").read_text())
-    variables.update({
-        "mcp_infra_keys_dir": str(keys_dir),
+    with one_target_lab(root, env, {
         "mcp_infra_operators": [
             {"principal": name, "public_key": (operators / f"{name}.pub").read_text().strip()}
             for name in OPERATORS],
         "mcp_infra_pra_action_approvals": {"start_service": {"approvals": 2}},
-    })
-    vars_file = root / "vars.json"
-    vars_file.write_text(json.dumps(variables, indent=1))
-    _run([CLI, "lab", "up", "--hosts", "1"], env)
-    try:
-        state = json.loads((root / "lab" / "state.json").read_text())
-        handle = Deployed(root=root, env=env, keys_dir=keys_dir, vars_file=vars_file,
-                          hosts={name: t["port"] for name, t in state["targets"].items()})
-        handle.playbook("deploy-mcp-infra.yml")
+    }) as handle:
         yield handle, operators
-    finally:
-        subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
-                       timeout=300, cwd=REPO)
 
 
 @pytest.fixture

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
-import yaml
-from integration.deployed import ANSIBLE, NAMESPACE, Deployed
-from lab_support import require_lab
-from paths_support import CLI, REPO
+from integration.deployed import Deployed, init_keys, lab_env, one_target_lab
 from pra_support import canonical
 from sshsig_support import Authenticator
 
@@ -26,51 +22,22 @@ pytestmark = pytest.mark.lab
 RP_ID = "approve.example.com"
 
 
-def _run(argv, env):
-    out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True,
-                         timeout=900, cwd=REPO)
-    assert out.returncode == 0, f"{argv}:\n{out.stdout}\n{out.stderr}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def quorum(tmp_path_factory):
     """(Deployed handle, authenticator) of a one-target lab with the two-person catalog."""
-    require_lab()
     root = tmp_path_factory.mktemp("quorum")
-    env = dict(os.environ, LINUX_MCP_LAB_DIR=str(root / "lab"),
-               LINUX_MCP_LAB_INVENTORY=str(root / "inventory.ini"),
-               LINUX_MCP_LAB_NAME_PREFIX="itq", LINUX_MCP_LAB_PORT_BASE=str(_free_port()))
-    keys_dir = root / "keys"
-    _run([CLI, "keys", "init", "--dir", str(keys_dir)], env)
+    env = lab_env(root, "itq")
+    keys_dir = init_keys(root, env)
     passkey = Authenticator(RP_ID)
-    variables = yaml.safe_load((ANSIBLE / "inventory/group_vars/lab.yml").read_text())
-    variables.update({
-        "mcp_infra_keys_dir": str(keys_dir),
+    with one_target_lab(root, env, {
         "mcp_infra_operators": [
             {"principal": "operator",
              "public_key": (keys_dir / "operator.key.pub").read_text().strip()},
             {"principal": "passkey-op", "public_key": passkey.public_line()}],
         "mcp_infra_pra_action_approvals": {"start_service": {"approvals": 2}},
         "mcp_infra_pra_approval_settings": {"webauthn_origins": [f"https://{RP_ID}"]},
-    })
-    vars_file = root / "vars.json"
-    vars_file.write_text(json.dumps(variables, indent=1))
-    _run([CLI, "lab", "up", "--hosts", "1"], env)
-    try:
-        state = json.loads((root / "lab" / "state.json").read_text())
-        handle = Deployed(root=root, env=env, keys_dir=keys_dir, vars_file=vars_file,
-                          hosts={name: t["port"] for name, t in state["targets"].items()})
-        handle.playbook("deploy-mcp-infra.yml")
+    }) as handle:
         yield handle, passkey
-    finally:
-        subprocess.run([CLI, "lab", "down"], env=env, check=False, capture_output=True,
-                       timeout=300, cwd=REPO)
 
 
 def _document(lab: Deployed) -> str:

@@ -10,80 +10,47 @@ Its own one-target lab (prefix `itb`, a port the OS says is free); `lab down` on
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import anyio
 import pytest
-import yaml
 from console_browser_support import approve, enroll, login, run_console
-from integration.deployed import ANSIBLE, Deployed
+from integration.deployed import init_keys, lab_env, one_target_lab
 from lab_support import require_lab
 from mcp import Client, StdioServerParameters
 from mcp_support import ok, refused
-from net_support import free_port
-from paths_support import CLI, REPO
+from paths_support import CLI
 from pra_support import refusal
 from sshsig_support import UP, UV, WEBAUTHN
 
 pytestmark = pytest.mark.lab
 
 
-def cli(argv: list[str], env: dict[str, str]) -> None:
-    out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True,
-                         timeout=900, cwd=REPO)
-    assert out.returncode == 0, f"{argv}:\n{out.stdout}\n{out.stderr}"
-
-
-def settings_env(tmp_path) -> tuple[dict[str, str], dict[str, str]]:
-    """(the lab's environment, the server's and console's) for a lab under tmp_path."""
-    lab = dict(os.environ, LINUX_MCP_LAB_DIR=str(tmp_path / "lab"),
-               LINUX_MCP_LAB_INVENTORY=str(tmp_path / "inventory.ini"),
-               LINUX_MCP_LAB_NAME_PREFIX="itb", LINUX_MCP_LAB_PORT_BASE=str(free_port()))
+def server_env(tmp_path, lab: dict[str, str]) -> dict[str, str]:
+    """The server's and the console's settings for the lab under tmp_path."""
     state = tmp_path / "state"
-    server = dict(lab, LINUX_MCP_INVENTORY=str(tmp_path / "inventory.ini"),
-                  LINUX_MCP_KEYS_DIR=str(tmp_path / "keys"), LINUX_MCP_STATE_DIR=str(state),
-                  LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
-                  LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
-                  LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
-    return lab, server
-
-
-def deploy_vars(tmp_path, console, operators) -> str:
-    variables = yaml.safe_load((ANSIBLE / "inventory/group_vars/lab.yml").read_text())
-    variables.update({
-        "mcp_infra_keys_dir": str(tmp_path / "keys"),
-        "mcp_infra_operators": [{"principal": o.name, "public_key": o.key_line}
-                                for o in operators],
-        "mcp_infra_pra_action_approvals": {"restart_service": {"approvals": 2,
-                                                               "user_verification": True}},
-        "mcp_infra_pra_approval_settings": {"webauthn_origins": [console.origin]},
-    })
-    path = tmp_path / "vars.json"
-    path.write_text(json.dumps(variables, indent=1))
-    return path
+    return dict(lab, LINUX_MCP_INVENTORY=str(tmp_path / "inventory.ini"),
+                LINUX_MCP_KEYS_DIR=str(tmp_path / "keys"), LINUX_MCP_STATE_DIR=str(state),
+                LINUX_MCP_KNOWN_HOSTS=str(state / "known_hosts"),
+                LINUX_MCP_AUDIT_LOG=str(state / "audit.jsonl"),
+                LINUX_MCP_KEY_SERVICES="ssh,cron,nginx,lab-app")
 
 
 def test_two_operators_approve_in_the_browser_and_the_target_runs_it(tmp_path, tab, open_tab):
     require_lab()
-    lab_env, env = settings_env(tmp_path)
-    cli([CLI, "keys", "init", "--dir", str(tmp_path / "keys")], lab_env)
-    with run_console(tmp_path, env) as console:
+    lab_settings = lab_env(tmp_path, "itb")
+    init_keys(tmp_path, lab_settings)
+    with run_console(tmp_path, server_env(tmp_path, lab_settings)) as console:
         alice = enroll(tab, console, "alice")
         bob = enroll(open_tab(), console, "bob")
-        vars_file = deploy_vars(tmp_path, console, [alice, bob])
-        cli([CLI, "lab", "up", "--hosts", "1"], lab_env)
-        try:
-            state = json.loads((tmp_path / "lab" / "state.json").read_text())
-            lab = Deployed(root=tmp_path, env=lab_env, keys_dir=tmp_path / "keys",
-                           vars_file=vars_file,
-                           hosts={name: t["port"] for name, t in state["targets"].items()})
-            lab.playbook("deploy-mcp-infra.yml")
+        with one_target_lab(tmp_path, lab_settings, {
+            "mcp_infra_operators": [{"principal": o.name, "public_key": o.key_line}
+                                    for o in (alice, bob)],
+            "mcp_infra_pra_action_approvals": {"restart_service": {
+                "approvals": 2, "user_verification": True}},
+            "mcp_infra_pra_approval_settings": {"webauthn_origins": [console.origin]},
+        }) as lab:
             lab.root_ok("systemctl restart lab-outage.service")  # the lab's own outage
             anyio.run(flow, lab, console, alice, bob)
-        finally:
-            subprocess.run([CLI, "lab", "down"], env=lab_env, check=False, capture_output=True,
-                           timeout=300, cwd=REPO)
 
 
 async def flow(lab, console, alice, bob) -> None:
