@@ -1,8 +1,7 @@
 """The two bodies (notify/body.py): the generic JSON's shape, the chat message's text, and
 that nothing from the model or a target becomes Slack/Mattermost markup."""
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from webhook_support import proposal
@@ -10,7 +9,7 @@ from webhook_support import proposal
 from mcp_linux_infra.notify.body import approvals, json_body, mrkdwn, slack_body
 from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 
-AT = datetime(2026, 12, 5, 3, 18, 24, 123456, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 5, 3, 18, 24, 123456, tzinfo=UTC)
 LINK = "https://console.example:8443/p/p0123abcd"
 
 
@@ -120,25 +119,19 @@ def test_mrkdwn(value, shown):
     assert mrkdwn(value) == shown
 
 
-@dataclass(frozen=True)
-class V2:
-    """A proposal of the v2 store (issue 11's approvals), as far as notifications read it."""
-
-    approvals: list
-    required: int
-    approver: str | None = None
+def _approvals(*names: str) -> list[dict]:
+    return [{"principal": n, "method": "webauthn", "at": 1.0, "key_type": "sk-ecdsa"}
+            for n in names]
 
 
 @pytest.mark.parametrize(("p", "expected"), [
-    pytest.param(proposal(), {"have": 0, "need": 1, "by": []}, id="v1-pending"),
+    pytest.param(proposal(), {"have": 0, "need": 1, "by": []}, id="pending"),
     pytest.param(proposal(state="succeeded", approver="alice"),
-                 {"have": 1, "need": 1, "by": ["alice"]}, id="v1-approved"),
-    pytest.param(V2([{"principal": "alice", "method": "webauthn", "at": 1,
-                      "key_type": "sk-ecdsa"}], 2), {"have": 1, "need": 2, "by": ["alice"]},
-                 id="v2-one-of-two"),
-    pytest.param(V2([{"principal": "alice"}, {"principal": "bob"}, {"principal": "alice"}], 2),
-                 {"have": 2, "need": 2, "by": ["alice", "bob"]}, id="v2-distinct"),
-    pytest.param(V2([], 0), {"have": 0, "need": 1, "by": []}, id="v2-nonsense-required"),
+                 {"have": 1, "need": 1, "by": ["alice"]}, id="approved"),
+    pytest.param(proposal(approvals=_approvals("alice"), required=2),
+                 {"have": 1, "need": 2, "by": ["alice"]}, id="one-of-two"),
+    pytest.param(proposal(approvals=_approvals("alice", "bob", "alice"), required=2),
+                 {"have": 2, "need": 2, "by": ["alice", "bob"]}, id="distinct"),
 ])
-def test_approvals_from_either_store(p, expected):
+def test_approvals_so_far(p, expected):
     assert approvals(p) == expected

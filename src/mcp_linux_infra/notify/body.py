@@ -14,7 +14,7 @@ no value may mention or link, so there is nothing to keep up to date.
 """
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,22 +35,9 @@ def mrkdwn(value: object) -> str:
 
 
 def approvals(proposal: Any) -> dict[str, Any]:
-    """{have, need, by}: from the v2 store's `approvals` records and `required` where the
-    proposal has them, else from v1's single `approver` (1 of 1 once approved)."""
-    records = getattr(proposal, "approvals", None)
-    if isinstance(records, (list, tuple)):
-        by: list[str] = []
-        for record in records:
-            principal = (record.get("principal") if isinstance(record, Mapping)
-                         else getattr(record, "principal", None))
-            if isinstance(principal, str) and principal not in by:
-                by.append(principal)
-    else:
-        approver = getattr(proposal, "approver", None)
-        by = [approver] if isinstance(approver, str) and approver else []
-    need = getattr(proposal, "required", None)
-    need = need if isinstance(need, int) and not isinstance(need, bool) and need >= 1 else 1
-    return {"have": len(by), "need": need, "by": by}
+    """{have, need, by}: the distinct principals so far, and how many the proposal needs."""
+    by = list(dict.fromkeys(proposal.principals))
+    return {"have": len(by), "need": proposal.required, "by": by}
 
 
 def summary(proposal: Any) -> dict[str, Any]:
