@@ -23,7 +23,8 @@ from mcp_linux_infra.server.metrics import BY, OTHER, OUTCOMES, REASONS, TARGET_
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import WebhookSpec
 
-TOKENS = {"model": ("m0del-token", ["read"]), "scraper": ("scrape-token", ["metrics"])}
+TOKENS = {"model": ("m0del-token", ["read"]), "proposer": ("pr0pose-token", ["read", "propose"]),
+          "scraper": ("scrape-token", ["metrics"])}
 HOSTILE = "EVIL\x1b[31m\u202e"
 
 
@@ -52,8 +53,8 @@ async def scrape(base: str, token: str | None = TOKENS["scraper"][0]) -> httpx2.
         return await http.get(f"{base}/metrics", headers=headers)
 
 
-def model_client(base: str):
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKENS['model'][0]}"},
+def model_client(base: str, token: str = "model"):
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKENS[token][0]}"},
                               timeout=httpx2.Timeout(30, read=60))
     return http, Client(streamable_http_client(f"{base}/mcp", http_client=http))
 
@@ -96,6 +97,12 @@ async def test_calls_refusals_and_hosts_are_counted_with_closed_labels(served):
         assert "'propose' scope" in text
         await refused(client, "run_diagnostic", host=HOSTILE, command="uptime")
         await refused(client, f"no_such_tool_{HOSTILE}", host="web-01")
+    http, client = model_client(base, "proposer")
+    async with http, client:
+        text = await refused(client, "propose_pra_action", host="web-01",
+                             action="restart_service", params={"unit": "nginx"},
+                             rationale=f"nginx is down {HOSTILE}")
+        assert "control_char" in text
         e.hosts["web-02"].stop()
         await refused(client, "run_diagnostic", host="web-02", command="uptime")
     response = await scrape(base)
@@ -104,7 +111,7 @@ async def test_calls_refusals_and_hosts_are_counted_with_closed_labels(served):
     calls = "mcp_linux_infra_tool_calls_total"
     assert value(scraped, calls, tool="list_hosts", outcome="ok") == 2
     assert value(scraped, calls, tool="run_diagnostic", outcome="refused") == 1
-    assert value(scraped, calls, tool="propose_pra_action", outcome="refused") == 1
+    assert value(scraped, calls, tool="propose_pra_action", outcome="refused") == 2
     assert value(scraped, calls, tool="run_diagnostic", outcome="error") == 1  # unknown host
     assert value(scraped, calls, tool="run_diagnostic", outcome="unreachable") == 1
     assert value(scraped, "mcp_linux_infra_tool_call_duration_seconds_count",
@@ -114,6 +121,7 @@ async def test_calls_refusals_and_hosts_are_counted_with_closed_labels(served):
     refusals = "mcp_linux_infra_refusals_total"
     assert value(scraped, refusals, reason="unknown_command", by="target") == 1
     assert value(scraped, refusals, reason="missing_scope", by="server") == 1
+    assert value(scraped, refusals, reason="control_char", by="server") == 1
     assert value(scraped, "mcp_linux_infra_host_reachable", host="web-01") == 1
     assert value(scraped, "mcp_linux_infra_host_reachable", host="web-02") == 0
     assert value(scraped, "mcp_linux_infra_hosts_reachable") == 1
