@@ -161,6 +161,13 @@ class HashedTokenVerifier(TokenVerifier):
         return AccessToken(token=token, client_id=match.name, scopes=list(match.scopes))
 
 
+def bearer(scope) -> str | None:
+    """The token of a request's `Authorization: Bearer TOKEN` header, or None."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 class TokenBucket:
     def __init__(self, per_minute: float, burst: int):
         self.rate = per_minute / 60.0
@@ -190,11 +197,8 @@ class RateLimit:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode(
-                "latin-1")
-            scheme, _, token = header.partition(" ")
-            bucket = self.buckets.get(token_hash(token.strip())) \
-                if scheme.lower() == "bearer" else None
+            token = bearer(scope)
+            bucket = self.buckets.get(token_hash(token)) if token is not None else None
             wait = bucket.take() if bucket else 0.0
             if wait:
                 body = json.dumps({"error": "rate_limited",
@@ -232,11 +236,8 @@ class MetricsEndpoint:
         if scope["method"] not in ("GET", "HEAD"):
             return _error(405, "method_not_allowed", [(b"allow", b"GET, HEAD")])
         if self.verifier is not None:
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode(
-                "latin-1")
-            kind, _, token = header.partition(" ")
-            access = await self.verifier.verify_token(token.strip()) \
-                if kind.lower() == "bearer" else None
+            token = bearer(scope)
+            access = await self.verifier.verify_token(token) if token is not None else None
             if access is None:
                 return _error(401, "invalid_token",
                               [(b"www-authenticate", b'Bearer scope="metrics"')])
