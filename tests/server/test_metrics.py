@@ -15,7 +15,7 @@ from mcp_support import refused, serve_http
 from paths_support import REPO
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from webhook_support import AuditLines, Receiver
+from webhook_support import BLOCK, AuditLines, Receiver
 
 from mcp_linux_infra.approvals.store import STATES
 from mcp_linux_infra.server.http import token_hash
@@ -172,6 +172,32 @@ def test_proposals_and_webhooks_are_read_when_scraped(estate, tmp_path):
     assert value(scraped, deliveries, webhook="0", outcome="delivered") == 2
     assert value(scraped, "mcp_linux_infra_webhook_drops_total", webhook="0",
                  reason="queue_full") == 0
+
+
+def test_a_dropped_webhook_event_is_counted(estate):
+    """One event held by the receiver, a queue of one: of the next two, one is dropped."""
+    receiver = Receiver(script=[BLOCK])
+    lines = AuditLines()
+    e = estate(webhooks=[WebhookSpec(url=receiver.url())], webhook_queue_size=1,
+               webhook_poll_interval=0.05)
+    state = AppState.open(e.settings, audit=lines.audit(e.settings.audit_log))
+    try:
+        def propose(host):
+            state.approvals.create(host, "restart_service", {"unit": "nginx"},
+                                   "nginx is down", max_window=900)
+        propose("web-01")
+        receiver.wait(1)  # the worker holds the first event
+        propose("web-02")
+        propose("web-01")
+        lines.wait("webhook_dropped")
+        scraped = samples(generate_latest(state.metrics.registry).decode())
+    finally:
+        receiver.release.set()
+        state.close()
+        receiver.close()
+    assert value(scraped, "mcp_linux_infra_webhook_drops_total", webhook="0",
+                 reason="queue_full") == 1
+    assert value(scraped, "mcp_linux_infra_webhook_queue_length", webhook="0") == 1
 
 
 def test_the_reason_labels_are_the_documented_reasons():
