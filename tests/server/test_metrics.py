@@ -209,3 +209,14 @@ def test_the_reason_labels_are_the_documented_reasons():
     assert TARGET_REASONS == documented
     assert closed("bad_value", REASONS) == "bad_value"
     assert closed(HOSTILE, REASONS) == closed(None, REASONS) == OTHER
+
+
+@pytest.mark.anyio
+async def test_without_tokens_loopback_scrapes_and_the_host_check_still_applies(estate,
+                                                                              tmp_path):
+    with serve_http(estate().env(), tmp_path) as (_, port):
+        base = f"http://127.0.0.1:{port}"
+        assert (await scrape(base, None)).status_code == 200
+        async with httpx2.AsyncClient(timeout=30) as http:
+            forged = await http.get(f"{base}/metrics", headers={"Host": "attacker.example"})
+        assert forged.status_code == 421
