@@ -6,7 +6,7 @@ a 2xx is delivered; a timeout, a connection error, 408, 425, 429 or a 5xx is ret
 `backoff`, 2 x `backoff`, ... (at most MAX_DELAY), or after the receiver's Retry-After when
 that is longer; any other answer (a redirect too: none is followed) is final. Every drop,
 retry and failure is one audit line, naming the webhook by its index and host, never by its
-URL (a chat webhook's URL is its key).
+URL (a chat webhook's URL is its key), and is counted (`counts`, read by the metrics).
 """
 
 import threading
@@ -168,7 +168,7 @@ class Webhook:
                             retry_in=delay, retry_after=asked, **fields)
             with self._cond:
                 if self._cond.wait_for(lambda: self._closing, timeout=delay):
-                    self._counts["failed"] += 1
+                    self._count("failed")
                     self._log.write("error", "webhook_failed", attempt=attempt,
                                     reason=f"{reason}; the server shut down before the retry",
                                     retried=True, **fields)
