@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import typing
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.operators import cli as operators_cli
 from mcp_linux_infra.operators.registry import open_registry
-from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.settings import Scope, Settings
 from mcp_linux_infra.ssh.errors import SSHError
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                             ).add_subparsers(dest="action", required=True)
     new = tokens.add_parser("new", help="make a token; print it once, and its hashed entry")
     new.add_argument("name", help="who uses it, e.g. claude-desktop")
-    new.add_argument("--scopes", nargs="+", choices=["read", "propose", "execute"],
+    new.add_argument("--scopes", nargs="+", choices=typing.get_args(Scope),
                      default=["read"])
     new.set_defaults(func=_tokens_new)
     return parser

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
-Scope = Literal["read", "propose", "execute"]
+Scope = Literal["read", "propose", "execute", "metrics"]
 _TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 # An operator's principal in the targets' allowed_signers: the target's own pattern

@@ -37,7 +37,12 @@ class NotExecutable(UserError):
 
 
 class TargetRefused(UserError):
-    """The target refused the approval; nothing ran (the proposal records why)."""
+    """The target refused the approval; nothing ran (the proposal records why). `reason`:
+    the target's code."""
+
+    def __init__(self, message: str, reason: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.reason = reason
 
 
 class OutcomeUnknown(UserError):
@@ -185,7 +190,7 @@ class Executor:
                                   executor=None, note=f"the target refused for now "
                                   f"({_refusal_text(refusal)}); the approval is unused")
             raise TargetRefused(f"{proposal.host} refused for now: {_refusal_text(refusal)}",
-                                hint="the approval was not used; execute again shortly")
+                                reason, hint="the approval was not used; execute again shortly")
         if reason == "busy" or (reason == "expired" and not first and
                                 time.time() < (proposal.sent_at or 0)
                                 + answer_timeout(proposal, self.answer_floor)):
@@ -197,7 +202,7 @@ class Executor:
                               note=f"refused by the target: {_refusal_text(refusal)}")
         raise TargetRefused(
             f"{proposal.host} refused proposal {proposal.id}: {_refusal_text(refusal)}; "
-            f"nothing ran", hint=_REFUSAL_HINTS.get(reason, "propose again; a human must "
+            f"nothing ran", reason, hint=_REFUSAL_HINTS.get(reason, "propose again; a human must "
                                                             "approve the new proposal"))
 
     def _finish(self, proposal: Proposal, trace: str | None, result: dict[str, Any],

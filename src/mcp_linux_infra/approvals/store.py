@@ -173,6 +173,13 @@ class ApprovalStore:
                                     (*args, limit)).fetchall()
             return [self._proposal(r) for r in rows]
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many proposals are in each state (for the metrics scrape: one GROUP BY)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) AS n FROM proposals GROUP BY state").fetchall()
+        return {row["state"]: row["n"] for row in rows}
+
     def history(self, proposal_id: str) -> list[dict[str, Any]]:
         """Every change, oldest first: {at, event, from_state, to_state, actor, trace, note};
         `event` is "created", the state entered, or approval_added, document_prepared,

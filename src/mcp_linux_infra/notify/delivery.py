@@ -6,12 +6,12 @@ a 2xx is delivered; a timeout, a connection error, 408, 425, 429 or a 5xx is ret
 `backoff`, 2 x `backoff`, ... (at most MAX_DELAY), or after the receiver's Retry-After when
 that is longer; any other answer (a redirect too: none is followed) is final. Every drop,
 retry and failure is one audit line, naming the webhook by its index and host, never by its
-URL (a chat webhook's URL is its key).
+URL (a chat webhook's URL is its key), and is counted (`counts`, read by the metrics).
 """
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -88,6 +88,7 @@ class Webhook:
         self._backoff = settings.webhook_backoff
         self._items: deque[Item] = deque()
         self._cond = threading.Condition()
+        self._counts: Counter[str] = Counter()  # delivered, failed, retried, dropped_REASON
         self._closing = False  # no more retries; what is queued goes out until `stop`
         self._stopped = False
         self._client = httpx2.Client(
@@ -112,7 +113,21 @@ class Webhook:
         elif dropped is not None:
             self._dropped(dropped, "queue_full")
 
+    def _count(self, what: str) -> None:
+        with self._cond:
+            self._counts[what] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Events delivered, failed, retried and dropped (by reason) so far: the metrics'."""
+        with self._cond:
+            return dict(self._counts)
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._items)
+
     def _dropped(self, item: Item, reason: str) -> None:
+        self._count(f"dropped_{reason}")
         self._log.write("warning", "webhook_dropped", webhook=self.name, notification=item.event,
                         proposal=item.proposal, reason=reason, queue_size=self._size)
 
@@ -127,6 +142,7 @@ class Webhook:
             try:
                 self._deliver(item)
             except Exception as exc:  # a bug must not end the worker: audit it, go on
+                self._count("failed")
                 self._log.write("error", "webhook_failed", webhook=self.name,
                                 notification=item.event, proposal=item.proposal,
                                 reason=f"internal error: {type(exc).__name__}: {exc}")
@@ -137,18 +153,22 @@ class Webhook:
         for attempt in range(1, self._attempts + 1):
             outcome, reason, asked = self._attempt(item)
             if outcome == "delivered":
+                self._count("delivered")
                 self._log.write("info", "webhook_delivered", attempt=attempt, status=reason,
                                 **fields)
                 return
             if outcome == "final" or attempt == self._attempts:
+                self._count("failed")
                 self._log.write("error", "webhook_failed", attempt=attempt, reason=reason,
                                 retried=outcome != "final", **fields)
                 return
+            self._count("retried")
             delay = min(MAX_DELAY, max(self._backoff * 2 ** (attempt - 1), asked or 0.0))
             self._log.write("warning", "webhook_retry", attempt=attempt, reason=reason,
                             retry_in=delay, retry_after=asked, **fields)
             with self._cond:
                 if self._cond.wait_for(lambda: self._closing, timeout=delay):
+                    self._count("failed")
                     self._log.write("error", "webhook_failed", attempt=attempt,
                                     reason=f"{reason}; the server shut down before the retry",
                                     retried=True, **fields)

@@ -10,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.protocol import Outcome, ProtocolError
+from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.toolcall import Call, failure_text
 
 T = TypeVar("T")
@@ -24,7 +25,9 @@ def command_name(command: str) -> str | None:
 
 
 def record_refusal(call: Call, host: Host, out: Outcome) -> None:
+    """Every refusal by a target, a batch entry's too: for the learning tools, and counted."""
     r = out.refusal
+    call.state.metrics.refused(r.reason, "target")
     call.state.learning.record(host.name, out.command, r.command or command_name(out.command),
                                r.reason, r.rule, r.detail, call.trace)
 
@@ -62,7 +65,7 @@ def checked(call: Call, host: Host, out: Outcome, explain: Explain = refusal_tex
     refusal in the words of `explain`, and remembered for the learning tools)."""
     if out.status == "refused":
         record_refusal(call, host, out)
-        raise ToolError(explain(call, host, out))
+        raise Refused(explain(call, host, out), out.refusal.reason, "target")
     if out.status == "timeout":
         raise ToolError(f"`{out.command}` timed out on {host.name}: the target stopped it at its "
                         "time limit. Bound it (e.g. a count, fewer lines, a time range).")

@@ -20,9 +20,11 @@ evidence as the rationale), then a human approves it outside this server; only t
 execute_pra_action run it, once; verify_service confirms the result."""
 
 
-def build_server(open_state: StateFactory, **server_kwargs) -> MCPServer:
-    """`open_state` makes the AppState when a session (stdio, HTTP, in-process) starts."""
-    runtime = Runtime()
+def build_server(open_state: StateFactory, runtime: Runtime | None = None,
+                 **server_kwargs) -> MCPServer:
+    """`open_state` makes the AppState when a session (stdio, HTTP, in-process) starts;
+    `runtime` is where others (resources, the HTTP transport's /metrics) find it."""
+    runtime = runtime or Runtime()
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:

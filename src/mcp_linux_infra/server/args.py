@@ -5,10 +5,10 @@ and says what it is."""
 
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from mcp_linux_infra.display import free_text_refusal
+from mcp_linux_infra.display import free_text_refusal, unprintable
+from mcp_linux_infra.server.refused import Refused
 
 HostArg = Annotated[str, Field(min_length=1, max_length=253,
                                description="An inventory host name (list_hosts shows them)")]
@@ -42,7 +42,7 @@ def screened(name: str, text: str) -> str:
     """Free text a tool keeps for a person to read (a rationale): `text` if it is printable
     on one line (display.unprintable: `str.isprintable`, the target's rule for requests),
     else a ToolError naming the reason code and the offset."""
-    why = free_text_refusal(name, text)
-    if why is not None:
-        raise ToolError(why)
+    bad = unprintable(text)
+    if bad is not None:
+        raise Refused(free_text_refusal(name, text), bad.reason, "server")
     return text

@@ -4,7 +4,9 @@ Host/Origin check against DNS rebinding.
 Loopback by default. A non-loopback bind without tokens is refused: anyone who can reach
 the port could otherwise read every host. Scopes: `read` to connect at all (every read-only
 tool); `propose` for propose_pra_action and `execute` for execute_pra_action, which check
-them themselves (server/tools/actions.py).
+them themselves (server/tools/actions.py); `metrics` to scrape `/metrics` (MetricsEndpoint),
+and nothing else: a scraper's token (Prometheus keeps it in a file on its own host) cannot
+call a tool, and a model's token cannot read the metrics.
 
 Every request, on every bind and every path, must name this server in its Host header (and
 in its Origin header, when it has one): the exact bind address and port, `localhost` on a
@@ -22,9 +24,11 @@ import socket
 import threading
 import time
 
+import anyio
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings, TokenSpec, split_allowed_host
@@ -157,6 +161,13 @@ class HashedTokenVerifier(TokenVerifier):
         return AccessToken(token=token, client_id=match.name, scopes=list(match.scopes))
 
 
+def bearer(scope) -> str | None:
+    """The token of a request's `Authorization: Bearer TOKEN` header, or None."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 class TokenBucket:
     def __init__(self, per_minute: float, burst: int):
         self.rate = per_minute / 60.0
@@ -186,11 +197,8 @@ class RateLimit:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode(
-                "latin-1")
-            scheme, _, token = header.partition(" ")
-            bucket = self.buckets.get(token_hash(token.strip())) \
-                if scheme.lower() == "bearer" else None
+            token = bearer(scope)
+            bucket = self.buckets.get(token_hash(token)) if token is not None else None
             wait = bucket.take() if bucket else 0.0
             if wait:
                 body = json.dumps({"error": "rate_limited",
@@ -201,6 +209,53 @@ class RateLimit:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+class MetricsEndpoint:
+    """ASGI: `GET /metrics` answered here, from the running state's registry; every other
+    request goes on to `app`. With tokens configured, a bearer token with the `metrics`
+    scope is required (401 without a known token, 403 without the scope); without tokens
+    the server is loopback-only (auth_kwargs), like its MCP endpoint."""
+
+    PATH = "/metrics"
+
+    def __init__(self, app, runtime, tokens: list[TokenSpec]):
+        self.app = app
+        self.runtime = runtime
+        self.verifier = HashedTokenVerifier(tokens) if tokens else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != self.PATH:
+            await self.app(scope, receive, send)
+            return
+        status, headers, body = await self._answer(scope)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if scope["method"] not in ("GET", "HEAD"):
+            return _error(405, "method_not_allowed", [(b"allow", b"GET, HEAD")])
+        if self.verifier is not None:
+            token = bearer(scope)
+            access = await self.verifier.verify_token(token) if token is not None else None
+            if access is None:
+                return _error(401, "invalid_token",
+                              [(b"www-authenticate", b'Bearer scope="metrics"')])
+            if "metrics" not in access.scopes:
+                return _error(403, "insufficient_scope",
+                              [(b"www-authenticate",
+                                b'Bearer error="insufficient_scope", scope="metrics"')])
+        state = self.runtime.state
+        if state is None:
+            return _error(503, "not_started", [])
+        text = await anyio.to_thread.run_sync(generate_latest, state.metrics.registry)
+        body = b"" if scope["method"] == "HEAD" else text
+        return 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], body
+
+
+def _error(status: int, error: str, headers: list[tuple[bytes, bytes]]):
+    return status, [(b"content-type", b"application/json"), *headers], json.dumps(
+        {"error": error}).encode()
 
 
 def auth_kwargs(settings: Settings, host: str, port: int) -> dict:
@@ -224,12 +279,14 @@ def auth_kwargs(settings: Settings, host: str, port: int) -> dict:
                                  validate_token_resource=False)}
 
 
-def asgi_app(mcp, settings: Settings, host: str, port: int):
-    """The streamable HTTP app behind the per-token rate limit, behind the Host/Origin check.
-    The SDK gets the same exact lists, so its own check agrees instead of using defaults."""
+def asgi_app(mcp, runtime, settings: Settings, host: str, port: int):
+    """The streamable HTTP app and `/metrics` (of `runtime`'s state) behind the per-token
+    rate limit, behind the Host/Origin check. The SDK gets the same exact lists, so its own
+    check agrees instead of using defaults."""
     hosts, origins = allowed_hosts_origins(host, port, settings.http_allowed_hosts)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                          allowed_hosts=hosts, allowed_origins=origins)
     app = mcp.streamable_http_app(host=host, transport_security=security)
+    app = MetricsEndpoint(app, runtime, settings.http_tokens)
     return HostOriginCheck(RateLimit(app, settings.http_tokens, settings.rate_limit_per_minute,
                                      settings.rate_limit_burst), hosts, origins)

@@ -1,5 +1,5 @@
 """What lives as long as the server: settings, hosts, pool, caches, learning and approval
-stores, the notifier with its announcer, the expiry sweep, audit."""
+stores, the notifier with its announcer, the expiry sweep, audit, metrics."""
 
 import threading
 import time
@@ -14,6 +14,7 @@ from mcp_linux_infra.notify.notifier import Notifier
 from mcp_linux_infra.readonly.protocol import Target
 from mcp_linux_infra.server.announce import Announcer
 from mcp_linux_infra.server.learning import LearningStore
+from mcp_linux_infra.server.metrics import Metrics
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.keyfile import signature
 from mcp_linux_infra.ssh.pool import Pool
@@ -108,6 +109,7 @@ class AppState:
     announcer: Announcer | None
     sweep: ExpirySweep
     audit: Audit
+    metrics: Metrics
 
     @classmethod
     def open(cls, settings: Settings, audit: Audit | None = None) -> "AppState":
@@ -118,12 +120,14 @@ class AppState:
         announcer = Announcer(approvals, notifier.notify, audit,
                               settings.webhook_poll_interval, settings.proposal_ttl
                               ) if settings.webhooks else None
-        return cls(settings=settings, hosts=HostCatalog(settings.inventory),
-                   pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
-                   learning=LearningStore(settings.state_dir / "learning.sqlite3"),
-                   approvals=approvals, notifier=notifier, announcer=announcer,
-                   sweep=ExpirySweep(approvals, settings.expiry_sweep_interval, audit),
-                   audit=audit)
+        state = cls(settings=settings, hosts=HostCatalog(settings.inventory),
+                    pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
+                    learning=LearningStore(settings.state_dir / "learning.sqlite3"),
+                    approvals=approvals, notifier=notifier, announcer=announcer,
+                    sweep=ExpirySweep(approvals, settings.expiry_sweep_interval, audit),
+                    audit=audit, metrics=Metrics())
+        state.metrics.watch(state)
+        return state
 
     def resolve(self, target: str) -> list[Host]:
         return self.hosts.get().resolve(target)

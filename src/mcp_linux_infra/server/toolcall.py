@@ -20,11 +20,13 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
+from mcp_linux_infra.approvals.executor import TargetRefused
 from mcp_linux_infra.audit import new_trace_id
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.protocol import ProtocolError, Target
 from mcp_linux_infra.server.args import HostArg
+from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.ssh.errors import SSHError
 
@@ -69,15 +71,23 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
          hosts: list[str]) -> Any:
     """fn with its hosts resolved; every failure becomes a ToolError with the trace id."""
     began = time.monotonic()
-    outcome, error = "ok", None
+    outcome, error, refused = "ok", None, False
     try:
         resolved = {name: call.host(arguments[name]) for name in hosts}
         return fn(call, **{**arguments, **resolved})
+    except Refused as exc:
+        outcome, error, refused = "error", str(exc), True
+        if exc.by == "server":  # the target's are counted where they are recorded
+            call.state.metrics.refused(exc.reason, "server")
+        raise ToolError(f"{exc} (trace {call.trace})") from None
     except ToolError as exc:
         outcome, error = "error", str(exc)
         raise ToolError(f"{exc} (trace {call.trace})") from None
     except (UserError, SSHError, ProtocolError) as exc:
         outcome, error = getattr(exc, "kind", "error"), failure_text(exc)
+        if isinstance(exc, TargetRefused):
+            refused = True
+            call.state.metrics.refused(exc.reason, "target")
         raise ToolError(f"{error} (trace {call.trace})") from None
     except Exception as exc:  # noqa: BLE001 - reported by trace id; the server lives on
         outcome, error = "internal_error", repr(exc)
@@ -86,9 +96,11 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
         raise ToolError(f"internal error in {call.tool} (trace {call.trace}); the server's "
                         "audit log has the details") from None
     finally:
+        took = time.monotonic() - began
+        call.state.metrics.call(call.tool, "refused" if refused else outcome, took)
         call.state.audit.info("tool_call", tool=call.tool, trace=call.trace, client=call.client,
                               arguments=arguments, outcome=outcome, error=error,
-                              duration_ms=int((time.monotonic() - began) * 1000))
+                              duration_ms=int(took * 1000))
 
 
 def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

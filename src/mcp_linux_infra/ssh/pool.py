@@ -71,6 +71,15 @@ class Pool:
         self._fanout = ThreadPoolExecutor(max_workers=settings.fanout_concurrency,
                                           thread_name_prefix="ssh-fanout")
         self._sessionless: dict[str, float] = {}  # host -> until when it gets channels only
+        # host -> how its last connection ended: None if it worked, else the SSHError's kind
+        self._results: dict[str, str | None] = {}
+
+    def connection_results(self) -> dict[str, str | None]:
+        """Each host's last connection result (for the metrics; no probe of its own)."""
+        return dict(self._results)
+
+    def _note(self, host: Host, error: SSHError | None) -> None:
+        self._results[host.name] = None if error is None else error.kind
 
     def _slot(self, host: Host, tier: str) -> _Slot:
         with self._slots_lock:
@@ -111,7 +120,12 @@ class Pool:
                 if current is not None:
                     slot.transport = None
                     slot.retire(current)
-                slot.transport, slot.key_signature = self._connect(host, tier)
+                try:
+                    slot.transport, slot.key_signature = self._connect(host, tier)
+                except SSHError as exc:
+                    self._note(host, exc)
+                    raise
+                self._note(host, None)
             slot.in_use[slot.transport] = slot.in_use.get(slot.transport, 0) + 1
             return slot.transport, fresh
 
@@ -223,14 +237,16 @@ class Pool:
         except _NOT_STARTED as exc:
             self._release(host, tier, transport)
             if fresh:
-                raise Unreachable(host.name, f"cannot start a request: {exc}") from None
+                raise self._lost(host, Unreachable(
+                    host.name, f"cannot start a request: {exc}")) from None
             transport, _ = self._acquire(host, tier, stale=transport)
             try:
                 channel = self._open(transport, command, stdin, step)
             except BaseException as exc2:
                 self._release(host, tier, transport)
                 if isinstance(exc2, _NOT_STARTED):
-                    raise Unreachable(host.name, f"cannot start a request: {exc2}") from None
+                    raise self._lost(host, Unreachable(
+                        host.name, f"cannot start a request: {exc2}")) from None
                 raise
         except BaseException:
             self._release(host, tier, transport)
@@ -242,9 +258,14 @@ class Pool:
         finally:
             self._release(host, tier, transport)
         if done.exit_code == -1 and not transport.is_active():
-            raise Unreachable(host.name, "the connection was lost during the request",
-                              hint="retry; if it persists the host may be rebooting")
+            raise self._lost(host, Unreachable(
+                host.name, "the connection was lost during the request",
+                hint="retry; if it persists the host may be rebooting"))
         return done
+
+    def _lost(self, host: Host, error: SSHError) -> SSHError:
+        self._note(host, error)
+        return error
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R | SSHError]:
         """`fn` over items, at most fanout_concurrency at once, in order; an SSHError becomes

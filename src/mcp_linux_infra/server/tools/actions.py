@@ -23,6 +23,7 @@ from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked
 from mcp_linux_infra.server.args import FormatArg, Unit, screened
 from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.toolcall import EXECUTES, LOCAL_ONLY, PROPOSES, READ_ONLY, Call, tool
 from mcp_linux_infra.server.tools.services import unit_batch
 
@@ -36,8 +37,9 @@ def _require_scope(scope: str) -> None:
     """Over HTTP, a token must carry the scope (stdio has no tokens: its user is local)."""
     token = get_access_token()
     if token is not None and scope not in token.scopes:
-        raise ToolError(f"this client's token lacks the {scope!r} scope; an operator can "
-                        f"issue one with: mcp-linux-infra tokens new NAME --scopes read {scope}")
+        raise Refused(f"this client's token lacks the {scope!r} scope; an operator can "
+                      f"issue one with: mcp-linux-infra tokens new NAME --scopes read {scope}",
+                      "missing_scope", "server")
 
 
 def _link(call: Call, p: Proposal) -> str:

@@ -2,7 +2,6 @@
 
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -12,6 +11,7 @@ from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked, problem, ran, record_refusal, refusal_text
 from mcp_linux_infra.server.args import FormatArg
 from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 RecordType = Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "PTR", "SRV", "CAA"]
@@ -65,7 +65,8 @@ def dns_lookup(call: Call, host: Host,
             record_refusal(call, host, out)
     if all(o.status == "refused" and o.refusal.reason == "destination_not_allowed"
            for o in outs.values()):
-        raise ToolError(refusal_text(call, host, outs["getent"]))
+        raise Refused(refusal_text(call, host, outs["getent"]), "destination_not_allowed",
+                      "target")
     resolver, dns = outs["getent"], outs["dns"]
     return render({
         "host": host.name, "name": name, "record_type": record_type,
