@@ -1,6 +1,7 @@
 """Executing approvals against the real action tier (approval_support): exactly once, every
 refusal recorded, lost answers and crashes reconciled from what the target recorded."""
 
+import fcntl
 import json
 import os
 import signal
@@ -33,9 +34,9 @@ from mcp_linux_infra.operators.registry import Registry
 from mcp_linux_infra.ssh.pool import Pool
 
 SLOW = {"slow_touch": {
-    "description": "Sleep two seconds, then touch the file.",
+    "description": "Wait for the test's gate (an flock), then touch the file.",
     "params": {"file": {"type": "path", "values": []}},
-    "check": None, "run": ["/usr/bin/sleep", "2"], "verify": ["/usr/bin/touch", "--", "{file}"],
+    "check": None, "run": [], "verify": ["/usr/bin/touch", "--", "{file}"],
     "idempotency_window_seconds": 300}}
 
 
@@ -83,6 +84,8 @@ def world(tmp_path, keys, root):
     root.write_catalog(SLOW, settings={"lock_wait_seconds": 1})
     catalog = json.loads((root.path / "etc/mcp-infra/actions.json").read_text())
     catalog["actions"]["slow_touch"]["params"]["file"]["values"] = [root.file("a")]
+    catalog["actions"]["slow_touch"]["run"] = ["/usr/bin/flock", root.file("gate"),
+                                               "/usr/bin/true"]
     (root.path / "etc/mcp-infra/actions.json").write_text(json.dumps(catalog))
     estate = make_action_estate(tmp_path, keys, root)
     w = World(estate)
@@ -224,27 +227,37 @@ def _child(world, point, proposal_id):
                             stdout=subprocess.PIPE, text=True)
 
 
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    """Poll a condition the test cannot be told about, up to a generous deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("point", ["before_send", "after_answer", "in_flight"])
 def test_kill_9_at_each_point_then_reconcile_runs_it_exactly_once(world, point):
     p = world.approved(action="slow_touch")
-    child = _child(world, point, p.id)
-    if point == "in_flight":
-        assert child.stdout.readline().strip() == "sending"
-        ledger = world.root.ledger_file(p.nonce)
-        deadline = time.monotonic() + 20
-        while not ledger.exists():  # the target has taken the approval: kill the client now
-            assert time.monotonic() < deadline, "the target never recorded the nonce"
-            time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)
-    assert child.wait(timeout=60) == -signal.SIGKILL
-    crashed = world.store.get(p.id)
-    assert crashed.state == "executing" and crashed.executor and not owner_alive(
-        crashed.executor)
-    if point == "in_flight":
-        # pra-run still sleeps and holds the run lock: nothing is known yet, nothing resent
-        with pytest.raises(OutcomeUnknown, match="may still be running"):
-            world.execute(p.id)
-        time.sleep(2.5)
+    with open(world.root.file("gate"), "w") as gate:
+        if point == "in_flight":  # the action waits on the gate until the test opens it
+            fcntl.flock(gate, fcntl.LOCK_EX)
+        child = _child(world, point, p.id)
+        if point == "in_flight":
+            assert child.stdout.readline().strip() == "sending"
+            _wait_for(world.root.ledger_file(p.nonce).exists,
+                      "the target never recorded the nonce")
+            child.send_signal(signal.SIGKILL)  # the target has taken the approval
+        assert child.wait(timeout=60) == -signal.SIGKILL
+        crashed = world.store.get(p.id)
+        assert crashed.state == "executing" and crashed.executor and not owner_alive(
+            crashed.executor)
+        if point == "in_flight":
+            # pra-run still waits and holds the run lock: nothing is known yet, nothing resent
+            with pytest.raises(OutcomeUnknown, match="may still be running"):
+                world.execute(p.id)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            _wait_for(lambda: any("outcome" in r for r in world.attempts(p.nonce)),
+                      "the target never recorded the run's outcome")
     done = world.execute(p.id)
     assert done.state == "succeeded", done
     expected_note = ("the earlier delivery never ran it" if point == "before_send"
