@@ -96,7 +96,16 @@ def test_list(root):
     touch = next(a for a in catalog["actions"] if a["name"] == "touch_file")
     assert touch["params"]["file"]["values"] == [root.file(n) for n in "abc"]
     assert touch["runs_as"] == "root"
+    assert catalog["principals"] == ["alice", "bob", "carol"]
     assert root.syslog()[-1]["decision"] == "accepted"
+
+
+def test_list_principals_none_when_allowed_signers_is_untrusted(root):
+    signers = root.path / "etc/mcp-infra/allowed_signers"
+    signers.chmod(0o666)
+    proc = root.pra_exec("list")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["principals"] is None
 
 
 def test_show(root):
