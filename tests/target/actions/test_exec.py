@@ -208,3 +208,12 @@ def test_untrusted_library_is_refused(root, script):
                               env=env).returncode == 0
     finally:
         shutil.rmtree(copy)
+
+
+def test_principals_of_allowed_signers(tmp_path):
+    from mcp_infra_target.actions import signers
+    path = tmp_path / "allowed_signers"
+    path.write_text("# comment\n\nalice,bob ssh-ed25519 AAAA\n  carol cert-authority ssh-ed25519 "
+                    "BBBB\nalice ssh-ed25519 CCCC\n")
+    assert signers.principals(str(path)) == ["alice", "bob", "carol"]
+    assert signers.principals(str(tmp_path / "missing")) is None
