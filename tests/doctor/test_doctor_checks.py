@@ -173,3 +173,26 @@ def test_a_hostile_target_renders_inert(width):
     assert not any(ch in without_sgr for ch in "\x1b\x07\x9b\x7f\u202e\u2066\u2028")
     if width == 400:  # unwrapped: each value whole, made visible, markup as characters
         assert visible(HOSTILE) in without_sgr
+
+
+def test_an_answer_of_the_wrong_shape_fails_its_check_only():
+    odd = Catalog("web-01", {**SETTINGS, "max_window_seconds": "soon"},
+                  {"restart_service": {"approvals": "many"}}, ("alice", "bob"))
+    got = statuses(run_checks(Canned(healthy(catalog=odd))))
+    assert got["clock"] == got["approval_rules"] == "fail"
+    assert got["principals"] == got["action_key"] == "ok"
+
+
+def test_bad_usage_exits_2_in_one_line(tmp_path, monkeypatch, capsys):
+    from mcp_linux_infra.cli import main
+    (tmp_path / "hosts.ini").write_text("[web]\nweb-01 ansible_host=127.0.0.1 ansible_port=22\n")
+    monkeypatch.setenv("LINUX_MCP_INVENTORY", str(tmp_path / "hosts.ini"))
+    monkeypatch.setenv("LINUX_MCP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["doctor", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    for bad in (["doctor", "--timeout", "0"], ["doctor", "--timeout", "nan"], ["doctor", "a", "b"]):
+        with pytest.raises(SystemExit) as exited:
+            main(bad)
+        assert exited.value.code == 2

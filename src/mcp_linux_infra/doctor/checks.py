@@ -57,22 +57,22 @@ class Facts:
 
     def __init__(self, pool: Pool, host: Host, operators: frozenset[str], timeout: float):
         self.pool, self.host, self.operators, self.timeout = pool, host, operators, timeout
+        self._answers: dict[str, tuple[bool, Any]] = {}
 
     def _fetch(self, name: str, fetch: Callable[[], Any]) -> Any:
-        cache = self.__dict__.setdefault("_answers", {})
-        if name not in cache:
+        if name not in self._answers:
             try:
-                cache[name] = (True, fetch())
+                self._answers[name] = (True, fetch())
             except FETCH_ERRORS as exc:
-                cache[name] = (False, exc)
-        ok, value = cache[name]
+                self._answers[name] = (False, exc)
+        ok, value = self._answers[name]
         if not ok:
             raise Problem("fail", str(value))
         return value
 
     def failure(self, name: str) -> BaseException | None:
         """Why the fact `name` could not be fetched, if it was tried and failed."""
-        ok, value = self.__dict__.get("_answers", {}).get(name, (True, None))
+        ok, value = self._answers.get(name, (True, None))
         return None if ok else value
 
     @cached_property
@@ -239,4 +239,8 @@ def run_checks(facts: Facts, checks: tuple[Check, ...] = CHECKS) -> list[Result]
             results.append(Result(check.name, "ok", check.run(facts)))
         except Problem as exc:
             results.append(Result(check.name, exc.status, str(exc)))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # a target's answer of an unexpected shape (a number that is not one, ...)
+            results.append(Result(check.name, "fail", f"unexpected answer from the target: "
+                                                      f"{type(exc).__name__}: {exc}"))
     return results
