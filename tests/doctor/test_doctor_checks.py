@@ -103,8 +103,8 @@ def test_a_failed_fact_fails_the_checks_that_need_it_and_only_those():
     ({"hello": ProtocolError("refused: unknown_reserved_word (mcp:session)")},
      "sessions", "warn", "no sessions"),
     ({"catalog": Catalog("web-01", dict(SETTINGS), {}, ("alice", "mallory"))},
-     "principals", "warn", "registered but not deployed: bob; deployed but not registered "
-                           "here: mallory"),
+     "principals", "warn", ("registered but not deployed: bob; deployed but not registered "
+                            "here: mallory")),
     ({"catalog": Catalog("web-01", dict(SETTINGS), {}, None)},
      "principals", "warn", "older target tier"),
     ({"skew": 3600 * 0.05 + 1}, "clock", "warn", "+181.0 s"),

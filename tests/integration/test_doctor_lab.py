@@ -38,9 +38,9 @@ def inventory(path, deployed, hosts: dict[str, int], trusted: bool = True):
 
 def doctor(env, inventory_file, *args):
     began = time.monotonic()
-    proc = subprocess.run([CLI, "doctor", *args], env=dict(env, LINUX_MCP_INVENTORY=inventory_file,
-                                                           COLUMNS="220"),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([CLI, "doctor", *args], check=False, capture_output=True, text=True,
+                          env=dict(env, LINUX_MCP_INVENTORY=inventory_file, COLUMNS="220"),
+                          timeout=300)
     return proc, time.monotonic() - began
 
 

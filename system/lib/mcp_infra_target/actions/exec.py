@@ -79,7 +79,7 @@ def _catalog(layout: Layout):
         raise Refusal("config_error", "config/catalog", "action catalog unusable") from None
 
 
-def _principals(layout: Layout) -> "list[str] | None":
+def _principals(layout: Layout) -> list[str] | None:
     """allowed_signers' principals, read only through the trust rule pra-run applies to it
     (None when it is untrusted or unreadable: pra-run would refuse every run then)."""
     try:

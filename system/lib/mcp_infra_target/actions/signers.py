@@ -31,7 +31,7 @@ class Approval:
         return dict(self.signature.summary(), principal=self.principal, key=self.fingerprint)
 
 
-def principals(allowed_signers: str) -> "list[str] | None":
+def principals(allowed_signers: str) -> list[str] | None:
     """Every principal allowed_signers names, sorted (what `pra-exec list` reports, so an
     administrator can compare it with the operators they registered); None if unreadable."""
     try:
