@@ -19,7 +19,9 @@ CLIENT = "mcp_linux_infra"
 
 # room: the rooms its modules may import (a room may always import itself)
 ALLOWED = {
-    "entry": {"base", "ssh", "readonly", "approvals", "server", "lab", "operators", "console"},
+    "entry": {"base", "ssh", "readonly", "approvals", "server", "lab", "operators", "console",
+              "doctor"},
+    "doctor": {"base", "ssh", "readonly", "approvals", "operators"},
     "console": {"base", "approvals", "operators"},
     "operators": {"base", "approvals"},
     "server/tools": {"base", "ssh", "readonly", "approvals", "server"},
@@ -45,7 +47,8 @@ def room(module: str) -> str:
         return "entry"
     if parts[:2] == ["server", "tools"]:
         return "server/tools"
-    if parts[0] in ("server", "readonly", "approvals", "ssh", "lab", "operators", "console"):
+    if parts[0] in ("server", "readonly", "approvals", "ssh", "lab", "operators", "console",
+                    "doctor"):
         return parts[0]
     return "base"
 

@@ -13,6 +13,7 @@ from rich.text import Text
 from mcp_linux_infra import __version__, display
 from mcp_linux_infra.approvals import cli as approvals_cli
 from mcp_linux_infra.display import line, plain
+from mcp_linux_infra.doctor import cli as doctor_cli
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.operators import cli as operators_cli
 from mcp_linux_infra.operators.registry import open_registry
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     approvals_cli.add_parser(sub, open_registry)
     operators_cli.add_parser(sub)
+    doctor_cli.add_parser(sub)
 
     tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http"
                             ).add_subparsers(dest="action", required=True)

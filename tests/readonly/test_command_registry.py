@@ -42,6 +42,7 @@ SAMPLES = {
     "containers": {"runtime": "podman"},
     "container_logs": {"runtime": "docker", "lines": 100, "since": "10m", "container": "web"},
     "upgradable": {},
+    "clock": {},
     "action_record": {"nonce": "0123456789abcdef0123456789abcdef", "since": 1714550400},
 }
 

@@ -47,14 +47,18 @@ class Catalog:
     host_id: str
     settings: dict[str, Any]
     actions: dict[str, dict[str, Any]]
+    principals: tuple[str, ...] | None = None  # allowed_signers' (None: an older target)
 
     @classmethod
     def of(cls, data: dict) -> "Catalog":
         actions = data.get("actions")
         if not isinstance(actions, list) or not isinstance(data.get("settings"), dict):
             raise ProtocolError("pra-exec list answered without actions and settings")
+        names = data.get("principals")
+        listed = isinstance(names, list) and all(isinstance(n, str) for n in names)
         return cls(host_id=str(data.get("host")), settings=data["settings"],
-                   actions={a["name"]: a for a in actions if isinstance(a, dict) and "name" in a})
+                   actions={a["name"]: a for a in actions if isinstance(a, dict) and "name" in a},
+                   principals=tuple(names) if listed else None)
 
     @property
     def max_window(self) -> int:

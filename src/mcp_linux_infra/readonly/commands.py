@@ -116,6 +116,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
                                Given("since", ("--since", "{since}")), "{container}"),
     # packages (check_updates)
     "upgradable": _command("apt", "list", "--upgradable"),
+    # the target's clock, for the doctor's skew check against the approval window
+    "clock": _command("date", "+%s.%N"),
     # the action tier's record of an approval, by its nonce (root's records only)
     "action_record": _command("journalctl", "-t", target_names.ACTION_RECORDS, "-g", "{nonce}",
                               "-o", "cat", "-q", "--since", "@{since}", "_UID=0"),

@@ -96,7 +96,16 @@ def test_list(root):
     touch = next(a for a in catalog["actions"] if a["name"] == "touch_file")
     assert touch["params"]["file"]["values"] == [root.file(n) for n in "abc"]
     assert touch["runs_as"] == "root"
+    assert catalog["principals"] == ["alice", "bob", "carol"]
     assert root.syslog()[-1]["decision"] == "accepted"
+
+
+def test_list_principals_none_when_allowed_signers_is_untrusted(root):
+    signers = root.path / "etc/mcp-infra/allowed_signers"
+    signers.chmod(0o666)
+    proc = root.pra_exec("list")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["principals"] is None
 
 
 def test_show(root):
@@ -199,3 +208,12 @@ def test_untrusted_library_is_refused(root, script):
                               env=env).returncode == 0
     finally:
         shutil.rmtree(copy)
+
+
+def test_principals_of_allowed_signers(tmp_path):
+    from mcp_infra_target.actions import signers
+    path = tmp_path / "allowed_signers"
+    path.write_text("# comment\n\nalice,bob ssh-ed25519 AAAA\n  carol cert-authority ssh-ed25519 "
+                    "BBBB\nalice ssh-ed25519 CCCC\n")
+    assert signers.principals(str(path)) == ["alice", "bob", "carol"]
+    assert signers.principals(str(tmp_path / "missing")) is None

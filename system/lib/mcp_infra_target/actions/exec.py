@@ -1,7 +1,8 @@
 """pra-exec: forced command of user pra-runner, the network side of the PRA's action tier
 (plan de reprise d'activité: the disaster-recovery plan the actions belong to). Accepts exactly:
 
-    [mcp:trace=ID] list          the action catalog of this host, as JSON
+    [mcp:trace=ID] list          the action catalog of this host (and allowed_signers'
+                                 principals), as JSON
     [mcp:trace=ID] show ACTION   one action, as JSON
     [mcp:trace=ID] run           approval envelope on stdin, handed to `sudo -n pra-run`
 
@@ -18,9 +19,10 @@ import sys
 import time
 from typing import Any
 
-from mcp_infra_target.actions import approval
+from mcp_infra_target.actions import approval, signers
 from mcp_infra_target.actions.catalog import NAME_RE, CatalogError, load_catalog
 from mcp_infra_target.core import audit, strictjson
+from mcp_infra_target.core.bootstrap import UntrustedPath
 from mcp_infra_target.core.layout import Layout
 from mcp_infra_target.core.refusal import Refusal, emit, take_trace
 
@@ -77,10 +79,20 @@ def _catalog(layout: Layout):
         raise Refusal("config_error", "config/catalog", "action catalog unusable") from None
 
 
+def _principals(layout: Layout) -> list[str] | None:
+    """allowed_signers' principals, read only through the trust rule pra-run applies to it
+    (None when it is untrusted or unreadable: pra-run would refuse every run then)."""
+    try:
+        return signers.principals(layout.check_trusted("allowed_signers"))
+    except (UntrustedPath, OSError):
+        return None
+
+
 def _answer(verb: str, name: str | None, layout: Layout) -> dict[str, Any]:
     catalog = _catalog(layout)
     if verb == "list":
-        return dict(catalog.public(), host=layout.host_id())
+        return dict(catalog.public(), host=layout.host_id(),
+                    principals=_principals(layout))
     if name not in catalog.actions:
         raise Refusal("unknown_action", "actions/catalog", "no such action on this host")
     return catalog.actions[name].public()

@@ -31,6 +31,22 @@ class Approval:
         return dict(self.signature.summary(), principal=self.principal, key=self.fingerprint)
 
 
+def principals(allowed_signers: str) -> list[str] | None:
+    """Every principal allowed_signers names, sorted (what `pra-exec list` reports, so an
+    administrator can compare it with the operators they registered); None if unreadable."""
+    try:
+        with open(allowed_signers, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read(1 << 20).splitlines()
+    except OSError:
+        return None
+    names: set[str] = set()
+    for line in lines:
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            names.update(n for n in words[0].split(",") if n)
+    return sorted(names)
+
+
 def _listed_principals(allowed_signers: str, key_blob: str) -> set[str]:
     """Every principal allowed_signers lists for `key_blob`, whatever its line's options:
     find-principals stops at the first line, and one key under two names must refuse."""
