@@ -1,6 +1,7 @@
 """The one command-line entry point: `mcp-linux-infra SUBCOMMAND ...`."""
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -357,6 +358,8 @@ def _os_error(exc: OSError) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.debug:  # paramiko logs its own tracebacks; its errors reach us as SSHError
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     if args.system:
         os.environ[LAYOUT_VAR] = "system"
     if args.config:
@@ -376,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(_message(("error:", "red"), f"{exc}{hint}"), soft_wrap=True)
         if args.debug:
             raise
-        return exc.code if isinstance(exc, UserError) else EXIT_HOST
+        return exc.exit_code if isinstance(exc, UserError) else EXIT_HOST
     except KeyboardInterrupt:
         console.print(plain("interrupted", "red"))
         return EXIT_INTERRUPTED

@@ -40,6 +40,6 @@ def home(environ: Mapping[str, str] = os.environ) -> Home:
         return Home("system", Path("/etc") / APP, Path("/var/lib") / APP)
     if layout != "user":
         raise UserError(f"{LAYOUT_VAR}={layout!r}: the layout is one of {', '.join(LAYOUTS)}",
-                        code=EXIT_CONFIG)
+                        exit_code=EXIT_CONFIG)
     return Home("user", _xdg(environ, "XDG_CONFIG_HOME", ".config") / APP,
                 _xdg(environ, "XDG_STATE_HOME", ".local/state") / APP)

@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 class UserError(Exception):
     """A failure with a clear message and, where known, what to do about it."""
 
-    def __init__(self, message: str, hint: str | None = None, code: int = EXIT_USAGE):
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = EXIT_USAGE):
         super().__init__(message)
         self.hint = hint
-        self.code = code
+        self.exit_code = exit_code

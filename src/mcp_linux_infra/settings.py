@@ -21,6 +21,7 @@ from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 Scope = Literal["read", "propose", "execute"]
 # A target's user name (useradd's rule, shortened): never read as an option or a path.
 _USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:\\-]{0,255}")
 _TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 # An operator's principal in the targets' allowed_signers: the target's own pattern
@@ -153,7 +154,7 @@ class Settings(BaseSettings):
 
     # --- the MCP server (issue 4) ---
     inventory: Annotated[list[Path], NoDecode] = Field(
-        default_factory=lambda: [home().config / "inventory.ini"],
+        default_factory=lambda: [home().config / "inventory.ini"], min_length=1,
         description="Ansible inventories (INI or YAML files, or directories of them), comma-separated")
     known_hosts: Path | None = Field(
         None, description="Host keys the server trusts; `hosts trust` appends here (default: "
@@ -289,6 +290,14 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("key_services")
+    @classmethod
+    def _unit_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _UNIT.fullmatch(name):
+                raise ValueError(f"{name!r}: not a systemd unit name")
+        return names
+
     @field_validator("http_allowed_hosts")
     @classmethod
     def _host_names(cls, names: list[str]) -> list[str]:
@@ -336,8 +345,9 @@ class Settings(BaseSettings):
             self.console_rp_id = origin_host
         elif origin_host != self.console_rp_id and \
                 not origin_host.endswith("." + self.console_rp_id):
-            raise ValueError("CONSOLE_RP_ID must be CONSOLE_ORIGIN's host or a parent domain "
+            raise ValueError("LINUX_MCP_CONSOLE_RP_ID must be LINUX_MCP_CONSOLE_ORIGIN's host or a parent domain "
                              "of it (WebAuthn's rule)")
         if (self.console_tls_cert is None) != (self.console_tls_key is None):
-            raise ValueError("CONSOLE_TLS_CERT and CONSOLE_TLS_KEY go together")
+            raise ValueError("LINUX_MCP_CONSOLE_TLS_CERT and LINUX_MCP_CONSOLE_TLS_KEY go "
+                             "together")
         return self

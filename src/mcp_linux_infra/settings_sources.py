@@ -5,6 +5,7 @@ options, the environment, `.env` in the working directory, the config file, the 
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from mcp_linux_infra.config_home import CONFIG_VAR, LAYOUT_VAR, home
 from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_SYSTEM, UserError
@@ -36,7 +38,7 @@ def _check_names(names: list[str], valid: list[str], where: str) -> None:
     for name in names:
         if name not in valid:
             raise UserError(f"unknown setting {name} in {where}{_closest(name, valid)}",
-                            hint="every setting is in .env.example", code=EXIT_CONFIG)
+                            hint="every setting is in .env.example", exit_code=EXIT_CONFIG)
 
 
 def _config_file(environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -54,12 +56,12 @@ def _read_toml(path: Path, named: bool) -> dict:
     except FileNotFoundError:
         if named:
             raise UserError(f"config file {path} does not exist ({CONFIG_VAR})",
-                            code=EXIT_CONFIG) from None
+                            exit_code=EXIT_CONFIG) from None
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {path}: {exc}", code=EXIT_CONFIG) from None
+        raise UserError(f"config file {path}: {exc}", exit_code=EXIT_CONFIG) from None
     except OSError as exc:
-        raise UserError(f"config file {path}: {exc.strerror}", code=EXIT_SYSTEM) from None
+        raise UserError(f"config file {path}: {exc.strerror}", exit_code=EXIT_SYSTEM) from None
 
 
 def settings_class(config_file: Path) -> type[Settings]:
@@ -97,11 +99,21 @@ def resolve(overrides: Mapping[str, object] | None = None,
         settings = settings_class(config_path)(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
         if first["loc"]:
             field = str(first["loc"][0])
             where = f"setting {PREFIX}{field.upper()} (from {origins.get(field, 'default')})"
-        else:  # a rule across settings has no single location
-            where = "settings"
-        raise UserError(f"{where}: {first['msg']}", hint="see .env.example",
-                        code=EXIT_CONFIG) from None
+        else:  # a rule across settings: the sources of the settings it names
+            named = [n.lower() for n in re.findall(rf"{PREFIX}(\w+)", message)]
+            where = "settings (" + ", ".join(
+                f"{PREFIX}{n.upper()} from {origins[n]}" for n in named if n in origins) + ")"
+        raise UserError(f"{where}: {message}", hint="see .env.example",
+                        exit_code=EXIT_CONFIG) from None
+    except SettingsError as exc:  # a source could not decode a value (JSON)
+        named = re.search(r'field "(\w+)"', str(exc))
+        field = named.group(1) if named else ""
+        reason = exc.__cause__ or exc
+        raise UserError(f"setting {PREFIX}{field.upper()} (from {origins.get(field, '?')}): "
+                        f"not valid JSON ({reason})", hint="see .env.example",
+                        exit_code=EXIT_CONFIG) from None
     return Resolved(settings, origins)
