@@ -71,9 +71,10 @@ def settings_class(config_file: Path) -> type[Settings]:
         "__module__": Settings.__module__})
 
 
-def resolve(overrides: Mapping[str, object] | None = None,
-            environ: Mapping[str, str] = os.environ) -> Resolved:
-    """The effective settings, or a UserError (exit 3) naming the first bad name or value."""
+def resolve(overrides: Mapping[str, object] | None = None) -> Resolved:
+    """The effective settings (from this process's environment and working directory), or a
+    UserError (exit 3) naming the first bad name or value."""
+    environ = os.environ
     overrides = dict(overrides or {})
     fields = list(Settings.model_fields)
     env_names = [f"{PREFIX}{f.upper()}" for f in fields]
