@@ -126,6 +126,9 @@ def _lab_down(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.server.run import serve
 
+    # An unwritable state directory is one line here, not an error inside the server's start.
+    for directory in (settings.state_dir, settings.audit_log.parent):
+        directory.mkdir(parents=True, exist_ok=True)
     return serve(settings, args.transport, args.host or settings.http_host,
                  args.port or settings.http_port)
 
@@ -370,27 +373,37 @@ def _run(args: argparse.Namespace) -> int:
     return args.func(args, resolved.settings)
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The one error inside task groups (the server runs in anyio's), else the error."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(exc: BaseException) -> int:
+    """One line on stderr for an error, and its exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        console.print(plain("interrupted", "red"))
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (UserError, SSHError)):
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        text, code = f"{exc}{hint}", (exc.exit_code if isinstance(exc, UserError) else EXIT_HOST)
+    elif isinstance(exc, OSError):
+        text, code = _os_error(exc), EXIT_SYSTEM
+    else:  # a bug: one line, the traceback with --debug
+        text = (f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                "traceback)")
+        code = EXIT_INTERNAL
+    console.print(_message(("error:", "red"), text), soft_wrap=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (UserError, SSHError) as exc:
-        hint = f" (hint: {exc.hint})" if exc.hint else ""
-        console.print(_message(("error:", "red"), f"{exc}{hint}"), soft_wrap=True)
+    except (Exception, KeyboardInterrupt) as exc:
+        code = _report(_leaf(exc))
         if args.debug:
             raise
-        return exc.exit_code if isinstance(exc, UserError) else EXIT_HOST
-    except KeyboardInterrupt:
-        console.print(plain("interrupted", "red"))
-        return EXIT_INTERRUPTED
-    except OSError as exc:
-        if args.debug:
-            raise
-        console.print(_message(("error:", "red"), _os_error(exc)), soft_wrap=True)
-        return EXIT_SYSTEM
-    except Exception as exc:  # a bug: one line, the traceback with --debug
-        if args.debug:
-            raise
-        console.print(_message(("error:", "red"), f"internal error: {type(exc).__name__}: "
-                               f"{exc} (run with --debug for the traceback)"), soft_wrap=True)
-        return EXIT_INTERNAL
+        return code

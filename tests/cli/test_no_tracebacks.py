@@ -126,6 +126,9 @@ def test_bad_arguments_for_every_subcommand(run, argv):
 def test_a_directory_that_cannot_be_made(run):
     run(["keys", "init", "--dir", "/proc/nope"], EXIT_SYSTEM)
     run(["approvals", "list"], EXIT_SYSTEM, LINUX_MCP_STATE_DIR="/proc/nope")
+    for transport in ("stdio", "http"):
+        run(["serve", "--transport", transport, "--port", str(free_port())], EXIT_SYSTEM,
+            LINUX_MCP_STATE_DIR="/proc/nope")
 
 
 def test_an_unreachable_host_and_a_port_that_is_not_ssh(run, tmp_path):
