@@ -1,8 +1,20 @@
-"""Settings (settings.py): the durations they take."""
+"""Settings (settings.py): the durations they take; one config home (settings_sources.py,
+config_home.py): absolute defaults, precedence, sources, unknown names."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from paths_support import REPO
 
-from mcp_linux_infra.settings import parse_ttl
+from mcp_linux_infra import errors
+from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.settings import Settings, parse_ttl
+from mcp_linux_infra.settings_sources import resolve
 
 
 @pytest.mark.parametrize("text, seconds", [("900", 900), ("900s", 900), ("15m", 900),
@@ -19,24 +31,10 @@ def test_parse_ttl_refuses(text):
 
 # --- one config home (settings_sources.py, config_home.py) ---
 
-import json  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from paths_support import REPO  # noqa: E402
-
-from mcp_linux_infra import errors  # noqa: E402
-from mcp_linux_infra.errors import UserError  # noqa: E402
-from mcp_linux_infra.settings import Settings  # noqa: E402
-from mcp_linux_infra.settings_sources import resolve  # noqa: E402
-
 
 @pytest.fixture
 def clean(tmp_path, monkeypatch):
     """No LINUX_MCP_* or XDG_* from outside; a home and a working directory of its own."""
-    import os
     for name in list(os.environ):
         if name.startswith(("LINUX_MCP_", "XDG_")):
             monkeypatch.delenv(name)
@@ -61,7 +59,7 @@ def test_the_defaults_are_absolute_under_xdg_or_the_system(clean, monkeypatch):
     s = resolve().settings
     assert (s.keys_dir, s.state_dir) == (Path("/etc/mcp-linux-infra/keys"),
                                          Path("/var/lib/mcp-linux-infra"))
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         value = getattr(s, name)
         for path in value if isinstance(value, list) else [value]:
             assert not isinstance(path, Path) or path.is_absolute(), name
@@ -98,7 +96,6 @@ def test_unknown_names_are_refused_with_the_closest(clean, monkeypatch):
 
 
 def test_config_show_masks_secrets(clean, monkeypatch):
-    import os
     monkeypatch.setenv("LINUX_MCP_WEBHOOKS", '[{"url": "https://hooks.example/SECRET"}]')
     done = subprocess.run([sys.executable, "-m", "mcp_linux_infra", "config", "show", "--json"],
                           capture_output=True, text=True, check=True, timeout=60,
@@ -117,5 +114,5 @@ def test_every_setting_is_in_env_example():
 
 def test_the_exit_codes_are_documented():
     table = (REPO / "docs/OPERATIONS.md").read_text().split("## Exit codes", 1)[1]
-    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
     assert documented == {v for k, v in vars(errors).items() if k.startswith("EXIT_")}

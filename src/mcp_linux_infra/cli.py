@@ -12,10 +12,16 @@ from rich.text import Text
 
 from mcp_linux_infra import __version__, display
 from mcp_linux_infra.approvals import cli as approvals_cli
-from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.config_home import CONFIG_VAR, LAYOUT_VAR
-from mcp_linux_infra.errors import (EXIT_HOST, EXIT_INTERNAL, EXIT_INTERRUPTED,
-                                    EXIT_SYSTEM, EXIT_USAGE, UserError)
+from mcp_linux_infra.display import line, plain
+from mcp_linux_infra.errors import (
+    EXIT_HOST,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SYSTEM,
+    EXIT_USAGE,
+    UserError,
+)
 from mcp_linux_infra.operators import cli as operators_cli
 from mcp_linux_infra.operators.registry import open_registry
 from mcp_linux_infra.settings import Settings

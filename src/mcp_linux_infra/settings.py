@@ -8,20 +8,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
-                      model_validator)
-from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource,
-                               SettingsConfigDict, TomlConfigSettingsSource)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from mcp_linux_infra.config_home import home
-
 from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 Scope = Literal["read", "propose", "execute"]
 # A target's user name (useradd's rule, shortened): never read as an option or a path.
 _USER = r"^[a-z_][a-z0-9_-]{0,31}$"
-_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:\\-]{0,255}")
+# A systemd unit name as diagnose_system sends it (the target checks it again).
+_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:-]{0,255}")
 _TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 # An operator's principal in the targets' allowed_signers: the target's own pattern
@@ -110,7 +114,7 @@ class WebhookSpec(BaseModel):
 class ConfigFile(TomlConfigSettingsSource):
     """The TOML config file; a relative path in it is relative to the file's directory."""
 
-    def _read_files(self, files, deep_merge: bool = False):  # noqa: ANN001, ANN202
+    def _read_files(self, files, deep_merge: bool = False):
         data = super()._read_files(files, deep_merge=deep_merge)
         if files is None:
             return data
@@ -153,9 +157,11 @@ class Settings(BaseSettings):
     lab_boot_timeout: float = Field(180.0, gt=0, description="Seconds to wait for targets to boot")
 
     # --- the MCP server (issue 4) ---
-    inventory: Annotated[list[Path], NoDecode] = Field(
-        default_factory=lambda: [home().config / "inventory.ini"], min_length=1,
-        description="Ansible inventories (INI or YAML files, or directories of them), comma-separated")
+    inventory: Annotated[list[Path] | None, NoDecode] = Field(
+        None, min_length=1,
+        description="Ansible inventories (INI or YAML files, or directories of them), "
+        "comma-separated; those that exist are read (default: CONFIG/inventory.ini and "
+        "LAB_INVENTORY, so the lab's targets are there once `lab up` made them)")
     known_hosts: Path | None = Field(
         None, description="Host keys the server trusts; `hosts trust` appends here (default: "
         "STATE_DIR/known_hosts)")
@@ -334,6 +340,8 @@ class Settings(BaseSettings):
             self.audit_log = self.state_dir / "audit.jsonl"
         if self.lab_inventory is None:
             self.lab_inventory = self.lab_dir / "inventory.ini"
+        if self.inventory is None:
+            self.inventory = [home().config / "inventory.ini", self.lab_inventory]
         if self.reader_key is None:
             self.reader_key = self.keys_dir / "mcp-reader.key"
         if self.pra_key is None:

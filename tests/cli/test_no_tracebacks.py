@@ -90,8 +90,8 @@ def test_unknown_names_name_the_closest(run, tmp_path):
 
 
 def _leaves(parser: argparse.ArgumentParser, prefix: list[str]):
-    for action in parser._actions:  # noqa: SLF001 - the tree is what is swept
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 yield from _leaves(child, prefix + [name])
     if parser.get_default("func") is not None:
@@ -102,10 +102,10 @@ def _bad_arguments() -> list[list[str]]:
     cases = [["--no-such-option"], ["no-such-command"]]
     for prefix, parser in _leaves(build_parser(), []):
         cases.append(prefix + ["--no-such-option"])
-        if any(a.required for a in parser._actions if not a.option_strings  # noqa: SLF001
+        if any(a.required for a in parser._actions if not a.option_strings
                and a.nargs != argparse.REMAINDER):
             cases.append(prefix)  # a required argument missing
-        for action in parser._actions:  # noqa: SLF001
+        for action in parser._actions:
             if not action.option_strings or action.nargs == 0:
                 continue
             if action.choices:
