@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import NoReturn
 
@@ -408,8 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (Exception, KeyboardInterrupt) as exc:
-        code = _report(_leaf(exc))
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - one line for any error
         if args.debug:
-            raise
-        return code
+            traceback.print_exception(exc)
+        return _report(_leaf(exc))

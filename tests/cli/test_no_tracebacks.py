@@ -156,3 +156,13 @@ def _answer_http(listener: socket.socket):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+def test_global_options_and_debug(run, tmp_path):
+    run(["--config", str(tmp_path / "missing.toml"), "config", "show"], EXIT_CONFIG)
+    done = subprocess.run(CLI + ["--debug", "config", "show"], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(REPO / "src"),
+                                   LINUX_MCP_CONNECT_TIMEOUT="soon"))
+    assert done.returncode == EXIT_CONFIG and "Traceback" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: setting LINUX_MCP_CONNECT_TIMEOUT")
