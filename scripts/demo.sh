@@ -10,9 +10,15 @@ bash scripts/setup.sh
 cli=.venv/bin/mcp-linux-infra
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 host="${LINUX_MCP_LAB_NAME_PREFIX:-lab}-01"
-inventory=$(realpath -m "${LINUX_MCP_LAB_INVENTORY:-ansible/inventory/lab.ini}")
-keys=$(realpath -m "${LINUX_MCP_KEYS_DIR:-keys}")
-state="${LINUX_MCP_STATE_DIR:-state}"
+# The demo keeps its files in this clone (keys/, state/, lab/, ansible/inventory/lab.ini),
+# not in the config home (~/.config, ~/.local/state: docs/OPERATIONS.md, "Configuration").
+export LINUX_MCP_KEYS_DIR=$(realpath -m "${LINUX_MCP_KEYS_DIR:-keys}")
+export LINUX_MCP_STATE_DIR=$(realpath -m "${LINUX_MCP_STATE_DIR:-state}")
+export LINUX_MCP_LAB_DIR=$(realpath -m "${LINUX_MCP_LAB_DIR:-lab}")
+export LINUX_MCP_LAB_INVENTORY=$(realpath -m "${LINUX_MCP_LAB_INVENTORY:-ansible/inventory/lab.ini}")
+inventory=$LINUX_MCP_LAB_INVENTORY
+keys=$LINUX_MCP_KEYS_DIR
+state=$LINUX_MCP_STATE_DIR
 export LINUX_MCP_INVENTORY="${LINUX_MCP_INVENTORY:-$inventory}"
 
 step "keys: the reader, action and operator key pairs (existing ones are kept)"

@@ -1,23 +1,34 @@
 """The one command-line entry point: `mcp-linux-infra SUBCOMMAND ...`."""
 
 import argparse
+import logging
 import os
 import sys
+import traceback
 import typing
 from pathlib import Path
+from typing import NoReturn
 
-from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
 from mcp_linux_infra import __version__, display
 from mcp_linux_infra.approvals import cli as approvals_cli
+from mcp_linux_infra.config_home import CONFIG_VAR, LAYOUT_VAR
 from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.doctor import cli as doctor_cli
-from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.errors import (
+    EXIT_HOST,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SYSTEM,
+    EXIT_USAGE,
+    UserError,
+)
 from mcp_linux_infra.operators import cli as operators_cli
 from mcp_linux_infra.operators.registry import open_registry
 from mcp_linux_infra.settings import Scope, Settings
+from mcp_linux_infra.settings_sources import Resolved, resolve
 from mcp_linux_infra.ssh.errors import SSHError
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
@@ -124,6 +135,9 @@ def _lab_down(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.server.run import serve
 
+    # An unwritable state directory is one line here, not an error inside the server's start.
+    for directory in (settings.state_dir, settings.audit_log.parent):
+        directory.mkdir(parents=True, exist_ok=True)
     return serve(settings, args.transport, args.host or settings.http_host,
                  args.port or settings.http_port)
 
@@ -206,11 +220,71 @@ def _tokens_new(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# Settings whose value is a secret, or holds one (a webhook URL is its key): never shown.
+SECRET_SETTINGS = ("http_tokens", "webhooks")
+
+
+def _shown(name: str, value: object) -> object:
+    if name in SECRET_SETTINGS:
+        return f"({len(value)} hidden)" if isinstance(value, list) else "(hidden)"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_shown(name, v) for v in value]
+    return value
+
+
+def _config_show(args: argparse.Namespace, resolved: Resolved) -> int:
+    import json
+
+    rows = {name: {"value": _shown(name, getattr(resolved.settings, name)),
+                   "source": resolved.origins[name]} for name in Settings.model_fields}
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = Table(title="effective settings")
+    for col in ("setting", "value", "source"):
+        table.add_column(col)
+    for name, row in rows.items():
+        value = row["value"]
+        table.add_row(plain(f"LINUX_MCP_{name.upper()}"),
+                      plain(", ".join(value) if isinstance(value, list) else str(value)),
+                      plain(row["source"], "dim" if row["source"] == "default" else "green"))
+    out.print(table)
+    return 0
+
+
+_config_show.takes_resolution = True
+
+
+def port(text: str) -> int:
+    """A TCP port argument: 1 to 65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return int(text)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.splitlines()[0] if message else "bad arguments"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mcp-linux-infra",
         description="LLM diagnostics over SSH, enforced on the target; human-signed actions.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (exit codes: docs/OPERATIONS.md)")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"the TOML config file (default: {CONFIG_VAR}, else "
+                        "~/.config/mcp-linux-infra/config.toml)")
+    parser.add_argument("--system", action="store_true",
+                        help="the system service's layout: /etc/mcp-linux-infra and "
+                        f"/var/lib/mcp-linux-infra ({LAYOUT_VAR}=system)")
     sub = parser.add_subparsers(dest="group", required=True)
 
     keys = sub.add_parser("keys", help="client and operator keys").add_subparsers(
@@ -241,13 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the MCP server (stdio for Claude Desktop, or http)")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", help="http bind address (default: settings http_host)")
-    serve.add_argument("--port", type=int, help="http port (default: settings http_port)")
+    serve.add_argument("--port", type=port, help="http port (default: settings http_port)")
     serve.set_defaults(func=_serve)
 
     web = sub.add_parser("console", help="the approval console (web; passkey login and "
                          "approvals)")
     web.add_argument("--bind", help="bind address (default: settings console_bind)")
-    web.add_argument("--port", type=int, help="port (default: settings console_port)")
+    web.add_argument("--port", type=port, help="port (default: settings console_port)")
     web.set_defaults(func=_console)
 
     hosts = sub.add_parser("hosts", help="inventory hosts and their host keys"
@@ -271,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--scopes", nargs="+", choices=typing.get_args(Scope),
                      default=["read"])
     new.set_defaults(func=_tokens_new)
+
+    config = sub.add_parser("config", help="the effective settings and where each came from"
+                            ).add_subparsers(dest="action", required=True)
+    show = config.add_parser("show", help="every setting, its value (secrets hidden) and its "
+                             "source: default, file, .env, environment")
+    show.add_argument("--json", action="store_true", help="a JSON object instead of a table")
+    show.set_defaults(func=_config_show)
     return parser
 
 
@@ -282,22 +363,56 @@ def _message(label: tuple[str, str], text: str) -> Text:
     return Text("\n").join([shown, display.lines(rest)]) if rest else shown
 
 
+def _os_error(exc: OSError) -> str:
+    """An OSError in one line: the file it is about and the system's reason."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.debug:  # paramiko logs its own tracebacks; its errors reach us as SSHError
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    if args.system:
+        os.environ[LAYOUT_VAR] = "system"
+    if args.config:
+        os.environ[CONFIG_VAR] = str(Path(args.config).expanduser().absolute())
+    resolved = resolve()
+    if getattr(args.func, "takes_resolution", False):
+        return args.func(args, resolved)
+    return args.func(args, resolved.settings)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one error inside task groups (the server runs in anyio's), else the error."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(exc: BaseException) -> int:
+    """One line on stderr for an error, and its exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        console.print(plain("interrupted", "red"))
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (UserError, SSHError)):
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        text, code = f"{exc}{hint}", (exc.exit_code if isinstance(exc, UserError) else EXIT_HOST)
+    elif isinstance(exc, OSError):
+        text, code = _os_error(exc), EXIT_SYSTEM
+    else:  # a bug: one line, the traceback with --debug
+        text = (f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                "traceback)")
+        code = EXIT_INTERNAL
+    console.print(_message(("error:", "red"), text), soft_wrap=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        try:
-            settings = Settings()
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = (f"setting LINUX_MCP_{str(first['loc'][0]).upper()}" if first["loc"]
-                     else "settings")  # a rule across settings has no single location
-            raise UserError(f"{where}: {first['msg']}", hint="see .env.example") from None
-        return args.func(args, settings)
-    except (UserError, SSHError) as exc:
-        console.print(_message(("error:", "red"), str(exc)))
-        if exc.hint:
-            console.print(_message(("hint:", "dim"), exc.hint))
-        return 2
-    except KeyboardInterrupt:
-        console.print(plain("interrupted", "red"))
-        return 130
+        return _run(args)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - one line for any error
+        if args.debug:
+            traceback.print_exception(exc)
+        return _report(_leaf(exc))

@@ -321,7 +321,8 @@ def load_inventory(paths: Iterable[Path]) -> Inventory:
     existing = [p for p in paths if p.exists()]
     if paths and not existing:
         raise InventoryError(f"no inventory at {', '.join(map(str, paths))}",
-                             hint="set LINUX_MCP_INVENTORY, or start the lab: "
+                             hint="set LINUX_MCP_INVENTORY (or inventory in the config "
+                                  "file), or start the lab: "
                                   "mcp-linux-infra lab up")
     directories = []
     for source in existing:

@@ -1,4 +1,6 @@
-"""Settings from the environment (prefix LINUX_MCP_) and `.env`; every field is in .env.example."""
+"""The settings: defaults under the config home (config_home.py), a TOML config file, `.env`
+and the environment (prefix LINUX_MCP_); every field is in .env.example. settings_sources.py
+resolves them, for the server and the CLI alike."""
 
 import ipaddress
 import re
@@ -6,13 +8,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
+from mcp_linux_infra.config_home import home
 from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
 Scope = Literal["read", "propose", "execute", "metrics"]
+# A target's user name (useradd's rule, shortened): never read as an option or a path.
+_USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+# A systemd unit name as diagnose_system sends it (the target checks it again).
+_UNIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:-]{0,255}")
 _TTL = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 # An operator's principal in the targets' allowed_signers: the target's own pattern
@@ -98,38 +111,72 @@ class WebhookSpec(BaseModel):
         return event in (DEFAULT_EVENTS if self.events is None else self.events)
 
 
+class ConfigFile(TomlConfigSettingsSource):
+    """The TOML config file; a relative path in it is relative to the file's directory."""
+
+    def _read_files(self, files, deep_merge: bool = False):
+        data = super()._read_files(files, deep_merge=deep_merge)
+        if files is None:
+            return data
+        base = Path(files).parent
+        for name, value in data.items():
+            if _is_path(name):
+                data[name] = ([_relative_to(base, v) for v in value] if isinstance(value, list)
+                              else _relative_to(base, value))
+        return data
+
+
+def _relative_to(base: Path, value: object) -> object:
+    if isinstance(value, str) and value and not value.startswith("~"):
+        return str(base / value)
+    return value
+
+
+def _is_path(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return field is not None and "Path" in str(field.annotation)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINUX_MCP_", env_file=".env", extra="ignore")
 
-    keys_dir: Path = Field(Path("keys"), description="Client and operator key pairs")
-    lab_dir: Path = Field(Path("lab"), description="Lab state: bootstrap key, known_hosts, targets")
+    keys_dir: Path = Field(default_factory=lambda: home().config / "keys",
+                           description="Client and operator key pairs")
+    lab_dir: Path = Field(default_factory=lambda: home().state / "lab",
+                          description="Lab state: bootstrap key, known_hosts, targets")
     lab_cache_dir: Path = Field(
         Path("/var/cache/mcp-linux-infra"), description="Cached lab images (built once)"
     )
-    lab_inventory: Path = Field(
-        Path("ansible/inventory/lab.ini"), description="Ansible inventory written by `lab up`"
+    lab_inventory: Path | None = Field(
+        None, description="Ansible inventory written by `lab up` (default: LAB_DIR/inventory.ini)"
     )
     lab_name_prefix: str = Field("lab", pattern=r"^[a-z][a-z0-9]{0,15}$")
     lab_port_base: int = Field(2201, ge=1024, le=65000, description="sshd port of the first target")
-    lab_mirror: str = Field("http://deb.debian.org/debian", description="Debian mirror for the image")
+    lab_mirror: str = Field("http://deb.debian.org/debian", pattern=r"^https?://[^\s]+$",
+                            description="Debian mirror for the image")
     lab_boot_timeout: float = Field(180.0, gt=0, description="Seconds to wait for targets to boot")
 
     # --- the MCP server (issue 4) ---
-    inventory: Annotated[list[Path], NoDecode] = Field(
-        [Path("ansible/inventory/lab.ini")],
-        description="Ansible inventories (INI or YAML files, or directories of them), comma-separated")
-    known_hosts: Path = Field(Path("state/known_hosts"),
-                              description="Host keys the server trusts; `hosts trust` appends here")
+    inventory: Annotated[list[Path] | None, NoDecode] = Field(
+        None, min_length=1,
+        description="Ansible inventories (INI or YAML files, or directories of them), "
+        "comma-separated; those that exist are read (default: CONFIG/inventory.ini and "
+        "LAB_INVENTORY, so the lab's targets are there once `lab up` made them)")
+    known_hosts: Path | None = Field(
+        None, description="Host keys the server trusts; `hosts trust` appends here (default: "
+        "STATE_DIR/known_hosts)")
     host_key_policy: Literal["strict", "accept-new"] = Field(
         "strict", description="strict: refuse unknown host keys; accept-new: record them on first "
         "use (a changed key is always refused)")
-    reader_user: str = Field(READER_USER, description="Target user of the read-only tier")
+    reader_user: str = Field(READER_USER, pattern=_USER,
+                             description="Target user of the read-only tier")
     reader_key: Path | None = Field(None, description="Private key of the read-only tier "
                                     "(default: KEYS_DIR/mcp-reader.key)")
-    pra_user: str = Field(ACTION_USER, description="Target user of the action tier")
+    pra_user: str = Field(ACTION_USER, pattern=_USER, description="Target user of the action tier")
     pra_key: Path | None = Field(None, description="Private key of the action tier "
                                  "(default: KEYS_DIR/pra-exec.key)")
-    state_dir: Path = Field(Path("state"), description="SQLite state (refused commands, proposals)")
+    state_dir: Path = Field(default_factory=lambda: home().state,
+                            description="SQLite state (refused commands, proposals)")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds for TCP connect + SSH handshake")
     command_timeout: float = Field(60.0, gt=0, description="Client-side deadline per request; the "
                                    "target enforces its own, shorter, per-command timeouts")
@@ -154,7 +201,8 @@ class Settings(BaseSettings):
         [], description='Bearer tokens, JSON: [{"name": ..., "sha256": HEX, "scopes": [...]}]')
     rate_limit_per_minute: float = Field(120.0, gt=0, description="Sustained requests per token")
     rate_limit_burst: int = Field(30, ge=1, description="Requests a token may send at once")
-    audit_log: Path = Field(Path("state/audit.jsonl"), description="Audit log (JSON lines)")
+    audit_log: Path | None = Field(None, description="Audit log, JSON lines (default: "
+                                   "STATE_DIR/audit.jsonl)")
 
     # --- approvals (issue 5) ---
     operator_key: Path | None = Field(
@@ -212,6 +260,34 @@ class Settings(BaseSettings):
     expiry_sweep_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between "
                                          "the server's sweeps for proposals that expired")
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then `.env`, then the config file (its path is
+        the class's `toml_file`: settings_sources.settings_class)."""
+        return init_settings, env_settings, dotenv_settings, ConfigFile(settings_cls)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _paths(cls, value: object, info: ValidationInfo) -> object:
+        if _is_path(info.field_name) and isinstance(value, str):
+            if not value.strip():
+                raise ValueError("a path may not be empty (leave the setting out for its "
+                                 "default)")
+            return str(Path(value).expanduser())
+        return value
+
+    @field_validator("http_host", "console_bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        if not _is_ip(value) and not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{value!r}: not an IP address or a host name")
+        return value
+
     @field_validator("inventory", "key_services", "http_allowed_hosts",
                      "console_trusted_proxies", mode="before")
     @classmethod
@@ -219,6 +295,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("key_services")
+    @classmethod
+    def _unit_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _UNIT.fullmatch(name):
+                raise ValueError(f"{name!r}: not a systemd unit name")
+        return names
 
     @field_validator("http_allowed_hosts")
     @classmethod
@@ -250,6 +334,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_keys(self) -> "Settings":
+        if self.known_hosts is None:
+            self.known_hosts = self.state_dir / "known_hosts"
+        if self.audit_log is None:
+            self.audit_log = self.state_dir / "audit.jsonl"
+        if self.lab_inventory is None:
+            self.lab_inventory = self.lab_dir / "inventory.ini"
+        if self.inventory is None:
+            self.inventory = [home().config / "inventory.ini", self.lab_inventory]
         if self.reader_key is None:
             self.reader_key = self.keys_dir / "mcp-reader.key"
         if self.pra_key is None:
@@ -261,8 +353,9 @@ class Settings(BaseSettings):
             self.console_rp_id = origin_host
         elif origin_host != self.console_rp_id and \
                 not origin_host.endswith("." + self.console_rp_id):
-            raise ValueError("CONSOLE_RP_ID must be CONSOLE_ORIGIN's host or a parent domain "
+            raise ValueError("LINUX_MCP_CONSOLE_RP_ID must be LINUX_MCP_CONSOLE_ORIGIN's host or a parent domain "
                              "of it (WebAuthn's rule)")
         if (self.console_tls_cert is None) != (self.console_tls_key is None):
-            raise ValueError("CONSOLE_TLS_CERT and CONSOLE_TLS_KEY go together")
+            raise ValueError("LINUX_MCP_CONSOLE_TLS_CERT and LINUX_MCP_CONSOLE_TLS_KEY go "
+                             "together")
         return self

@@ -28,7 +28,7 @@ def test_a_plaintext_non_loopback_bind_is_refused(bind, tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LINUX_MCP_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["console", "--bind", bind, "--port", "1"]) == 2
+    assert main(["console", "--bind", bind, "--port", "1"]) == 3
     err = capsys.readouterr().err
     assert "console_plaintext_bind" in err and "Traceback" not in err
     assert not (tmp_path / "state").exists()  # refused before anything was opened
@@ -46,13 +46,13 @@ def test_the_rp_id_is_the_origins_host_or_a_parent_and_never_an_ip(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LINUX_MCP_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("LINUX_MCP_CONSOLE_ORIGIN", "http://127.0.0.1:8766")
-    assert main(["console", "--port", "1"]) == 2
+    assert main(["console", "--port", "1"]) == 3
     assert "console_rp_id_is_ip" in capsys.readouterr().err
     monkeypatch.setenv("LINUX_MCP_CONSOLE_ORIGIN", origin)
     monkeypatch.setenv("LINUX_MCP_CONSOLE_RP_ID", "other.example.com")
-    assert main(["console", "--port", "1"]) == 2
+    assert main(["console", "--port", "1"]) == 3
     err = capsys.readouterr().err
-    assert "settings:" in err and "CONSOLE_RP_ID" in err and "Traceback" not in err
+    assert err.startswith("error: settings (") and "CONSOLE_RP_ID" in err and "Traceback" not in err
 
 
 def test_the_bind_rule(tmp_path):

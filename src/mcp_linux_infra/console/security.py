@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.errors import EXIT_CONFIG, UserError
 from mcp_linux_infra.settings import Settings
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -46,7 +46,8 @@ def check_bind(settings: Settings, bind: str) -> None:
                         "session cookies and approvals would cross the network in clear",
                         hint="set LINUX_MCP_CONSOLE_TLS_CERT and LINUX_MCP_CONSOLE_TLS_KEY, "
                              "or bind 127.0.0.1 behind a TLS proxy, or (a proxy on a trusted "
-                             "network) LINUX_MCP_CONSOLE_ALLOW_PLAINTEXT=true")
+                             "network) LINUX_MCP_CONSOLE_ALLOW_PLAINTEXT=true",
+                        exit_code=EXIT_CONFIG)
 
 
 def check_rp_id(settings: Settings) -> None:
@@ -58,7 +59,7 @@ def check_rp_id(settings: Settings) -> None:
     raise UserError(f"console_rp_id_is_ip: the WebAuthn RP ID {settings.console_rp_id} is an "
                     "IP address, which browsers refuse",
                     hint="set LINUX_MCP_CONSOLE_ORIGIN to a host name (http://localhost:PORT "
-                         "on this machine), or LINUX_MCP_CONSOLE_RP_ID")
+                         "on this machine), or LINUX_MCP_CONSOLE_RP_ID", exit_code=EXIT_CONFIG)
 
 
 class SecurityHeaders:
