@@ -18,7 +18,7 @@ from mcp_support import make_estate, serve_http
 from net_support import free_port
 from paths_support import CLI
 
-from mcp_linux_infra.errors import UserError
+from mcp_linux_infra.errors import EXIT_CONFIG, UserError
 from mcp_linux_infra.server.http import allowed_hosts_origins, auth_kwargs, token_hash
 from mcp_linux_infra.settings import Settings
 
@@ -192,6 +192,6 @@ def test_a_bad_name_is_one_clear_line(tmp_path):
     done = subprocess.run([CLI, "serve", "--transport", "http"], cwd=tmp_path, text=True,
                           env=dict(os.environ, LINUX_MCP_HTTP_ALLOWED_HOSTS="*.example.com"),
                           capture_output=True, timeout=60, check=False)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_CONFIG, done.stderr
     assert "LINUX_MCP_HTTP_ALLOWED_HOSTS" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
