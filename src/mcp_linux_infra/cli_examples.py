@@ -11,6 +11,7 @@ from collections.abc import Iterator
 PROG = "mcp-linux-infra"
 HEADER = "examples:"
 Example = tuple[str, str]  # (what it does, the command line)
+BASH_COMPLETIONS = "~/.local/share/bash-completion/completions/mcp-linux-infra"
 
 EXAMPLES: dict[str, list[Example]] = {
     "keys init": [
@@ -105,10 +106,10 @@ EXAMPLES: dict[str, list[Example]] = {
         ("with another config file", "mcp-linux-infra --config ./config.toml config show"),
     ],
     "completion": [
-        ("bash, for your user",
-         "mcp-linux-infra completion bash > ~/.local/share/bash-completion/completions/"
-         "mcp-linux-infra"),
-        ("zsh (a directory in your $fpath)", "mcp-linux-infra completion zsh > ~/.zfunc/_mcp-linux-infra"),
+        ("bash, for your user (a new shell loads it)",
+         "mcp-linux-infra completion bash > " + BASH_COMPLETIONS),
+        ("zsh (~/.zfunc in your $fpath)",
+         "mcp-linux-infra completion zsh > ~/.zfunc/_mcp-linux-infra"),
         ("tcsh", "mcp-linux-infra completion tcsh >> ~/.tcshrc"),
     ],
 }
