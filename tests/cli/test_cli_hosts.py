@@ -1,9 +1,14 @@
-"""`hosts list`, `hosts trust` and `tokens new` against real SSH servers in-process."""
+"""`hosts list`, `hosts trust` and `tokens new` against real SSH servers in-process; the
+progress of `hosts trust GROUP` on a terminal (a pseudo-terminal), and none without one."""
 
 import hashlib
 import json
+import os
+import pty
+import subprocess
 
 import pytest
+from paths_support import CLI
 from ssh_support import FakeSSHD, known_hosts_line, new_key
 
 from mcp_linux_infra.cli import main
@@ -56,3 +61,54 @@ def test_tokens_new_prints_the_token_once_and_its_hash(capsys):
     spec = json.loads(entry)
     assert spec == {"name": "desktop", "sha256": hashlib.sha256(token.encode()).hexdigest(),
                     "scopes": ["read", "propose"]}
+
+
+def test_hosts_list_json(servers, capsys):
+    assert main(["hosts", "trust", "web-01", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["hosts", "list", "web", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["hosts"]
+    assert [(h["name"], h["groups"], h["address"], h["port"]) for h in listed] == \
+        [(f"web-0{i}", ["web"], "127.0.0.1", s.port) for i, s in enumerate(servers, 1)]
+    assert listed[0]["host_keys"] == [{"type": "ecdsa-sha2-nistp256",
+                                       "fingerprint": fingerprint(servers[0].host_key)}]
+    assert listed[1]["host_keys"] == []
+
+
+def trust_on(stderr_terminal: bool) -> tuple[str, str]:
+    """`hosts trust web --yes` in a process of its own, its stderr a pseudo-terminal or a
+    pipe: (stdout, what reached stderr)."""
+    env = dict(os.environ, TERM="xterm-256color")
+    if not stderr_terminal:
+        done = subprocess.run([CLI, "hosts", "trust", "web", "--yes"], env=env, timeout=120,
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, done.stderr
+    main_fd, child_fd = pty.openpty()
+    with subprocess.Popen([CLI, "hosts", "trust", "web", "--yes"], env=env,
+                          stdout=subprocess.PIPE, stderr=child_fd,
+                          stdin=subprocess.DEVNULL) as proc:
+        os.close(child_fd)
+        seen = b""
+        while True:  # until the child's end of the terminal is closed (it exited)
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out = proc.stdout.read().decode()
+    os.close(main_fd)
+    assert proc.returncode == 0, seen
+    return out, seen.decode(errors="replace")
+
+
+def test_a_group_shows_progress_on_a_terminal_only(servers):
+    out, shown = trust_on(stderr_terminal=True)
+    assert out == ""
+    assert "host keys" in shown and "2/2" in shown
+    out, err = trust_on(stderr_terminal=False)
+    assert out == ""
+    assert "host keys" not in err and "2/2" not in err and "\x1b" not in err
+    assert err.count("already trusted") == 2 and len(err.splitlines()) == 2

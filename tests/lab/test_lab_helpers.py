@@ -142,3 +142,19 @@ def test_inotify_limit_is_raised_to_fit_the_lab_never_lowered(tmp_path, monkeypa
     limit.write_text("100000\n")
     manager._ensure_inotify_instances(20, said.append)
     assert limit.read_text() == "100000\n" and len(said) == 1
+
+
+def test_status_as_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("LINUX_MCP_LAB_DIR", str(tmp_path / "lab"))
+    assert main(["lab", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["targets"] == []
+    (tmp_path / "lab").mkdir()
+    state = LabState(targets={"lab-01": _target(pid=os.getpid(), started=1)})  # not this start
+    state.save(tmp_path / "lab" / "state.json")
+    assert main(["lab", "status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["targets"] == [{"name": "lab-01", "address": "127.0.0.1", "port": 2201,
+                                 "pid": os.getpid(), "process": "stopped", "systemd": "-"}]
+    assert shown["known_hosts"] == str((tmp_path / "lab" / "known_hosts").resolve())
