@@ -361,5 +361,5 @@ def test_list_and_show_as_json(action_estate, keys):
     assert shown.returncode == 0 and shown.stderr == ""
     data = json.loads(shown.stdout)
     assert data["proposal"]["id"] == a.id
-    assert [t["to_state"] for t in data["history"]][0] == "pending"
+    assert data["history"][0]["to_state"] == "pending"
     assert all(datetime.fromisoformat(t["at"]) for t in data["history"])

@@ -85,7 +85,7 @@ def test_list_as_json(state, capsys):
     capsys.readouterr()
     assert main(["operators", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["operators"]  # stdout is the JSON alone
-    assert [(o["name"], o["public_key"]) for o in listed][0] == ("bob", line)
+    assert (listed[0]["name"], listed[0]["public_key"]) == ("bob", line)
     assert listed[0]["revoked_at"] is None and datetime.fromisoformat(listed[1]["revoked_at"])
     assert main(["operators", "list", "--active", "--json"]) == 0
     assert [o["name"] for o in json.loads(capsys.readouterr().out)["operators"]] == ["bob"]
