@@ -23,6 +23,7 @@ def servers(tmp_path, monkeypatch):
     (tmp_path / "hosts.ini").write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("LINUX_MCP_INVENTORY", str(tmp_path / "hosts.ini"))
     monkeypatch.setenv("LINUX_MCP_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    monkeypatch.setenv("LINUX_MCP_STATE_DIR", str(tmp_path / "state"))  # doctor opens it
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)
     yield started
@@ -75,18 +76,16 @@ def test_hosts_list_json(servers, capsys):
     assert listed[1]["host_keys"] == []
 
 
-def trust_on(stderr_terminal: bool) -> tuple[str, str]:
-    """`hosts trust web --yes` in a process of its own, its stderr a pseudo-terminal or a
-    pipe: (stdout, what reached stderr)."""
+def run(argv: list[str], stderr_terminal: bool) -> tuple[str, str, int]:
+    """The CLI in a process of its own, its stderr a pseudo-terminal or a pipe: (stdout,
+    what reached stderr, exit code)."""
     env = dict(os.environ, TERM="xterm-256color")
     if not stderr_terminal:
-        done = subprocess.run([CLI, "hosts", "trust", "web", "--yes"], env=env, timeout=120,
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-        assert done.returncode == 0, done.stderr
-        return done.stdout, done.stderr
+        done = subprocess.run([CLI, *argv], env=env, timeout=120, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, check=False)
+        return done.stdout, done.stderr, done.returncode
     main_fd, child_fd = pty.openpty()
-    with subprocess.Popen([CLI, "hosts", "trust", "web", "--yes"], env=env,
-                          stdout=subprocess.PIPE, stderr=child_fd,
+    with subprocess.Popen([CLI, *argv], env=env, stdout=subprocess.PIPE, stderr=child_fd,
                           stdin=subprocess.DEVNULL) as proc:
         os.close(child_fd)
         seen = b""
@@ -100,15 +99,22 @@ def trust_on(stderr_terminal: bool) -> tuple[str, str]:
             seen += chunk
         out = proc.stdout.read().decode()
     os.close(main_fd)
-    assert proc.returncode == 0, seen
-    return out, seen.decode(errors="replace")
+    return out, seen.decode(errors="replace"), proc.returncode
 
 
 def test_a_group_shows_progress_on_a_terminal_only(servers):
-    out, shown = trust_on(stderr_terminal=True)
-    assert out == ""
+    out, shown, code = run(["hosts", "trust", "web", "--yes"], stderr_terminal=True)
+    assert (out, code) == ("", 0)
     assert "host keys" in shown and "2/2" in shown
-    out, err = trust_on(stderr_terminal=False)
-    assert out == ""
+    out, err, code = run(["hosts", "trust", "web", "--yes"], stderr_terminal=False)
+    assert (out, code) == ("", 0)
     assert "host keys" not in err and "2/2" not in err and "\x1b" not in err
     assert err.count("already trusted") == 2 and len(err.splitlines()) == 2
+
+
+def test_no_progress_with_json_even_on_a_terminal(servers):
+    out, shown, _ = run(["doctor", "web"], stderr_terminal=True)
+    assert "doctor" in shown and "2/2" in shown
+    out, shown, _ = run(["doctor", "web", "--json"], stderr_terminal=True)
+    assert [h["host"] for h in json.loads(out)["hosts"]] == ["web-01", "web-02"]
+    assert "2/2" not in shown and "\x1b" not in shown
