@@ -37,7 +37,6 @@ from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 console = display.console(stderr=True)
 out = display.console()
 
-JSON_HELP = cli_json.HELP
 LAB_USERS = {"root": None, READER_USER: "mcp-reader.key", ACTION_USER: "pra-exec.key"}
 
 
@@ -283,9 +282,15 @@ _config_show.takes_resolution = True
 
 
 def _completion(args: argparse.Namespace) -> int:
+    """The shell's completion script for the whole tree; a path option completes files."""
     import shtab
 
-    print(shtab.complete(build_parser(), args.shell))
+    parser = build_parser()
+    for _, each in cli_examples.walk(parser):
+        for action in each._actions:
+            if action.type is Path or action.metavar in ("FILE", "FILE_OR_LINE"):
+                action.complete = shtab.FILE
+    print(shtab.complete(parser, args.shell))
     return 0
 
 
@@ -338,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_up.add_argument("--hosts", type=int, default=1, help="number of targets (default 1)")
     lab_up.set_defaults(func=_lab_up)
     lab_status = lab.add_parser("status", help="list targets and systemd state")
-    lab_status.add_argument("--json", action="store_true", help=JSON_HELP)
+    lab_status.add_argument("--json", action="store_true", help=cli_json.HELP)
     lab_status.set_defaults(func=_lab_status)
     ssh = lab.add_parser("ssh", help="ssh to a target with strict host key checking")
     ssh.add_argument("host", help="target name, for example lab-01")
@@ -367,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ).add_subparsers(dest="action", required=True)
     hosts_list = hosts.add_parser("list", help="hosts, groups, addresses, trusted host keys")
     hosts_list.add_argument("target", nargs="?", help="a host or group (default: all)")
-    hosts_list.add_argument("--json", action="store_true", help=JSON_HELP)
+    hosts_list.add_argument("--json", action="store_true", help=cli_json.HELP)
     hosts_list.set_defaults(func=_hosts_list)
     trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it")
     trust.add_argument("target", help="a host or group")
@@ -390,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                             ).add_subparsers(dest="action", required=True)
     show = config.add_parser("show", help="every setting, its value (secrets hidden) and its "
                              "source: default, file, .env, environment")
-    show.add_argument("--json", action="store_true", help=JSON_HELP)
+    show.add_argument("--json", action="store_true", help=cli_json.HELP)
     show.set_defaults(func=_config_show)
 
     completion = sub.add_parser("completion", help="print the shell completion script")

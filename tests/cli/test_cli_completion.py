@@ -51,6 +51,8 @@ def test_bash_completes_subcommands(bash_script):
     assert sorted(complete(bash_script, "approvals", "")) == \
         sorted(name for name, _ in subcommands(approvals))
     assert "--json" in complete(bash_script, "approvals", "list", "--")
+    assert complete(bash_script, "keys", "init", "--dir", str(bash_script)[:-2]) == \
+        [str(bash_script)]  # a path option completes files
 
 
 @pytest.mark.parametrize("shell", ["zsh", "tcsh"])
