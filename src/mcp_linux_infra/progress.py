@@ -2,6 +2,7 @@
 the current step and a bar of items done, on stderr, only for a person at a terminal. Not a
 terminal, or output for a script (--json): nothing extra is printed, ever."""
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,9 +38,11 @@ class Work:
 
 
 def shown(json: bool = False) -> bool:
-    """Whether progress is drawn: stderr is a terminal (not a dumb one) and not --json."""
+    """Whether progress is drawn: stderr is a terminal (a real one, whatever FORCE_COLOR
+    says; not a dumb one) and the output is not --json."""
     console = display.console(stderr=True)
-    return not json and console.is_terminal and not console.is_dumb_terminal
+    return (not json and sys.stderr.isatty() and console.is_terminal
+            and not console.is_dumb_terminal)
 
 
 @contextmanager
