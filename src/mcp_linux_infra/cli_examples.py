@@ -135,7 +135,8 @@ def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str | None]]
 
 
 def epilog(examples: list[Example]) -> str:
-    return "\n".join([HEADER, *(f"  # {comment}\n  {command}" for comment, command in examples)])
+    return "\n".join([HEADER, *(f"  # {comment}\n  {command}" if comment else f"  {command}"
+                                for comment, command in examples)])
 
 
 def parse(text: str | None) -> list[Example]:

@@ -28,7 +28,7 @@ def test_every_subcommand_has_examples_in_its_help(path, parser):
 
 
 def _argv(command: str) -> list[str]:
-    words = shlex.split(command)
+    words = shlex.split(command, comments=True)  # an example may end in "# what it does"
     cut = next((i for i, w in enumerate(words) if w in SHELL), len(words))
     assert words[0] == cli_examples.PROG, command
     return words[1:cut]
