@@ -151,56 +151,89 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
 def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint
+    from mcp_linux_infra.ssh.route import Routes
 
     inventory = load_inventory(settings.inventory)
     known = KnownHosts(settings.known_hosts)
+    routes = Routes(settings.ssh_config)
     table = Table(title=line("hosts in ", ", ".join(map(str, settings.inventory))))
-    for col in ("name", "groups", "address", "host key"):
+    for col in ("name", "groups", "address", "route", "host key"):
         table.add_column(col)
+    notes = []
     for host in inventory.resolve(args.target) if args.target else inventory.hosts.values():
-        keys = known.known(host)
+        try:
+            route = routes.resolve(host, settings.reader_user)
+        except SSHError as exc:
+            table.add_row(plain(host.name), plain(",".join(host.groups)),
+                          plain(f"{host.address}:{host.port}"), plain(str(exc), "red"), "")
+            continue
+        keys = known.known(route.target)
         key = plain(", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items()))) \
             or plain("unknown (hosts trust)", "yellow")
         table.add_row(plain(host.name), plain(",".join(host.groups)),
-                      plain(f"{host.address}:{host.port}"), key)
+                      plain(f"{route.target.address}:{route.target.port}"),
+                      plain(route.describe()), key)
+        notes += [f"{host.name}: {note}" for note in route.notes]
     out.print(table)
+    console.print(line("known_hosts: ", str(settings.known_hosts), "   ssh config: ",
+                       str(settings.ssh_config)))
+    for note in notes:
+        console.print(plain(note, "yellow"))
     return 0
 
 
+def _trust_one(known, host, route, key, args: argparse.Namespace, settings: Settings) -> bool:
+    """Record `key` as `route.target`'s after the operator's yes; False if it is not."""
+    from mcp_linux_infra.ssh.hostkeys import fingerprint, host_id
+
+    target = route.target
+    label = (f"{host.name} ({host_id(target)})" if target.name == host.name
+             else f"{host.name}'s jump host {target.name} ({host_id(target)})")
+    recorded = known.known(target)
+    if recorded.get(key.get_name()) == key:
+        console.print(line(label, ": already trusted, ", key.get_name(), " ", fingerprint(key)))
+        return True
+    if recorded:
+        differs = (f"{label}: presents {key.get_name()} {fingerprint(key)}, which "
+                   "differs from the recorded key(s); refusing.")
+        console.print(line((differs, "red"),
+                           " If the host was reinstalled, verify out of band, remove the "
+                           f"old entry (ssh-keygen -R '{host_id(target)}' -f "
+                           f"{settings.known_hosts}) and run this again."))
+        return False
+    console.print(line(label, " presents ", key.get_name(), " ", (fingerprint(key), "bold")))
+    if not args.yes and console.input(plain(
+            "Does it match the host's own `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
+            "Trust it? [y/N] ")).strip().lower() not in ("y", "yes"):
+        console.print(plain("not trusted"))
+        return False
+    known.add(target, key)
+    console.print(line(("trusted", "green"), ": recorded in ", str(settings.known_hosts)))
+    return True
+
+
 def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
+    """Each host's hops in order, jump hosts first: reaching the next hop needs the ones
+    before it trusted (and the read tier's key accepted by their jump users)."""
     from mcp_linux_infra.inventory import load_inventory
-    from mcp_linux_infra.ssh.connect import fetch_host_key
-    from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint, host_id
+    from mcp_linux_infra.ssh.hostkeys import KnownHosts
+    from mcp_linux_infra.ssh.pool import Pool
+    from mcp_linux_infra.ssh.route import Route
 
     known = KnownHosts(settings.known_hosts)
+    pool = Pool(settings, known)
     failed = 0
-    for host in load_inventory(settings.inventory).resolve(args.target):
-        key = fetch_host_key(host, settings.connect_timeout)
-        recorded = known.known(host)
-        label = f"{host.name} ({host_id(host)})"
-        if recorded.get(key.get_name()) == key:
-            console.print(line(label, ": already trusted, ", key.get_name(), " ",
-                               fingerprint(key)))
-            continue
-        if recorded:
-            differs = (f"{label}: presents {key.get_name()} {fingerprint(key)}, which "
-                       "differs from the recorded key(s); refusing.")
-            console.print(line((differs, "red"),
-                               " If the host was reinstalled, verify out of band, remove the "
-                               f"old entry (ssh-keygen -R '{host_id(host)}' -f "
-                               f"{settings.known_hosts}) and run this again."))
-            failed += 1
-            continue
-        console.print(line(label, " presents ", key.get_name(), " ",
-                           (fingerprint(key), "bold")))
-        if not args.yes and console.input(plain(
-                "Does it match the host's own `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
-                "Trust it? [y/N] ")).strip().lower() not in ("y", "yes"):
-            console.print(plain("not trusted"))
-            failed += 1
-            continue
-        known.add(host, key)
-        console.print(line(("trusted", "green"), ": recorded in ", str(settings.known_hosts)))
+    try:
+        for host in load_inventory(settings.inventory).resolve(args.target):
+            route = pool.route(host)
+            hops = [Route(jump.host, route.jumps[:i]) for i, jump in enumerate(route.jumps)]
+            for hop in [*hops, route]:
+                if not _trust_one(known, host, hop, pool.presented_key(host, hop)[1], args,
+                                  settings):
+                    failed += 1
+                    break
+    finally:
+        pool.close()
     return 1 if failed else 0
 
 
@@ -329,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     hosts_list = hosts.add_parser("list", help="hosts, groups, addresses, trusted host keys")
     hosts_list.add_argument("target", nargs="?", help="a host or group (default: all)")
     hosts_list.set_defaults(func=_hosts_list)
-    trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it")
+    trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it "
+                             "(its jump hosts' first)")
     trust.add_argument("target", help="a host or group")
     trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     trust.set_defaults(func=_hosts_trust)

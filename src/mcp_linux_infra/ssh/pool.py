@@ -99,10 +99,12 @@ class Pool:
         """How `host` is reached (RouteInvalid if its ProxyJump/ProxyCommand cannot be)."""
         return self.routes.resolve(host, self._tiers[tier][0])
 
-    def presented_key(self, host: Host) -> tuple[Route, paramiko.PKey]:
-        """The key the host presents along its route, not checked (jump hosts are, and are
-        logged into with the read tier's key)."""
-        route = self.route(host)
+    def presented_key(self, host: Host, route: Route | None = None
+                      ) -> tuple[Route, paramiko.PKey]:
+        """The key the host (or `route`'s target, for one of its jump hosts) presents, not
+        checked; the jump hosts before it are, and are logged into with the read tier's
+        key."""
+        route = route or self.route(host)
         key, _ = self._load_key(host, "reader") if route.jumps else (None, None)
         return route, fetch_host_key(route, self.settings.connect_timeout, self.known_hosts,
                                      key, self._tiers["reader"][1].label)
