@@ -19,6 +19,8 @@ from mcp_linux_infra.ssh.errors import (
 from mcp_linux_infra.ssh.pool import Pool
 from mcp_linux_infra.ssh.route import Routes, parse_args
 
+STRICT = "is not honoured: every hop's host key must be in known_hosts (hosts trust)"
+
 
 @pytest.mark.parametrize(("args", "found", "notes"), [
     ("-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/k", {}, []),
@@ -32,12 +34,8 @@ from mcp_linux_infra.ssh.route import Routes, parse_args
     ("-o ProxyCommand='nc %h %p'", {"proxy": "proxycommand", "proxycommand": "nc %h %p"}, []),
     ("-J a@x -o ProxyCommand=nc", {"proxy": "proxyjump", "proxyjump": "a@x",
                                    "proxycommand": "nc"}, []),  # the first one wins
-    ("-o StrictHostKeyChecking=no", {}, [
-        "StrictHostKeyChecking=no is not honoured: every hop's host key must be in "
-        "known_hosts (hosts trust)"]),
-    ("-o StrictHostKeyChecking=accept-new", {}, [
-        "StrictHostKeyChecking=accept-new is not honoured: every hop's host key must be in "
-        "known_hosts (hosts trust)"]),
+    ("-o StrictHostKeyChecking=no", {}, [f"StrictHostKeyChecking=no {STRICT}"]),
+    ("-o StrictHostKeyChecking=accept-new", {}, [f"StrictHostKeyChecking=accept-new {STRICT}"]),
     ("-vC -o ControlMaster=auto", {}, ["-v is not honoured", "-C is not honoured",
                                        "-o ControlMaster=auto is not honoured"]),
     ("-i /root/.ssh/id -p 2222", {}, ["-i /root/.ssh/id is not honoured",
@@ -102,9 +100,7 @@ def described(route):
     (host("x", ansible_ssh_common_args="-o 'ProxyCommand=relay --to %h:%p --as %r %%n=%n'"),
      ("x", 22, "ProxyCommand relay --to x:22 --as mcp-reader %n=x", ())),
     (host("x", ansible_ssh_common_args="-o StrictHostKeyChecking=no -J a@gw"),
-     ("x", 22, "via a@gw:22", ("ansible_ssh_common_args: StrictHostKeyChecking=no is not "
-                               "honoured: every hop's host key must be in known_hosts "
-                               "(hosts trust)",))),
+     ("x", 22, "via a@gw:22", (f"ansible_ssh_common_args: StrictHostKeyChecking=no {STRICT}",))),
 ])
 def test_routes(tmp_path, inventory_host, expected):
     config = tmp_path / "config"
