@@ -68,7 +68,7 @@ def _lab_up(args: argparse.Namespace, settings: Settings) -> int:
             console.print(line(("·", "dim"), " ", message))
             spinner.update(plain(message))
 
-        started = manager.up(settings, args.hosts, status=step)
+        started = manager.up(settings, args.hosts, status=step, behind=args.behind)
     if started:
         console.print(line((f"started {len(started)} target(s):", "green"), " ",
                            ", ".join(started)))
@@ -101,7 +101,7 @@ def _lab_status(args: argparse.Namespace, settings: Settings) -> int:
 def _lab_ssh(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab.manager import LabPaths
     from mcp_linux_infra.lab.state import LabState
-    from mcp_linux_infra.lab.target import ssh_argv
+    from mcp_linux_infra.lab.target import ssh_argv, way_in
 
     paths = LabPaths.of(settings)
     state = LabState.load(paths.state)
@@ -114,7 +114,8 @@ def _lab_ssh(args: argparse.Namespace, settings: Settings) -> int:
     if not key.exists():
         raise UserError(f"key {key} does not exist",
                         hint="run: mcp-linux-infra keys init (and deploy the target tier)")
-    argv = ssh_argv(target.port, key, paths.known_hosts, user=args.user) + args.command
+    argv = (way_in(target, state.targets)
+            + ssh_argv(target.port, key, paths.known_hosts, user=args.user) + args.command)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(dest="action", required=True)
     lab_up = lab.add_parser("up", help="build the image once, boot N targets, write inventory")
     lab_up.add_argument("--hosts", type=int, default=1, help="number of targets (default 1)")
+    lab_up.add_argument("--behind", metavar="TARGET",
+                        help="bind the new targets' SSH ports in lab target TARGET's network "
+                        "namespace: reachable only through it (a bastion)")
     lab_up.set_defaults(func=_lab_up)
     lab.add_parser("status", help="list targets and systemd state").set_defaults(
         func=_lab_status)
