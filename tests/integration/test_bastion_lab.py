@@ -16,6 +16,7 @@ import time
 import anyio
 import pytest
 import yaml
+from integration.deployed import ANSIBLE, Deployed, init_keys, lab_env
 from lab_support import require_lab
 from mcp import Client, StdioServerParameters
 from paths_support import CLI, REPO
@@ -25,8 +26,6 @@ from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.errors import HostKeyChanged, HostKeyUnknown
 from mcp_linux_infra.ssh.hostkeys import KnownHosts
 from mcp_linux_infra.ssh.pool import Pool
-
-from integration.deployed import ANSIBLE, Deployed, init_keys, lab_env
 
 pytestmark = pytest.mark.lab
 PREFIX = "ibs"
@@ -96,7 +95,7 @@ def _known(env) -> set[str]:
 
 
 def test_trust_doctor_and_the_mcp_server_through_the_bastion(bastion):
-    lab, bastion_port, inner_port, env = bastion
+    lab, bastion_port, _, env = bastion
     trusted = _cli(env, "hosts", "trust", INNER, "--yes")
     assert f"{INNER}'s jump host 127.0.0.1 ([127.0.0.1]:{bastion_port})" in trusted.stderr
     # what `hosts trust` recorded is what the lab knows the two hosts' keys to be
@@ -133,7 +132,7 @@ def _pool(lab, env, known_hosts):
 
 @pytest.mark.parametrize("bastion_key", ["unknown", "changed"])
 def test_an_unknown_or_changed_bastion_key_is_refused(bastion, tmp_path, bastion_key):
-    lab, bastion_port, inner_port, _ = bastion
+    lab, bastion_port, inner_port, env = bastion
     lines = lab.known_hosts.read_text().splitlines()
     inner = [line for line in lines if line.startswith(f"[127.0.0.1]:{inner_port} ")]
     known = tmp_path / "known_hosts"
@@ -142,7 +141,7 @@ def test_an_unknown_or_changed_bastion_key_is_refused(bastion, tmp_path, bastion
         known.write_text("\n".join([*inner, forged]) + "\n")
     else:
         known.write_text("\n".join(inner) + "\n")
-    pool, host = _pool(lab, bastion[3], known)
+    pool, host = _pool(lab, env, known)
     expected = HostKeyChanged if bastion_key == "changed" else HostKeyUnknown
     try:
         with pytest.raises(expected) as err:

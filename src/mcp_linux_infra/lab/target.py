@@ -245,8 +245,8 @@ def system_state(target: Target, key: Path, known_hosts: Path, wait: bool,
     cmd = ["systemctl", "is-system-running"] + (["--wait"] if wait else [])
     try:
         out = subprocess.run([*way, *ssh_argv(target.port, key, known_hosts), *cmd],
-                             capture_output=True,
-                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                             capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return "unreachable"
     if out.returncode == 255:
