@@ -8,6 +8,11 @@ tests/integration/test_bastion_lab.py (prefix `ibs`, free ports, always `lab dow
 runs its measurement with more rounds:
 
     .venv/bin/python bench/bench_jump.py [--rounds 30]
+
+Measured (2 shared cores, other work running; 30 rounds): ours direct 331 ms, through the
+jump 520 ms (x1.57); OpenSSH direct 671 ms, through the jump (ssh -W) 1339 ms (x1.99);
+ours/OpenSSH 0.49 direct, 0.39 through the jump. The jump costs one more handshake and
+login (on the bastion) plus a forwarded channel; OpenSSH pays a second process as well.
 """
 
 import argparse
