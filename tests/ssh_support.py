@@ -3,7 +3,9 @@
 `FakeSSHD(handler)` listens on 127.0.0.1; each exec request calls
 `handler(command, stdin) -> (exit_code, stdout, stderr)` after the client closed stdin, the
 way the forced-command wrapper sees it (`users={"pra-runner": other}` gives a login name its
-own handler, as each account has its own forced command). `wrapper_handler` runs the real mcp-wrapper from
+own handler, as each account has its own forced command); `forward={(address, port)}` makes it
+a jump host that opens direct-tcpip channels to those destinations only, as
+`permitopen=` does (each destination asked for is in `.forwards`). `wrapper_handler` runs the real mcp-wrapper from
 system/ for each request (test root, no sshd), so the protocol under test is the real one.
 """
 
@@ -34,6 +36,20 @@ def known_hosts_line(host: Host, key: paramiko.PKey) -> str:
     return f"{name} {key.get_name()} {key.get_base64()}\n"
 
 
+def _pump(source, sink) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
+
+
 class _Server(paramiko.ServerInterface):
     def __init__(self, sshd: "FakeSSHD"):
         self.sshd = sshd
@@ -51,6 +67,13 @@ class _Server(paramiko.ServerInterface):
         return paramiko.OPEN_SUCCEEDED if kind == "session" else \
             paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
+    def check_channel_direct_tcpip_request(self, chanid, origin, destination):
+        self.sshd.forwards.append(tuple(destination))
+        if tuple(destination) not in self.sshd.forward:
+            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        self.sshd.pending[chanid] = tuple(destination)
+        return paramiko.OPEN_SUCCEEDED
+
     def check_channel_exec_request(self, channel, command):
         threading.Thread(target=self.sshd._serve_exec, args=(channel, command.decode()),
                          daemon=True).start()
@@ -60,8 +83,12 @@ class _Server(paramiko.ServerInterface):
 class FakeSSHD:
     def __init__(self, handler: Handler, authorized: list[paramiko.PKey],
                  host_key: paramiko.PKey | None = None, port: int = 0,
-                 users: dict[str, Handler] | None = None):
+                 users: dict[str, Handler] | None = None,
+                 forward: set[tuple[str, int]] = frozenset()):
         self.handler = handler
+        self.forward = set(forward)
+        self.forwards: list[tuple[str, int]] = []
+        self.pending: dict[int, tuple[str, int]] = {}
         self.users = users or {}
         self.authorized = {k.get_base64() for k in authorized}
         self.host_key = host_key or new_key()
@@ -94,6 +121,24 @@ class FakeSSHD:
                 transport.start_server(server=_Server(self))
             except (paramiko.SSHException, EOFError, OSError):
                 transport.close()
+                continue
+            if self.forward:
+                threading.Thread(target=self._forwarder, args=(transport,), daemon=True).start()
+
+    def _forwarder(self, transport: paramiko.Transport) -> None:
+        """Connect each accepted direct-tcpip channel to its destination, both ways."""
+        while transport.is_active():
+            channel = transport.accept(timeout=1)
+            destination = channel and self.pending.pop(channel.get_id(), None)
+            if destination is None:
+                continue
+            try:
+                sock = socket.create_connection(destination, timeout=5)
+            except OSError:
+                channel.close()
+                continue
+            threading.Thread(target=_pump, args=(channel, sock), daemon=True).start()
+            threading.Thread(target=_pump, args=(sock, channel), daemon=True).start()
 
     def _serve_exec(self, channel: paramiko.Channel, command: str) -> None:
         self.commands.append(command)

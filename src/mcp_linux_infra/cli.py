@@ -68,7 +68,8 @@ def _lab_up(args: argparse.Namespace, settings: Settings) -> int:
             console.print(line(("·", "dim"), " ", message))
             work.step(message)
 
-        started = manager.up(settings, args.hosts, status=step, ready=work.count)
+        started = manager.up(settings, args.hosts, status=step, ready=work.count,
+                             behind=args.behind)
     if started:
         console.print(line((f"started {len(started)} target(s):", "green"), " ",
                            ", ".join(started)))
@@ -115,7 +116,7 @@ def _lab_table(settings: Settings) -> int:
 def _lab_ssh(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab.manager import LabPaths
     from mcp_linux_infra.lab.state import LabState
-    from mcp_linux_infra.lab.target import ssh_argv
+    from mcp_linux_infra.lab.target import ssh_argv, way_in
 
     paths = LabPaths.of(settings)
     state = LabState.load(paths.state)
@@ -128,7 +129,8 @@ def _lab_ssh(args: argparse.Namespace, settings: Settings) -> int:
     if not key.exists():
         raise UserError(f"key {key} does not exist",
                         hint="run: mcp-linux-infra keys init (and deploy the target tier)")
-    argv = ssh_argv(target.port, key, paths.known_hosts, user=args.user) + args.command
+    argv = (way_in(target, state.targets)
+            + ssh_argv(target.port, key, paths.known_hosts, user=args.user) + args.command)
     sys.stdout.flush()
     os.execvp(argv[0], argv)
     return 0  # not reached
@@ -165,68 +167,116 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
 def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint
+    from mcp_linux_infra.ssh.route import Routes
 
     inventory = load_inventory(settings.inventory)
     known = KnownHosts(settings.known_hosts)
     hosts = inventory.resolve(args.target) if args.target else list(inventory.hosts.values())
+    routes = Routes(settings.ssh_config)
     if args.json:
-        cli_json.emit({"hosts": [
-            {"name": h.name, "groups": list(h.groups), "address": h.address, "port": h.port,
-             "host_keys": [{"type": n, "fingerprint": fingerprint(k)}
-                           for n, k in sorted(known.known(h).items())]} for h in hosts]})
+        listed = []
+        for h in hosts:
+            entry = {"name": h.name, "groups": list(h.groups), "address": h.address,
+                     "port": h.port}
+            try:
+                route = routes.resolve(h, settings.reader_user)
+            except SSHError as exc:
+                listed.append({**entry, "route": None, "error": str(exc), "host_keys": []})
+                continue
+            listed.append({**entry, "route": route.describe(), "notes": list(route.notes),
+                           "host_keys": [{"type": n, "fingerprint": fingerprint(k)} for n, k
+                                         in sorted(known.known(route.target).items())]})
+        cli_json.emit({"hosts": listed})
         return 0
     table = Table(title=line("hosts in ", ", ".join(map(str, settings.inventory))))
-    for col in ("name", "groups", "address", "host key"):
+    for col in ("name", "groups", "address", "route", "host key"):
         table.add_column(col)
+    notes = []
     for host in hosts:
-        keys = known.known(host)
+        try:
+            route = routes.resolve(host, settings.reader_user)
+        except SSHError as exc:
+            table.add_row(plain(host.name), plain(",".join(host.groups)),
+                          plain(f"{host.address}:{host.port}"), plain(str(exc), "red"), "")
+            continue
+        keys = known.known(route.target)
         key = plain(", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items()))) \
             or plain("unknown (hosts trust)", "yellow")
         table.add_row(plain(host.name), plain(",".join(host.groups)),
-                      plain(f"{host.address}:{host.port}"), key)
+                      plain(f"{route.target.address}:{route.target.port}"),
+                      plain(route.describe()), key)
+        notes += [f"{host.name}: {note}" for note in route.notes]
     out.print(table)
+    console.print(line("known_hosts: ", str(settings.known_hosts), "   ssh config: ",
+                       str(settings.ssh_config)))
+    for note in notes:
+        console.print(plain(note, "yellow"))
     return 0
 
 
+def _trust_one(known, host, route, key, args: argparse.Namespace, settings: Settings) -> bool:
+    """Record `key` as `route.target`'s after the operator's yes; False if it is not."""
+    from mcp_linux_infra.ssh.hostkeys import fingerprint, host_id
+
+    target = route.target
+    label = (f"{host.name} ({host_id(target)})" if target.name == host.name
+             else f"{host.name}'s jump host {target.name} ({host_id(target)})")
+    recorded = known.known(target)
+    if recorded.get(key.get_name()) == key:
+        console.print(line(label, ": already trusted, ", key.get_name(), " ", fingerprint(key)))
+        return True
+    if recorded:
+        differs = (f"{label}: presents {key.get_name()} {fingerprint(key)}, which "
+                   "differs from the recorded key(s); refusing.")
+        console.print(line((differs, "red"),
+                           " If the host was reinstalled, verify out of band, remove the "
+                           f"old entry (ssh-keygen -R '{host_id(target)}' -f "
+                           f"{settings.known_hosts}) and run this again."))
+        return False
+    console.print(line(label, " presents ", key.get_name(), " ", (fingerprint(key), "bold")))
+    if not args.yes and console.input(plain(
+            "Does it match the host's own `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
+            "Trust it? [y/N] ")).strip().lower() not in ("y", "yes"):
+        console.print(plain("not trusted"))
+        return False
+    known.add(target, key)
+    console.print(line(("trusted", "green"), ": recorded in ", str(settings.known_hosts)))
+    return True
+
+
 def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
+    """Each host's hops in order, jump hosts first: reaching the next hop needs the ones
+    before it trusted (and the read tier's key accepted by their jump users)."""
     from mcp_linux_infra.inventory import load_inventory
-    from mcp_linux_infra.ssh.connect import fetch_host_key
-    from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint, host_id
+    from mcp_linux_infra.ssh.hostkeys import KnownHosts
+    from mcp_linux_infra.ssh.pool import Pool
+    from mcp_linux_infra.ssh.route import Route
 
     known = KnownHosts(settings.known_hosts)
+    pool = Pool(settings, known)
     hosts = load_inventory(settings.inventory).resolve(args.target)
-    keys = []
-    with progress.work("host keys", len(hosts), enabled=len(hosts) > 1) as work:
-        for host in hosts:  # every key before the first question: no bar under a prompt
-            keys.append(fetch_host_key(host, settings.connect_timeout))
-            work.advance(host.name)
+    following = {host.name: 0 for host in hosts}  # each host's next hop to show
     failed = 0
-    for host, key in zip(hosts, keys, strict=True):
-        recorded = known.known(host)
-        label = f"{host.name} ({host_id(host)})"
-        if recorded.get(key.get_name()) == key:
-            console.print(line(label, ": already trusted, ", key.get_name(), " ",
-                               fingerprint(key)))
-            continue
-        if recorded:
-            differs = (f"{label}: presents {key.get_name()} {fingerprint(key)}, which "
-                       "differs from the recorded key(s); refusing.")
-            console.print(line((differs, "red"),
-                               " If the host was reinstalled, verify out of band, remove the "
-                               f"old entry (ssh-keygen -R '{host_id(host)}' -f "
-                               f"{settings.known_hosts}) and run this again."))
-            failed += 1
-            continue
-        console.print(line(label, " presents ", key.get_name(), " ",
-                           (fingerprint(key), "bold")))
-        if not args.yes and console.input(plain(
-                "Does it match the host's own `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub`? "
-                "Trust it? [y/N] ")).strip().lower() not in ("y", "yes"):
-            console.print(plain("not trusted"))
-            failed += 1
-            continue
-        known.add(host, key)
-        console.print(line(("trusted", "green"), ": recorded in ", str(settings.known_hosts)))
+    try:
+        while following:  # a round: one hop per host, its key fetched before any question
+            asks = []
+            with progress.work("host keys", len(following), enabled=len(hosts) > 1) as work:
+                for host in (h for h in hosts if h.name in following):
+                    route = pool.route(host)
+                    hops = [*(Route(jump.host, route.jumps[:i])
+                              for i, jump in enumerate(route.jumps)), route]
+                    hop = hops[following[host.name]]
+                    asks.append((host, hop, pool.presented_key(host, hop)[1], len(hops)))
+                    work.advance(host.name)
+            for host, hop, key, count in asks:
+                following[host.name] += 1
+                if not _trust_one(known, host, hop, key, args, settings):
+                    failed += 1
+                    del following[host.name]
+                elif following[host.name] == count:
+                    del following[host.name]
+    finally:
+        pool.close()
     return 1 if failed else 0
 
 
@@ -341,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(dest="action", required=True)
     lab_up = lab.add_parser("up", help="build the image once, boot N targets, write inventory")
     lab_up.add_argument("--hosts", type=int, default=1, help="number of targets (default 1)")
+    lab_up.add_argument("--behind", metavar="TARGET",
+                        help="bind the new targets' SSH ports in lab target TARGET's network "
+                        "namespace: reachable only through it (a bastion)")
     lab_up.set_defaults(func=_lab_up)
     lab_status = lab.add_parser("status", help="list targets and systemd state")
     lab_status.add_argument("--json", action="store_true", help=cli_json.HELP)
@@ -374,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     hosts_list.add_argument("target", nargs="?", help="a host or group (default: all)")
     hosts_list.add_argument("--json", action="store_true", help=cli_json.HELP)
     hosts_list.set_defaults(func=_hosts_list)
-    trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it")
+    trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it "
+                             "(its jump hosts' first)")
     trust.add_argument("target", help="a host or group")
     trust.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     trust.set_defaults(func=_hosts_trust)

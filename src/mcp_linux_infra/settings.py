@@ -171,10 +171,22 @@ class Settings(BaseSettings):
     reader_user: str = Field(READER_USER, pattern=_USER,
                              description="Target user of the read-only tier")
     reader_key: Path | None = Field(None, description="Private key of the read-only tier "
-                                    "(default: KEYS_DIR/mcp-reader.key)")
+                                    "(default: KEYS_DIR/mcp-reader.key); a .pub path: the "
+                                    "ssh-agent key equal to it")
+    reader_key_passphrase_file: Path | None = Field(
+        None, description="File holding the passphrase of READER_KEY (mode 600, ours); "
+        "without it a protected key is taken from ssh-agent")
     pra_user: str = Field(ACTION_USER, pattern=_USER, description="Target user of the action tier")
     pra_key: Path | None = Field(None, description="Private key of the action tier "
-                                 "(default: KEYS_DIR/pra-exec.key)")
+                                 "(default: KEYS_DIR/pra-exec.key); a .pub path: the "
+                                 "ssh-agent key equal to it")
+    pra_key_passphrase_file: Path | None = Field(
+        None, description="File holding the passphrase of PRA_KEY (mode 600, ours); "
+        "without it a protected key is taken from ssh-agent")
+    ssh_config: Path | None = Field(
+        None, description="OpenSSH client config whose HostName, Port, User (of jump hosts), "
+        "ProxyJump and ProxyCommand apply (default: ~/.ssh/config if it exists; /dev/null: "
+        "none)")
     state_dir: Path = Field(default_factory=lambda: home().state,
                             description="SQLite state (refused commands, proposals)")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds for TCP connect + SSH handshake")
@@ -342,6 +354,8 @@ class Settings(BaseSettings):
             self.lab_inventory = self.lab_dir / "inventory.ini"
         if self.inventory is None:
             self.inventory = [home().config / "inventory.ini", self.lab_inventory]
+        if self.ssh_config is None:
+            self.ssh_config = Path("~/.ssh/config").expanduser()
         if self.reader_key is None:
             self.reader_key = self.keys_dir / "mcp-reader.key"
         if self.pra_key is None:

@@ -41,6 +41,9 @@ class Canned(Facts):
     def host_key(self):
         return self._get("host_key")
 
+    def route(self):
+        return self._get("route")
+
     def version(self):
         return self._get("version")
 
@@ -63,6 +66,7 @@ def _raise_or_return(value):
 def healthy(**changes) -> dict:
     answers = {
         "host_key": "ssh-ed25519 SHA256:abc",
+        "route": ("direct; known_hosts: /k", ()),
         "version": {"name": "mcp-wrapper", "version": __version__, "policy_sha256": "f" * 64},
         "catalog": Catalog("web-01", dict(SETTINGS), {"restart_service": {"approvals": 2}},
                            ("alice", "bob")),
@@ -92,7 +96,7 @@ def test_an_unreachable_host_is_one_failed_row():
 def test_a_failed_fact_fails_the_checks_that_need_it_and_only_those():
     refused = AuthFailed("web-01", "authentication as pra-runner failed")
     got = statuses(run_checks(Canned(healthy(catalog=refused))))
-    assert got == {"host_key": "ok", "reader_key": "ok", "action_key": "fail",
+    assert got == {"host_key": "ok", "route": "ok", "reader_key": "ok", "action_key": "fail",
                    "versions": "ok", "sessions": "ok", "principals": "fail",
                    "clock": "fail", "approval_rules": "fail"}
 
@@ -108,6 +112,9 @@ def test_a_failed_fact_fails_the_checks_that_need_it_and_only_those():
     ({"catalog": Catalog("web-01", dict(SETTINGS), {}, None)},
      "principals", "warn", "older target tier"),
     ({"skew": 3600 * 0.05 + 1}, "clock", "warn", "+181.0 s"),
+    ({"route": ("via jump@10.0.0.1:22; known_hosts: /k",
+                ("ansible_ssh_common_args: StrictHostKeyChecking=no is not honoured",))},
+     "route", "warn", "StrictHostKeyChecking=no is not honoured"),
     ({"skew": -(3600 * 0.5 + 1)}, "clock", "fail", "-1801.0 s"),
     ({"skew": 3600 * 0.05}, "clock", "ok", "+180.0 s"),
     ({"catalog": Catalog("web-01", {"max_window_seconds": 3600}, {}, ("alice", "bob"))},
@@ -133,7 +140,7 @@ def test_aggregation_and_exit_code():
     assert [r.status for r in got] == ["ok", "warn", "fail"]
     assert report.exit_code(got) == 1
     assert report.exit_code(got[:2]) == 0  # warnings alone exit 0
-    assert report.totals(got) == {"ok": 8 + 7, "warn": 1, "fail": 1}
+    assert report.totals(got) == {"ok": 9 + 8, "warn": 1, "fail": 1}
 
 
 def test_json_shape():

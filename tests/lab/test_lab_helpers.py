@@ -166,7 +166,7 @@ def test_lab_up_draws_its_steps_and_targets_on_a_terminal(tmp_path, monkeypatch)
     import pty
     import threading
 
-    def up(settings, hosts, status, ready):
+    def up(settings, hosts, status, ready, behind=None):
         status("debootstrap bookworm")
         ready(1, 2, "lab-01")
         ready(2, 2, "lab-02")
@@ -195,3 +195,25 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 4096)
     except OSError:  # the other end is closed
         return b""
+
+
+def test_a_target_behind_another_is_reached_through_it_strictly(tmp_path):
+    """`lab up --behind`: the inventory reaches the inner target by a ProxyCommand through
+    the bastion as root, with the same strict known_hosts, which our routes read too."""
+    from mcp_linux_infra.inventory import load_inventory
+    from mcp_linux_infra.ssh.route import Routes
+
+    inner = Target(name="lab-02", port=2202, pid=1, started=1, upper="u", log="l",
+                   behind="lab-01")
+    inv = tmp_path / "lab.ini"
+    write_inventory(inv, [_target(), inner], tmp_path / "key", tmp_path / "kh", group="lab")
+    hosts = load_inventory([inv]).hosts
+    assert Routes(None).resolve(hosts["lab-01"], "root").describe() == "direct"
+    route = Routes(None).resolve(hosts["lab-02"], "root")
+    assert route.proxy_command == (
+        "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={tmp_path}/kh", "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes", "-i", f"{tmp_path}/key", "-p", "2201",
+        "-W", "127.0.0.1:2202", "root@127.0.0.1")
+    assert route.notes == ()
+    assert hosts["lab-02"].known_hosts_files == (tmp_path / "kh", tmp_path / "kh")

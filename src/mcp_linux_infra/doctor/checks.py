@@ -21,7 +21,6 @@ from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.readonly.protocol import ProtocolError, Target, refusal_line
-from mcp_linux_infra.ssh.connect import handshake
 from mcp_linux_infra.ssh.errors import SSHError, Unreachable
 from mcp_linux_infra.ssh.hostkeys import fingerprint
 from mcp_linux_infra.ssh.pool import Pool
@@ -82,14 +81,19 @@ class Facts:
     def host_key(self) -> str:
         """The presented key, checked against known_hosts (never added)."""
         def fetch() -> str:
-            transport = handshake(self.host, self.timeout, self.pool.known_hosts)
-            try:
-                key = transport.get_remote_server_key()
-            finally:
-                transport.close()
-            self.pool.known_hosts.verify(self.host, key)
+            route, key = self.pool.presented_key(self.host)
+            self.pool.known_hosts.verify(route.target, key)
             return f"{key.get_name()} {fingerprint(key)}"
         return self._fetch("host_key", fetch)
+
+    def route(self) -> tuple[str, tuple[str, ...]]:
+        """How the host is reached, with the known_hosts files its hops are checked
+        against, and the notes on ssh arguments that are not honoured."""
+        def fetch() -> tuple[str, tuple[str, ...]]:
+            way = self.pool.route(self.host)
+            files = ", ".join(map(str, self.pool.known_hosts.files(way.target)))
+            return f"{way.describe()}; known_hosts: {files}", way.notes
+        return self._fetch("route", fetch)
 
     def version(self) -> dict[str, Any]:
         return self._fetch("version", self.target.version)
@@ -129,6 +133,13 @@ class Facts:
 
 def host_key(f: Facts) -> str:
     return f"trusted: {f.host_key()}"
+
+
+def route(f: Facts) -> str:
+    text, notes = f.route()
+    if notes:
+        raise Problem("warn", f"{text}; " + "; ".join(notes))
+    return text
 
 
 def reader_key(f: Facts) -> str:
@@ -216,6 +227,7 @@ class Check:
 
 CHECKS: tuple[Check, ...] = (
     Check("host_key", "the host key is in known_hosts", host_key),
+    Check("route", "ProxyJump / ProxyCommand, and ssh arguments not honoured", route),
     Check("reader_key", "the read-tier key authenticates", reader_key),
     Check("action_key", "the action-tier key authenticates", action_key),
     Check("versions", "wrapper and policy versions", versions),

@@ -128,8 +128,10 @@ def _ensure_inotify_instances(targets: int, status: Status) -> None:
 
 
 def up(settings: Settings, hosts: int, status: Status = lambda _: None,
-       ready: Ready = lambda done, total, name: None) -> list[str]:
-    """Start the missing targets among prefix-01..prefix-NN; return the names started."""
+       ready: Ready = lambda done, total, name: None, behind: str | None = None) -> list[str]:
+    """Start the missing targets among prefix-01..prefix-NN; return the names started.
+    With `behind` (a running target), their SSH ports are bound in its network namespace
+    instead of the host's: reachable only through it, as hosts behind a bastion are."""
     if not 1 <= hosts <= MAX_HOSTS:
         raise UserError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
     _require_root()
@@ -144,10 +146,14 @@ def up(settings: Settings, hosts: int, status: Status = lambda _: None,
             state.save(paths.state)
             return []
         ports = {n: settings.lab_port_base + i for i, n in enumerate(_names(settings, hosts))}
+        if behind is not None and behind not in state.targets:
+            raise UserError(f"--behind {behind}: no such running lab target",
+                            hint=f"targets: {', '.join(sorted(state.targets)) or 'none'}")
+        netns = lab_target.netns_of(state.targets[behind]) if behind else None
         sockets = {}
         try:
             for name in wanted:  # every port is checked before anything starts
-                sockets[name] = lab_target.bind_port(ports[name])
+                sockets[name] = lab_target.bind_port(ports[name], netns)
             img = lab_image.ensure_image(settings.lab_cache_dir, settings.lab_mirror, status)
             _ensure_inotify_instances(len(state.targets) + len(wanted), status)
             _ensure_bootstrap_key(paths)
@@ -161,7 +167,7 @@ def up(settings: Settings, hosts: int, status: Status = lambda _: None,
                     lab_target.prepare(img.rootfs, tdir / "upper", name, ports[name],
                                        paths.key.with_name(paths.key.name + ".pub"))
                     t = lab_target.spawn(img.rootfs, tdir / "upper", name, ports[name],
-                                         sockets[name], tdir / "console.log")
+                                         sockets[name], tdir / "console.log", behind or "")
                     started.append(t)
                     state.targets[name] = t
                     state.image = str(img.rootfs)
@@ -171,7 +177,9 @@ def up(settings: Settings, hosts: int, status: Status = lambda _: None,
                 deadline = time.monotonic() + settings.lab_boot_timeout
                 with ThreadPoolExecutor(max_workers=min(16, len(started))) as pool:
                     waits = {pool.submit(lab_target.wait_ready, t, paths.key,
-                                         paths.known_hosts, deadline): t.name for t in started}
+                                         paths.known_hosts, deadline,
+                                         lab_target.way_in(t, state.targets)): t.name
+                             for t in started}
                     for done, wait in enumerate(as_completed(waits), 1):
                         wait.result()
                         ready(done, len(started), waits[wait])
@@ -194,7 +202,8 @@ def status(settings: Settings) -> list[TargetStatus]:
 
     def one(t: Target) -> TargetStatus:
         running = alive(t.pid, t.started)
-        system = (lab_target.system_state(t, paths.key, paths.known_hosts, wait=False)
+        system = (lab_target.system_state(t, paths.key, paths.known_hosts, wait=False,
+                                          way=lab_target.way_in(t, state.targets))
                   if running else "-")
         return TargetStatus(t.name, t.port, t.pid, "running" if running else "stopped", system)
 

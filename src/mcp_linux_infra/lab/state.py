@@ -14,6 +14,7 @@ class Target:
     started: int  # kernel start time of the nspawn process, see process.start_time
     upper: str
     log: str
+    behind: str = ""  # the lab target in whose network namespace its SSH port is bound
 
 
 @dataclass

@@ -6,11 +6,13 @@ systemd-nspawn (LISTEN_FDS); the container's systemd hands it to lab-ssh-proxy.s
 relays to the target's own sshd.
 """
 
+import ctypes
 import hashlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,8 +82,11 @@ def remove_cgroups(machine: str) -> None:
                 pass
 
 
-def bind_port(port: int) -> socket.socket:
-    """Bind 127.0.0.1:port now, so a taken port is found before anything starts."""
+def bind_port(port: int, netns: Path | None = None) -> socket.socket:
+    """Bind 127.0.0.1:port now, so a taken port is found before anything starts; with
+    `netns`, in that network namespace (a socket stays in the one it was made in)."""
+    if netns is not None:
+        return _in_netns(netns, lambda: bind_port(port))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -92,6 +97,67 @@ def bind_port(port: int) -> socket.socket:
                         hint="stop what listens there, or set LINUX_MCP_LAB_PORT_BASE") from None
     sock.listen(128)
     return sock
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _in_netns(netns: Path, make):
+    """make() on a thread of its own that entered `netns` (setns changes the calling thread
+    only; the thread ends there, so no other code runs in that namespace)."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(netns))
+            finally:
+                os.close(fd)
+            result["value"] = make()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            result["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def netns_of(target: Target) -> Path:
+    """The network namespace of the target's container: that of the first process under
+    systemd-nspawn whose namespace differs from nspawn's own (its init)."""
+    own = os.readlink(f"/proc/{target.pid}/ns/net")
+    queue = _children(target.pid)
+    while queue:
+        pid = queue.pop(0)
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != own:
+                return Path(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        queue += _children(pid)
+    raise UserError(f"{target.name}: no container process found under systemd-nspawn "
+                    f"(PID {target.pid})", hint="is it still booting? see lab status")
+
+
+def way_in(target: Target, targets: dict[str, Target]) -> list[str]:
+    """The argv prefix that runs a client where the target's SSH port is: nothing, or
+    nsenter into the network namespace of the target it is behind."""
+    if not target.behind:
+        return []
+    if target.behind not in targets:
+        raise UserError(f"{target.name} is behind {target.behind}, which is not running")
+    return ["nsenter", f"--net={netns_of(targets[target.behind])}", "--"]
 
 
 def _mkdirs_like(lower: Path, upper: Path, rel: str) -> Path:
@@ -137,8 +203,8 @@ def machine_name(name: str, upper: Path) -> str:
     return f"{name}-{hashlib.sha256(str(upper).encode()).hexdigest()[:8]}"
 
 
-def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, log: Path
-          ) -> Target:
+def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, log: Path,
+          behind: str = "") -> Target:
     """Boot the target in the background; the caller's copy of the socket can then be closed."""
     nspawn = [
         "/usr/bin/systemd-nspawn", "--quiet", "--directory", str(image),
@@ -158,7 +224,8 @@ def spawn(image: Path, upper: Path, name: str, port: int, sock: socket.socket, l
     started = start_time(pid)
     if started is None:
         raise UserError(f"{name}: systemd-nspawn exited at once", hint=f"see {log}")
-    return Target(name=name, port=port, pid=pid, started=started, upper=str(upper), log=str(log))
+    return Target(name=name, port=port, pid=pid, started=started, upper=str(upper), log=str(log),
+                  behind=behind)
 
 
 def ssh_argv(port: int, key: Path, known_hosts: Path, user: str = "root") -> list[str]:
@@ -172,12 +239,14 @@ def ssh_argv(port: int, key: Path, known_hosts: Path, user: str = "root") -> lis
 
 
 def system_state(target: Target, key: Path, known_hosts: Path, wait: bool,
-                 timeout: float = 15) -> str:
-    """systemd's own verdict (`running`, `degraded`, ...), or why it could not be asked."""
+                 timeout: float = 15, way: list[str] = ()) -> str:
+    """systemd's own verdict (`running`, `degraded`, ...), or why it could not be asked
+    (`way`: way_in's prefix)."""
     cmd = ["systemctl", "is-system-running"] + (["--wait"] if wait else [])
     try:
-        out = subprocess.run(ssh_argv(target.port, key, known_hosts) + cmd, capture_output=True,
-                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        out = subprocess.run([*way, *ssh_argv(target.port, key, known_hosts), *cmd],
+                             capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return "unreachable"
     if out.returncode == 255:
@@ -185,7 +254,8 @@ def system_state(target: Target, key: Path, known_hosts: Path, wait: bool,
     return out.stdout.strip() or "unknown"
 
 
-def wait_ready(target: Target, key: Path, known_hosts: Path, deadline: float) -> str:
+def wait_ready(target: Target, key: Path, known_hosts: Path, deadline: float,
+               way: list[str] = ()) -> str:
     """Wait until sshd answers and systemd has finished booting (running or degraded)."""
     state = "unreachable"
     while time.monotonic() < deadline:
@@ -193,7 +263,7 @@ def wait_ready(target: Target, key: Path, known_hosts: Path, deadline: float) ->
             tail = Path(target.log).read_text(errors="replace")[-2000:]
             raise UserError(f"{target.name}: systemd-nspawn stopped while booting:\n{tail}")
         state = system_state(target, key, known_hosts, wait=True,
-                             timeout=max(1.0, min(60.0, deadline - time.monotonic())))
+                             timeout=max(1.0, min(60.0, deadline - time.monotonic())), way=way)
         if state in ("running", "degraded"):
             return state
         if state not in ("unreachable", "starting", "initializing", "unknown"):

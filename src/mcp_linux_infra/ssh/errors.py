@@ -30,3 +30,27 @@ class AuthFailed(SSHError):
 
 class RequestTimeout(SSHError):
     kind = "timeout"
+
+
+class ClientKeyError(SSHError):
+    """This side's key for the tier cannot be had (nothing was sent to the host)."""
+
+    kind = "client_key"
+
+
+class AgentUnavailable(ClientKeyError):
+    kind = "agent_unavailable"
+
+
+class AgentKeyMissing(ClientKeyError):
+    kind = "agent_key_missing"
+
+
+class KeyPassphrase(ClientKeyError):
+    kind = "key_passphrase"
+
+
+class RouteInvalid(SSHError):
+    """The host's ProxyJump / ProxyCommand (inventory or ssh config) cannot be honoured."""
+
+    kind = "route_invalid"

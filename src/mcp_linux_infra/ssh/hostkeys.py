@@ -75,7 +75,10 @@ class KnownHosts:
         wanted = {alg for name in names for alg in _ALGORITHMS.get(name, (name,))}
         return tuple(a for a in offered if a in wanted) or offered
 
-    def verify(self, host: Host, key: paramiko.PKey) -> None:
+    def verify(self, host: Host, key: paramiko.PKey, trust_as: str | None = None) -> None:
+        """Refuse a changed or unknown key; `trust_as`: the inventory host whose `hosts
+        trust` records this one (a jump host's)."""
+        trusted = trust_as or host.name
         known = self.known(host)
         name = key.get_name()
         if known.get(name) == key:
@@ -90,7 +93,7 @@ class KnownHosts:
                 "man-in-the-middle, or the host was reinstalled).",
                 hint="an operator must verify the new key out of band, remove the old entry "
                      f"(ssh-keygen -R '{host_id(host)}' -f FILE), then run: "
-                     f"mcp-linux-infra hosts trust {host.name}")
+                     f"mcp-linux-infra hosts trust {trusted}")
         if self.accept_new:
             self.add(host, key)
             return
@@ -99,7 +102,7 @@ class KnownHosts:
             f"host key of {host_id(host)} is not known ({name} {fingerprint(key)}, "
             f"not in {where}). Refusing to connect.",
             hint=f"an operator can verify the fingerprint and run: "
-                 f"mcp-linux-infra hosts trust {host.name}")
+                 f"mcp-linux-infra hosts trust {trusted}")
 
     def add(self, host: Host, key: paramiko.PKey) -> None:
         """Append the key to the primary file (created 0600 in a 0700 directory)."""

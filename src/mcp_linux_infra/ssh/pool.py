@@ -21,10 +21,11 @@ import paramiko
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.channel import Completed, Deadline, collect, start
-from mcp_linux_infra.ssh.connect import connect
+from mcp_linux_infra.ssh.connect import connect, fetch_host_key
 from mcp_linux_infra.ssh.errors import AuthFailed, RequestTimeout, SSHError, Unreachable
 from mcp_linux_infra.ssh.hostkeys import KnownHosts
-from mcp_linux_infra.ssh.keyfile import KeyFile, Signature
+from mcp_linux_infra.ssh.keyfile import KeyFile, KeyUnusable
+from mcp_linux_infra.ssh.route import Route, Routes
 from mcp_linux_infra.ssh.session import (
     HELLO_BACKOFF_S,
     NoSessions,
@@ -45,7 +46,7 @@ class _Slot:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.transport: paramiko.Transport | None = None
-        self.key_signature: Signature | None = None
+        self.key_signature: tuple | None = None
         self.in_use: dict[paramiko.Transport, int] = {}
         self.idle_sessions: list[Session] = []
         self.sessions = 0  # open sessions, idle or busy
@@ -63,9 +64,12 @@ class Pool:
         self.known_hosts = known_hosts or KnownHosts(
             settings.known_hosts, accept_new=settings.host_key_policy == "accept-new")
         self._tiers: dict[str, tuple[str, KeyFile]] = {
-            "reader": (settings.reader_user, KeyFile(settings.reader_key)),
-            "pra": (settings.pra_user, KeyFile(settings.pra_key)),
+            "reader": (settings.reader_user, KeyFile(
+                settings.reader_key, settings.reader_key_passphrase_file, "LINUX_MCP_READER_KEY")),
+            "pra": (settings.pra_user, KeyFile(
+                settings.pra_key, settings.pra_key_passphrase_file, "LINUX_MCP_PRA_KEY")),
         }
+        self.routes = Routes(settings.ssh_config)
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._slots_lock = threading.Lock()
         self._fanout = ThreadPoolExecutor(max_workers=settings.fanout_concurrency,
@@ -85,26 +89,39 @@ class Pool:
         with self._slots_lock:
             return self._slots.setdefault((host.name, tier), _Slot())
 
-    def _load_key(self, host: Host, tier: str) -> tuple[paramiko.PKey, Signature]:
-        keyfile = self._tiers[tier][1]
+    def _load_key(self, host: Host, tier: str) -> tuple[paramiko.PKey, tuple]:
         try:
-            return keyfile.load()
-        except (OSError, paramiko.SSHException) as exc:
-            raise AuthFailed(host.name, f"cannot load the {tier} key {keyfile.path}: {exc}",
-                             hint="run: mcp-linux-infra keys init") from None
+            return self._tiers[tier][1].load()
+        except KeyUnusable as exc:
+            raise exc.for_host(host.name) from None
 
-    def _connect(self, host: Host, tier: str) -> tuple[paramiko.Transport, Signature]:
+    def route(self, host: Host, tier: str = "reader") -> Route:
+        """How `host` is reached (RouteInvalid if its ProxyJump/ProxyCommand cannot be)."""
+        return self.routes.resolve(host, self._tiers[tier][0])
+
+    def presented_key(self, host: Host, route: Route | None = None
+                      ) -> tuple[Route, paramiko.PKey]:
+        """The key the host (or `route`'s target, for one of its jump hosts) presents, not
+        checked; the jump hosts before it are, and are logged into with the read tier's
+        key."""
+        route = route or self.route(host)
+        key, _ = self._load_key(host, "reader") if route.jumps else (None, None)
+        return route, fetch_host_key(route, self.settings.connect_timeout, self.known_hosts,
+                                     key, self._tiers["reader"][1].label)
+
+    def _connect(self, host: Host, tier: str) -> tuple[paramiko.Transport, tuple]:
         user, keyfile = self._tiers[tier]
         s = self.settings
+        route = self.route(host, tier)
         key, sig = self._load_key(host, tier)
         try:
-            return connect(host, user, key, str(keyfile.path), self.known_hosts,
+            return connect(route, user, key, keyfile.label, self.known_hosts,
                            s.connect_timeout, s.keepalive_interval), sig
         except AuthFailed:
             if not keyfile.changed_since(sig):
                 raise
         key, sig = self._load_key(host, tier)  # rotated while we connected: once more
-        return connect(host, user, key, str(keyfile.path), self.known_hosts,
+        return connect(route, user, key, keyfile.label, self.known_hosts,
                        s.connect_timeout, s.keepalive_interval), sig
 
     def _acquire(self, host: Host, tier: str,
