@@ -3,7 +3,8 @@ skipped, never fatal, because the raw output is one tool call away (run_diagnost
 
 import json
 import re
-from datetime import UTC, datetime
+
+from mcp_linux_infra.server.times import iso
 
 PSEUDO_FS = frozenset({"tmpfs", "devtmpfs", "squashfs", "ramfs", "efivarfs", "proc", "sysfs",
                        "devpts", "cgroup", "cgroup2", "autofs", "mqueue", "debugfs", "tracefs"})
@@ -143,10 +144,9 @@ def _journal_time(value: object) -> str | None:
     if not text or not text.isdigit():
         return None
     try:
-        at = datetime.fromtimestamp(int(text) / 1_000_000, UTC)
+        return iso(int(text) / 1_000_000)
     except (OverflowError, OSError, ValueError):
         return None
-    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def journal_json(text: str) -> list[dict]:
