@@ -4,7 +4,7 @@ skipped, never fatal, because the raw output is one tool call away (run_diagnost
 import json
 import re
 
-from mcp_linux_infra.server.times import iso
+from mcp_linux_infra.server.times import iso, offset_time
 
 PSEUDO_FS = frozenset({"tmpfs", "devtmpfs", "squashfs", "ramfs", "efivarfs", "proc", "sysfs",
                        "devpts", "cgroup", "cgroup2", "autofs", "mqueue", "debugfs", "tracefs"})
@@ -116,7 +116,7 @@ def journal(text: str) -> list[dict]:
     for line in text.splitlines():
         match = _JOURNAL.match(line)
         if match:
-            rows.append({"time": match.group(1), "source": match.group(2),
+            rows.append({"time": offset_time(match.group(1)), "source": match.group(2),
                          "pid": int(match.group(3)) if match.group(3) else None,
                          "message": match.group(4)})
         elif line.strip() and not line.startswith("-- "):

@@ -29,6 +29,15 @@ def systemd(text: str | None) -> str | None:
     return text
 
 
+def offset_time(text: str) -> str:
+    """A time with its offset (journalctl's short-iso `2026-05-02T10:00:00+0200`) in UTC."""
+    try:
+        at = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return text
+    return iso(at.timestamp())
+
+
 def isoed(record: dict) -> dict:
     """A record with its EPOCH_FIELDS as ISO 8601."""
     return {k: iso(v) if k in EPOCH_FIELDS and isinstance(v, (int, float)) else v

@@ -30,7 +30,7 @@ async def test_annotations_and_no_tool_that_approves(action_estate, mode):
     assert execute.destructive_hint is True and execute.read_only_hint is False
     assert tools["propose_pra_action"].annotations.read_only_hint is False
     assert tools["propose_pra_action"].annotations.destructive_hint is False
-    for name in ("list_pra_actions", "get_proposal", "list_proposals", "verify_service"):
+    for name in ("list_pra_actions", "get_proposal", "list_proposals", "get_service_status"):
         assert tools[name].annotations.read_only_hint is True, name
     for tool in tools.values():
         words = json.dumps(tool.input_schema).lower() + tool.name
@@ -245,11 +245,14 @@ _PROBE = textwrap.dedent("""
                      ("propose_pra_action", {{"host": "{host}", "action": "touch_file",
                       "params": {{"file": sys.argv[2]}}, "rationale": "probe the tools"}}),
                      ("list_proposals", {{}})]
-            for name, args in calls:
-                texts.append((await client.call_tool(name, args)).content[0].text)
-            pid = json.loads(texts[-2])["proposal_id"]
+            async def sent(name, args):
+                result = await client.call_tool(name, args)
+                texts.extend([result.content[0].text, json.dumps(result.structured_content)])
+                return result.structured_content
+            answers = {{name: await sent(name, args) for name, args in calls}}
+            pid = answers["propose_pra_action"]["proposal_id"]
             for name in ("get_proposal", "execute_pra_action"):
-                texts.append((await client.call_tool(name, {{"proposal_id": pid}})).content[0].text)
+                await sent(name, {{"proposal_id": pid}})
     anyio.run(main)
     print(json.dumps({{"opened": opened, "texts": texts, "modules": sorted(sys.modules)}}))
 """)

@@ -44,7 +44,7 @@ def get_service_status(call: Call, host: Host, service: Unit,
     name = props.get("Id", service)
     data = {"host": host.name, "service": name, "active": props.get("ActiveState") == "active",
             "verdict": f"{name} is {props.get('ActiveState')} ({props.get('SubState')})",
-            "properties": props}
+            "since": props.get("ActiveEnterTimestamp"), "properties": props}
     if log_lines:
         log = outs["log"]
         data["log"] = parsers.journal(log.stdout) if not problem(log) else problem(log)
