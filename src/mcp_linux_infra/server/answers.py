@@ -52,7 +52,8 @@ def refusal_text(call: Call, host: Host, out: Outcome) -> str:
     r = out.refusal
     remedy = _REMEDY.get(r.reason, (
         f"this host's policy does not allow what {call.tool} needs; "
-        "command_catalog(mode=explain) shows the target's reasoning, and an operator can enable it through the inventory "
+        "command_catalog(mode=explain) shows the target's reasoning, and an operator can "
+        "enable it through the inventory "
         "(mcp_infra_readonly_plugins / mcp_infra_readonly_extra_commands)"))
     return f"{host.name} refused `{out.command}`: {r.reason} ({r.detail}). {remedy[0].upper()}{remedy[1:]}."
 

@@ -86,7 +86,8 @@ def _services(outs: dict[str, Outcome], findings: Findings) -> list:
         row = {"unit": block.get("Id"), "load": block.get("LoadState"),
                "active": block.get("ActiveState"), "sub": block.get("SubState"),
                "enabled": block.get("UnitFileState"),
-               "since": systemd(block.get("ActiveEnterTimestamp")), "restarts": block.get("NRestarts")}
+               "since": systemd(block.get("ActiveEnterTimestamp")),
+               "restarts": block.get("NRestarts")}
         rows.append(row)
         if row["load"] == "not-found":
             _find(findings, "services", "info", f"{row['unit']} is not installed")

@@ -102,8 +102,8 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
                               duration_ms=int(took * 1000))
 
 
-def tool(annotations: ToolAnnotations, *, title: str,
-         output: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | None = None
+         ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make `fn(call: Call, ...)` a tool, titled `title`, whose structured result has the
     schema `output` (schemas.shape). The client sees fn's other parameters, where one
     annotated `Host` (or `Host | None`) is an inventory host name (HostArg) that fn receives
