@@ -59,4 +59,5 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             "5. Conclude with the likely cause and the evidence. If one of the host's "
             "actions (list_pra_actions) fixes it, propose it with propose_pra_action and "
             "your evidence as the rationale; a human approves it, then execute_pra_action "
-            "and verify with get_service_status. Never claim you changed anything that was not executed.")]
+            "and verify with get_service_status. Never claim you changed anything that was "
+            "not executed.")]

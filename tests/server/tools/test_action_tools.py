@@ -5,6 +5,7 @@ key."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -78,6 +79,10 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
             ("approval_added", "pending"), ("approved", "approved"),
             ("executing", "executing"), ("succeeded", "succeeded")]
         assert got["result"]["outcome"] == "changed" and "signature" not in got
+        times = [got["created_at"], got["updated_at"], got["not_after"], got["sent_at"],
+                 *(h["at"] for h in got["history"]),
+                 *(a["at"] for a in got["approvals"]["records"])]
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times), times
         assert "BEGIN SSH SIGNATURE" not in json.dumps(got)
         assert got["approvals"]["summary"] == "1 of 1 approvals"
         assert got["approvals"]["approved_by"] == ["alice"]
