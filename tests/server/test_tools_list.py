@@ -13,6 +13,7 @@ from mcp_support import call
 from paths_support import REPO
 
 from mcp_linux_infra.server.args import DEFAULT_FORMAT
+from mcp_linux_infra.server.schemas import shape
 
 MAIN = REPO / "tests/data/tools_list_main.json"
 LIMIT = 12_000
@@ -154,3 +155,14 @@ def _times(data, key=""):
             yield from _times(v, key)
 
 
+
+
+@pytest.mark.anyio
+async def test_the_sdk_client_checks_results_against_the_output_schema(estate):
+    """What the capability test relies on: a result that does not have its schema's fields
+    is refused by the SDK's client."""
+    server = estate(["web-01"]).server()
+    server._tool_manager.get_tool("list_proposals").fn_metadata.output_schema = shape("nope")
+    async with Client(server) as client:
+        with pytest.raises(RuntimeError, match="Invalid structured content"):
+            await client.call_tool("list_proposals", {})
