@@ -25,7 +25,7 @@ from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests")]
-from mcp_support import make_estate  # noqa: E402
+from mcp_support import make_estate
 
 LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
           "from mcp_linux_infra.cli import main; sys.exit(main())")
