@@ -5,7 +5,8 @@ Not a test. Takes the previous server's code from git (`--previous`, default `ma
 `src/`, as tests/previous_support.py takes a previous target tier), starts both servers over
 stdio (`serve`, this checkout's virtual environment, the same settings: a fake estate of one
 host from tests/mcp_support.py) and lists their tools with the SDK's Client. Bytes are the
-result as the client receives it, serialised compactly as on the wire; tokens are an
+result as the client receives it, serialised compactly as on the wire (`spaced`: with
+json.dumps' default separators, for comparison); tokens are an
 estimate (bytes / 4, the usual rule of thumb for English and JSON; no tokenizer is shipped):
 
     .venv/bin/python bench/bench_tools_list.py [--previous REF]
@@ -42,12 +43,14 @@ def previous_src(ref: str, into: Path) -> tuple[Path, str]:
     return into / "src", commit
 
 
-async def listed(params: StdioServerParameters) -> tuple[int, int]:
-    """(bytes, tools) of tools/list as the client receives it."""
+async def listed(params: StdioServerParameters) -> tuple[int, int, int]:
+    """(bytes, bytes with json.dumps' default spacing, tools) of tools/list as the client
+    receives it."""
     async with Client(params) as client:
         result = await client.list_tools()
-    wire = result.model_dump_json(by_alias=True, exclude_none=True)
-    return len(wire.encode()), len(result.tools)
+    data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    wire = json.dumps(data, separators=(",", ":"))
+    return len(wire.encode()), len(json.dumps(data).encode()), len(result.tools)
 
 
 def main() -> int:
@@ -68,12 +71,12 @@ def main() -> int:
         finally:
             estate.close()
     rows = [(f"previous ({args.previous} {commit})", *old), ("this version", *new)]
-    print(f"{'surface':<28} {'tools':>5} {'bytes':>7} {'~tokens':>8}")
-    for name, size, count in rows:
-        print(f"{name:<28} {count:>5} {size:>7} {size // 4:>8}")
+    print(f"{'surface':<28} {'tools':>5} {'bytes':>7} {'spaced':>7} {'~tokens':>8}")
+    for name, size, spaced, count in rows:
+        print(f"{name:<28} {count:>5} {size:>7} {spaced:>7} {size // 4:>8}")
     print(f"ratio (this / previous): {new[0] / old[0]:.2f}")
-    print(json.dumps({"previous": {"ref": commit, "tools": old[1], "bytes": old[0]},
-                      "this": {"tools": new[1], "bytes": new[0]},
+    print(json.dumps({"previous": {"ref": commit, "tools": old[2], "bytes": old[0]},
+                      "this": {"tools": new[2], "bytes": new[0]},
                       "ratio": round(new[0] / old[0], 3)}))
     return 0
 

@@ -78,9 +78,11 @@ async def listed(estate):
 @pytest.mark.anyio
 async def test_size_titles_host_format(estate):
     tools = await listed(estate)
-    wire = json.dumps({"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True)
-                                 for t in tools]}, separators=(",", ":"))
-    assert len(wire.encode()) <= LIMIT, len(wire.encode())
+    listing = {"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True)
+                         for t in tools]}
+    for separators in ((",", ":"), (", ", ": ")):  # as on the wire, and json.dumps' default
+        size = len(json.dumps(listing, separators=separators).encode())
+        assert size <= LIMIT, (separators, size)
     defaults = set()
     for tool in tools:
         assert tool.title and tool.description, tool.name

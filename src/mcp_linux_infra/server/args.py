@@ -11,7 +11,8 @@ from mcp_linux_infra.display import free_text_refusal, unprintable
 from mcp_linux_infra.server.refused import Refused
 
 _NAME = {"min_length": 1, "max_length": 253}
-HostArg = Annotated[str, Field(**_NAME, description="Inventory host")]
+# An inventory host: the instructions say so once; a group is said where it is allowed.
+HostArg = Annotated[str, Field(**_NAME)]
 GroupArg = Annotated[str, Field(**_NAME, description="Inventory host or group")]
 CommandArg = Annotated[str, Field(min_length=1, max_length=4096,
                                   description="One command line, no shell (no pipes, `;`)")]
@@ -20,7 +21,7 @@ Format = Literal["json", "toon", "text"]
 DEFAULT_FORMAT: Format = "json"
 FormatArg = Annotated[Format, Field(description="toon, text: data also as text")]
 Since = Annotated[str, Field(pattern=r"^[A-Za-z0-9 :.,+@_/-]{1,64}$",
-                             description="journalctl time, e.g. -1h, today")]
+                             description="e.g. -1h, today")]
 # Where a tool puts a value as a command's operand, the value is the client's to shape: one
 # printable word that cannot be read as an option (no control character, no leading '-').
 # Which values a host accepts there is the host's own check (its policy's value types), and

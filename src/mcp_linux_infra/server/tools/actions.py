@@ -24,8 +24,7 @@ from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.times import iso, isoed
 from mcp_linux_infra.server.toolcall import EXECUTES, LOCAL_ONLY, PROPOSES, READ_ONLY, Call, tool
 
-ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$",
-                                  description="A proposal id, e.g. p1a2b3c4d")]
+ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$")]
 State = Literal[STATES]
 STEPS = ("check", "run", "verify")
 
@@ -90,11 +89,11 @@ def _next_step(p: Proposal, link: str) -> str:
 
 
 @tool(READ_ONLY, title="List remediation actions",
-      output=shape("host", "max_approval_window_s", "actions"))
+      output=shape("max_approval_window_s", "actions"))
 def list_pra_actions(call: Call, host: Host,
                      format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """The fixes a host offers, with their parameters' allowed values; each runs only
-    after human approval (propose_pra_action)."""
+    """The fixes a host offers and their allowed parameters; each runs only after human
+    approval."""
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     actions = [{"name": name, "description": a.get("description"),
                 "params": {p: spec.get("values") for p, spec in
@@ -105,7 +104,7 @@ def list_pra_actions(call: Call, host: Host,
 
 
 @tool(PROPOSES, title="Propose a remediation",
-      output=shape("proposal_id", "state", "host", "action", "approvals", "next_step"))
+      output=shape("proposal_id", "state", "approvals", "next_step"))
 def propose_pra_action(
     call: Call,
     host: Host,
@@ -117,8 +116,8 @@ def propose_pra_action(
         "Your evidence, for the human who approves: one printable line"))],
     format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """Propose a fix for a human to approve; checked and previewed, nothing runs. Gives
-    a proposal id and the next step."""
+    """Propose a fix for a human to approve; nothing runs. Gives a proposal id and the
+    next step."""
     _require_scope("propose")
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
@@ -141,7 +140,7 @@ def propose_pra_action(
 
 
 @tool(LOCAL_ONLY, title="Get a proposal",
-      output=shape("id", "state", "host", "action", "approvals", "history", "next_step"))
+      output=shape("id", "state", "approvals", "history", "next_step"))
 def get_proposal(call: Call, proposal_id: ProposalId,
                  format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """A proposal: state, approvals, preview, result, history."""
@@ -169,11 +168,10 @@ def list_proposals(call: Call, state: State | None = None,
 
 
 @tool(EXECUTES, title="Execute an approved remediation",
-      output=shape("proposal_id", "state", "host", "outcome", "steps", "next_step"))
+      output=shape("proposal_id", "state", "outcome", "next_step"))
 def execute_pra_action(call: Call, proposal_id: ProposalId,
                        format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Run an APPROVED proposal once, inside its window; the host checks the approval.
-    Refused otherwise."""
+    """Run an APPROVED proposal once, inside its window; refused otherwise."""
     _require_scope("execute")
     p = call.state.approvals.get(proposal_id)
     executor = Executor(call.state.approvals, call.state.pool, _actor(call),

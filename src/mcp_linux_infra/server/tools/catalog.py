@@ -74,10 +74,10 @@ def command_catalog(
     min_age_hours: Annotated[float, Field(ge=0, le=24 * 365)] = 24,
     format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """What a host allows, and what hosts refuse. plugins, plugin (query: name), search
-    (query: word): the host's commands. explain (query: command): would the host run it,
-    why, similar forms, risk. risk: a command's risk if allowed. refusals: counts.
-    suggestions: drafts for an operator."""
+    """What a host allows and what hosts refuse, by mode. plugins, plugin (query: name),
+    search (query: word): the host's commands. explain (query: command): would it run,
+    why, similar forms, risk. risk: a command's risk. refusals: counts. suggestions:
+    drafts for an operator."""
     need = NEEDS.get(mode, "")
     if ("host" in need and host is None) or ("query" in need and query is None):
         raise ToolError(f"mode {mode} needs {need}")

@@ -44,11 +44,11 @@ def _refused_command(call: Call, host: Host, out: Outcome) -> str:
 
 
 @tool(READ_ONLY, title="Run a command",
-      output=shape("host", "stdout", "stderr"))
+      output=shape("exit_code", "stdout", "stderr"))
 def run_diagnostic(call: Call, host: Host, command: CommandArg,
                    format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Any read-only command, when no other tool fits; the host's policy decides, and a
-    refusal says why and what is allowed."""
+    """Any read-only command when no tool fits; the host's policy decides, a refusal
+    says why."""
     out = checked(call, host, call.target(host).run(command), explain=_refused_command)
     return render({"host": host.name, "command": command, "exit_code": out.exit_code,
                    "truncated": out.truncated, "stdout": out.stdout,

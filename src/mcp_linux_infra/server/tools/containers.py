@@ -21,11 +21,10 @@ from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
-@tool(READ_ONLY, title="List containers", output=shape("host", "runtimes"))
+@tool(READ_ONLY, title="List containers", output=shape("runtimes"))
 def list_containers(call: Call, host: Host, runtime: ContainerRuntime | None = None,
                     format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Containers, running and stopped (docker, podman), where the reader was granted a
-    view."""
+    """Containers (docker, podman), where the reader was granted a view."""
     runtimes = [runtime] if runtime else ["docker", "podman"]
     outs = call.target(host).batch({r: argv("containers", runtime=r) for r in runtimes})
     data = {"host": host.name, "runtimes": {}}
@@ -38,7 +37,7 @@ def list_containers(call: Call, host: Host, runtime: ContainerRuntime | None = N
 
 
 @tool(READ_ONLY, title="Container logs",
-      output=shape("host", "container", "lines"))
+      output=shape("container", "lines"))
 def container_logs(call: Call, host: Host,
                    container: Container,
                    runtime: ContainerRuntime = "docker", lines: Lines = 100,

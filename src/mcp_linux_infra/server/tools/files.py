@@ -16,12 +16,12 @@ from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
 @tool(READ_ONLY, title="Read a file",
-      output=shape("host", "path", "start_line", "lines", "more"))
+      output=shape("path", "start_line", "lines", "more"))
 def read_file(call: Call, host: Host, path: Path,
               start_line: Annotated[int, Field(ge=1, le=1_000_000)] = 1,
               max_lines: Annotated[int, Field(ge=1, le=2000)] = 200,
               format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Lines of a text file under the host's allowed roots (secrets are refused)."""
+    """Lines of a text file under the host's allowed roots."""
     # head from the top, tail +N further down: the target's output cap then applies
     # from the first line asked for, not from the top of the file
     words = (argv("file_head", lines=max_lines + 1, path=path) if start_line == 1

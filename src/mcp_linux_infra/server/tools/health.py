@@ -17,7 +17,7 @@ CheckName = Literal[tuple(CHECKS)]
 
 
 @tool(READ_ONLY, title="Diagnose hosts",
-      output=shape("host", "checks", "summary", "reports"))
+      output=shape("summary", "reports"))
 def diagnose_system(
     call: Call,
     host: GroupArg,
@@ -26,7 +26,7 @@ def diagnose_system(
     format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
     """First look at a host or group: load, memory, disk, failed units, services, ports,
-    grouped journal errors; findings by severity."""
+    journal errors; findings by severity."""
     names = list(dict.fromkeys(checks or CHECKS))
     hosts = call.hosts(host)
     results = fan_out(call, hosts, lambda h: diagnose_host(call, h, names, since))

@@ -20,7 +20,7 @@ def list_hosts(call: Call, host: GroupArg = "all",
                check: Annotated[bool, Field(description="Contact each host")] = True,
                format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """Start here: the inventory's hosts (of a group) and groups; with check, whether
-    each answers, its wrapper version and policy hash."""
+    each answers."""
     hosts = call.hosts(host)
     rows = [host_row(h) for h in hosts]
     if check:

@@ -19,7 +19,7 @@ Priority = Literal["emerg", "alert", "crit", "err", "warning", "notice", "info",
 
 
 @tool(READ_ONLY, title="Fetch logs",
-      output=shape("host", "count", "entries"))
+      output=shape("count", "entries"))
 def fetch_logs(
     call: Call, host: Host,
     unit: Unit | None = None,
@@ -31,8 +31,8 @@ def fetch_logs(
     priority: Annotated[Priority | None, Field(description="And worse")] = None,
     format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """Log lines from the journal (of a unit, since, priority) or from a log file,
-    optionally matching a pattern."""
+    """Journal lines (of a unit, since, priority) or a log file's, optionally matching a
+    pattern."""
     if file and unit:
         raise ToolError("give either unit (journal) or file, not both")
     if file:

@@ -19,7 +19,7 @@ RecordType = Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "PTR", "SRV
 
 
 @tool(READ_ONLY, title="Network status",
-      output=shape("host", "problems", "interfaces", "routes", "listening", "nameservers"))
+      output=shape("interfaces", "routes", "listening", "nameservers"))
 def get_network_status(call: Call, host: Host,
                        format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """Interfaces, addresses, routes, listening sockets and resolvers."""
@@ -35,12 +35,11 @@ def get_network_status(call: Call, host: Host,
 
 
 @tool(READ_ONLY, title="Check a port",
-      output=shape("host", "port", "protocol", "listening", "sockets"))
+      output=shape("port", "protocol", "listening", "sockets"))
 def check_port(call: Call, host: Host, port: Annotated[int, Field(ge=1, le=65535)],
                protocol: Literal["tcp", "udp"] = "tcp",
                format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Is anything listening on this port on the host (its own sockets)? Not a
-    connection test."""
+    """Is anything listening on this port on the host? Not a connection test."""
     out = checked(call, host, call.target(host).run(
         argv("port_sockets", protocol=protocol, port=port)))
     rows = parsers.listening(out.stdout, protocol)
@@ -49,14 +48,13 @@ def check_port(call: Call, host: Host, port: Annotated[int, Field(ge=1, le=65535
 
 
 @tool(READ_ONLY, title="DNS lookup",
-      output=shape("host", "name", "record_type", "system_resolver", "dns"))
+      output=shape("name", "record_type", "system_resolver", "dns"))
 def dns_lookup(call: Call, host: Host,
                name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:][A-Za-z0-9._:-]{0,252}$",
                                           description="Name or address")],
                record_type: RecordType = "A",
                format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Resolve a name as the host does (getent, DNS): only names its policy lists, since
-    a lookup could carry data out."""
+    """Resolve a name as the host does (getent, DNS); only names its policy lists."""
     outs = call.target(host).batch({"getent": argv("resolve", name=name),
                                     "dns": argv("dns", record_type=record_type, name=name)})
     for out in outs.values():

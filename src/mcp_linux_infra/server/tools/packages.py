@@ -16,9 +16,9 @@ from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
 @tool(READ_ONLY, title="Pending updates",
-      output=shape("host", "upgradable", "security", "packages"))
+      output=shape("upgradable", "security", "packages"))
 def check_updates(call: Call, host: Host, format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """Pending apt upgrades, security ones flagged, as of the host's last apt update."""
+    """Pending apt upgrades, security ones flagged."""
     out = checked(call, host, call.target(host).run(argv("upgradable")))
     if out.exit_code == 128 + signal.SIGXFSZ:
         raise ToolError(f"apt was killed on {host.name} by the wrapper's no-write limit "

@@ -16,7 +16,7 @@ from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
 @tool(READ_ONLY, title="Top processes",
-      output=shape("host", "total", "processes"))
+      output=shape("total", "processes"))
 def get_top_processes(call: Call, host: Host,
                       sort_by: Literal["cpu", "memory"] = "cpu",
                       limit: Annotated[int, Field(ge=1, le=200)] = 15,

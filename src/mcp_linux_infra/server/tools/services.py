@@ -27,12 +27,12 @@ def unit_batch(unit: str, log_lines: int) -> dict[str, list[str]]:
 
 
 @tool(READ_ONLY, title="Service status",
-      output=shape("host", "service", "active", "verdict", "properties"))
+      output=shape("service", "active", "verdict", "properties"))
 def get_service_status(call: Call, host: Host, service: Unit,
                        log_lines: Annotated[int, Field(ge=0, le=200)] = 20,
                        format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
-    """A systemd unit's state, since when, main PID, restarts and latest journal lines;
-    also to verify a fix."""
+    """A systemd unit's state, since when, restarts and latest journal lines; verifies a
+    fix."""
     outs = call.target(host).batch(unit_batch(service, log_lines))
     props = (parsers.show(checked(call, host, outs["show"]).stdout) or [{}])[0]
     if props.get("LoadState") == "not-found":
