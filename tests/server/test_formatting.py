@@ -20,7 +20,7 @@ async def test_formats(estate):
         _, again, text = await call(client, "list_hosts", check=False, format="text")
         _, _, summary = await call(client, "list_hosts", check=False)
     assert structured == again == as_json
-    assert summary.startswith("hosts: 2, groups: 1 keys") and "format=toon" in summary
+    assert summary.startswith("hosts: 2, groups(web=2)") and "format=toon" in summary
     assert toon_format.loads(toon_text) == as_json
     assert len(toon_text) < 0.8 * len(json.dumps(as_json))
     assert text.splitlines()[:2] == ["hosts:", "  name    groups  address    port"]

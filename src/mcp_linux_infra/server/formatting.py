@@ -49,21 +49,29 @@ def as_text(data: Any, indent: str = "") -> str:
 
 
 SUMMARY_CELL = 60  # longer values are left to the structured content
+SUMMARY_MAX = 400
+SUMMARY_INLINE = 4  # a mapping of at most this many keys is shown inline
 MORE = " (data in structured content; format=toon or text repeats it as text)"
 
 
-def summary(data: dict) -> str:
-    """One line that says what the result holds: short values, and counts of lists and
-    mappings; the data itself is in the structured content."""
+def _brief(data: dict, nested: bool = False) -> list[str]:
     parts = []
     for key, value in data.items():
         if isinstance(value, list):
             parts.append(f"{key}: {len(value)}")
         elif isinstance(value, dict):
-            parts.append(f"{key}: {len(value)} keys")
-        elif value is not None and len(cell := _cell(value)) <= SUMMARY_CELL and "\n" not in cell:
+            inner = _brief(value, True) if not nested and 0 < len(value) <= SUMMARY_INLINE else None
+            parts.append(f"{key}({', '.join(inner)})" if inner else f"{key}: {len(value)} keys")
+        elif 0 < len(cell := _cell(value)) <= SUMMARY_CELL and "\n" not in cell:
             parts.append(f"{key}={cell}")
-    return ", ".join(parts) + MORE
+    return parts
+
+
+def summary(data: dict) -> str:
+    """One line that says what the result holds: short values, and counts of lists and
+    mappings (one level down); the data itself is in the structured content."""
+    line = ", ".join(_brief(data))
+    return (line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…") + MORE
 
 
 def render(data: dict, fmt: Format = DEFAULT_FORMAT,
