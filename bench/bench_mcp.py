@@ -140,14 +140,14 @@ async def measure(tmp: Path, env: dict, settings: Settings, n: int, hosts: int) 
         rows.append(("warm", "run_diagnostic uptime", median_ms(warm_mcp),
                      "ssh ControlMaster uptime", median_ms(warm_ssh), "<= 1.0"))
 
-        diag = await atimed(lambda: tool("diagnose_system", target=first.name, checks=SIX), n)
+        diag = await atimed(lambda: tool("diagnose_system", host=first.name, checks=SIX), n)
         rows.append(("batch", "diagnose_system, 6 checks", median_ms(diag),
                      "run_diagnostic uptime", median_ms(warm_mcp), "<= 1.5"))
 
-        await tool("diagnose_system", target=PREFIX, checks=["load"])  # connect to every host
-        one = await atimed(lambda: tool("diagnose_system", target=first.name,
+        await tool("diagnose_system", host=PREFIX, checks=["load"])  # connect to every host
+        one = await atimed(lambda: tool("diagnose_system", host=first.name,
                                         checks=["load"]), n)
-        many = await atimed(lambda: tool("diagnose_system", target=PREFIX, checks=["load"]), n)
+        many = await atimed(lambda: tool("diagnose_system", host=PREFIX, checks=["load"]), n)
         rows.append(("fanout", f"diagnose_system(load), {hosts} hosts", median_ms(many),
                      "the same, 1 host", median_ms(one), "<= 2.0"))
 
@@ -159,10 +159,12 @@ async def measure(tmp: Path, env: dict, settings: Settings, n: int, hosts: int) 
                      f"diagnose_system(load), {hosts} hosts", median_ms(many), ">= 10"))
 
         for name, args in [("get_top_processes", {"host": first.name, "limit": 50}),
-                           ("list_hosts", {}), ("list_command_plugins", {"host": first.name}),
-                           ("search_commands", {"host": first.name, "query": "-"}),
-                           ("diagnose_system", {"target": PREFIX, "checks": ["load"]})]:
-            as_json = (await tool(name, format="json", **args)).content[0].text
+                           ("list_hosts", {}),
+                           ("command_catalog", {"host": first.name, "mode": "plugins"}),
+                           ("command_catalog", {"host": first.name, "mode": "search",
+                                                "query": "-"}),
+                           ("diagnose_system", {"host": PREFIX, "checks": ["load"]})]:
+            as_json = json.dumps((await tool(name, **args)).structured_content)
             as_toon = (await tool(name, format="toon", **args)).content[0].text
             rows.append(("toon", f"TOON bytes, {name}", len(as_toon.encode()), "JSON bytes",
                          len(as_json.encode()), "<= 0.6"))

@@ -53,7 +53,7 @@ async def tool(client: Client, name: str, refused: bool = False, **args) -> dict
     if result.is_error:
         console.print(f"[yellow]refused:[/] {text}")
         return text
-    return result.structured_content or json.loads(text)
+    return result.structured_content
 
 
 def show_json(data: object, title: str) -> None:
@@ -71,7 +71,7 @@ async def session(host: str, env: dict[str, str], mode: str, server_log: Path) -
 async def _conversation(client: Client, host: str, env: dict[str, str]) -> None:
     step("1. diagnose", "The model asks for the host's health: one SSH round trip, "
                         "read-only, through the target's whitelist.")
-    report = await tool(client, "diagnose_system", target=host,
+    report = await tool(client, "diagnose_system", host=host,
                         checks=["failed_units", "services", "errors"])
     findings = report["reports"][0]["findings"]
     for f in findings:
@@ -124,7 +124,7 @@ async def _conversation(client: Client, host: str, env: dict[str, str]) -> None:
     await tool(client, "execute_pra_action", refused=True, proposal_id=pid)
 
     step("6. verify", "Read-only again: is the service up?")
-    verified = await tool(client, "verify_service", host=host, service="lab-app",
+    verified = await tool(client, "get_service_status", host=host, service="lab-app",
                           log_lines=2)
     console.print(f"  {verified['verdict']} since {verified['since']}")
     if not verified["active"]:

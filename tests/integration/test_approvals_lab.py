@@ -51,7 +51,7 @@ async def test_diagnose_propose_approve_execute_verify(deployed, env, mode):
     assert deployed.root_ok("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/app/"
                             ) == "502"
     async with Client(server(env), mode=mode) as client:
-        report = await ok(client, "diagnose_system", target=host,
+        report = await ok(client, "diagnose_system", host=host,
                           checks=["services", "failed_units"])
         assert "key service lab-app.service is inactive (dead)" in [
             f["message"] for f in report["reports"][0]["findings"]]
@@ -70,7 +70,7 @@ async def test_diagnose_propose_approve_execute_verify(deployed, env, mode):
         done = await ok(client, "execute_pra_action", proposal_id=pid)
         assert (done["state"], done["outcome"]) == ("succeeded", "changed"), json.dumps(done)
         assert "works once" in await refused(client, "execute_pra_action", proposal_id=pid)
-        verified = await ok(client, "verify_service", host=host, service="lab-app")
+        verified = await ok(client, "get_service_status", host=host, service="lab-app")
         assert verified["active"] is True
         got = await ok(client, "get_proposal", proposal_id=pid)
     assert deployed.root_ok("curl -s http://127.0.0.1/app/") == "lab-app OK\n"

@@ -58,7 +58,7 @@ async def test_stdio_server_diagnoses_the_lab(deployed, fleet, mode):
         assert not failed, text
         assert [(h["name"], h["reachable"]) for h in hosts["hosts"]] == [
             (n, n != "down-5") for n in sorted(names)]
-        failed, report, text = await tool(client, "diagnose_system", target=host)
+        failed, report, text = await tool(client, "diagnose_system", host=host)
         assert not failed, text
         assert report["summary"]["degraded"] == [host]
         first = report["reports"][0]
@@ -76,8 +76,8 @@ async def test_stdio_server_diagnoses_the_lab(deployed, fleet, mode):
                                         lines=20)
         assert not failed and any("cannot read configuration" in e["message"]
                                   for e in page["entries"]), text
-        failed, plugins, text = await tool(client, "list_command_plugins", host=host,
-                                           format="json")
+        failed, plugins, text = await tool(client, "command_catalog", host=host,
+                                           mode="plugins")
         assert not failed and "systemd" in [p["plugin"] for p in plugins["plugins"]], text
     audit = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
     trace = [r["trace"] for r in audit if r.get("tool") == "run_diagnostic"][-1]
@@ -99,8 +99,8 @@ async def test_faults_the_server_survives(deployed, fleet):
         failed, _, text = await tool(client, "run_diagnostic", host=host, command="uptime")
         assert failed and f"{host}: SSH handshake" in text, text
         await anyio.sleep(5)
-        failed, _, text = await tool(client, "run_diagnostic", host=host, command="uptime")
-        assert not failed and "load average" in text, text  # recovered, same server
+        failed, out, text = await tool(client, "run_diagnostic", host=host, command="uptime")
+        assert not failed and "load average" in out["stdout"], text  # recovered, same server
         # a command past the client deadline: `vmstat 1 8` takes 7 s, the deadline is 4 s
         began = time.monotonic()
         failed, _, text = await tool(client, "run_diagnostic", host=host, command="vmstat 1 8")
@@ -112,7 +112,7 @@ async def test_faults_the_server_survives(deployed, fleet):
         assert not failed and big["truncated"] is True, text
         assert len(big["stdout"].encode()) <= 262144 + 1
         # one host of five down: the other four still answer
-        failed, report, text = await tool(client, "diagnose_system", target="fleet",
+        failed, report, text = await tool(client, "diagnose_system", host="fleet",
                                           checks=["load", "failed_units"])
         assert not failed, text
         assert report["summary"]["unreachable"] == ["down-5"]

@@ -59,7 +59,7 @@ async def test_this_server_diagnoses_the_previous_target_and_proposes_nothing_th
     host = previous.host
     params = StdioServerParameters(command=CLI, args=["serve"], env=env, cwd=str(tmp_path))
     async with Client(params, mode="legacy") as client:
-        report = await ok(client, "diagnose_system", target=host,
+        report = await ok(client, "diagnose_system", host=host,
                           checks=["services", "failed_units", "disk", "memory"])
         assert report["reports"][0]["host"] == host
         actions = await ok(client, "list_pra_actions", host=host)

@@ -135,7 +135,7 @@ async def test_one_of_two_is_refused_two_of_two_runs(team, server_env):
         assert "2 of 2 approvals" in second.stderr
         done = await ok(client, "execute_pra_action", proposal_id=pid)
         assert (done["state"], done["outcome"]) == ("succeeded", "changed"), json.dumps(done)
-        verified = await ok(client, "verify_service", host=lab.host, service=UNIT)
+        verified = await ok(client, "get_service_status", host=lab.host, service=UNIT)
         assert verified["active"] is True
         got = await ok(client, "get_proposal", proposal_id=pid)
     assert got["result"]["principals"] == ["alice", "bob"]

@@ -59,7 +59,7 @@ def fleet(hosts: int, checks: list[str], faults: bool) -> dict:
         reports.append(diagnose_host(call, host, checks, "-1h"))
     summary = {"hosts": len(reports), **{s: [r["host"] for r in reports if r["status"] == s]
                                          for s in ("healthy", "degraded", "unreachable")}}
-    return {"target": "web", "checks": checks, "summary": summary, "reports": reports}
+    return {"host": "web", "checks": checks, "summary": summary, "reports": reports}
 
 
 @pytest.mark.parametrize("hosts", [1, 2, 5, 20])

@@ -1,5 +1,6 @@
-"""Results as the model asks for them (server/formatting.py): json (also structured), toon
-that decodes to the JSON result in fewer bytes, text."""
+"""Results as the model asks for them (server/formatting.py): always the structured content;
+as text a one-line summary (json), toon that decodes to the structured result in fewer
+bytes, or aligned text."""
 
 import json
 
@@ -16,8 +17,10 @@ async def test_formats(estate):
     async with Client(estate().server()) as client:
         as_json = await data(client, "list_hosts", check=False)
         _, structured, toon_text = await call(client, "list_hosts", check=False, format="toon")
-        _, _, text = await call(client, "list_hosts", check=False, format="text")
-    assert structured is None
+        _, again, text = await call(client, "list_hosts", check=False, format="text")
+        _, _, summary = await call(client, "list_hosts", check=False)
+    assert structured == again == as_json
+    assert summary.startswith("hosts: 2, groups(web=2)") and "format=toon" in summary
     assert toon_format.loads(toon_text) == as_json
     assert len(toon_text) < 0.8 * len(json.dumps(as_json))
     assert text.splitlines()[:2] == ["hosts:", "  name    groups  address    port"]
@@ -34,10 +37,11 @@ def _values(data) -> int:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("tool", "args"), [
-    pytest.param("diagnose_system", {"target": "web", "checks": ["load"]}, id="diagnose-load"),
-    pytest.param("diagnose_system", {"target": "web-01"}, id="diagnose-one-host"),
-    pytest.param("list_command_plugins", {"host": "web-01"}, id="plugins"),
-    pytest.param("search_commands", {"host": "web-01", "query": "-"}, id="search"),
+    pytest.param("diagnose_system", {"host": "web", "checks": ["load"]}, id="diagnose-load"),
+    pytest.param("diagnose_system", {"host": "web-01"}, id="diagnose-one-host"),
+    pytest.param("command_catalog", {"host": "web-01"}, id="plugins"),
+    pytest.param("command_catalog", {"host": "web-01", "mode": "search", "query": "-"},
+                 id="search"),
 ])
 async def test_toon_carries_what_json_does(estate, tool, args):
     """The TOON text decodes to the JSON result (diagnose_system's through its by-check view,
@@ -49,6 +53,6 @@ async def test_toon_carries_what_json_does(estate, tool, args):
         _, _, toon_text = await call(client, tool, format="toon", **args)
     decoded = toon_format.loads(toon_text)
     assert (restore(decoded) if tool == "diagnose_system" else decoded) == as_json
-    if tool != "diagnose_system":
+    if tool == "command_catalog":
         assert _values(as_json) > 0.6 * len(json.dumps(as_json))
         assert len(toon_text.encode()) < 1.1 * _values(as_json)

@@ -14,4 +14,4 @@ async def test_resources_and_prompt(estate, mode):
         policy = await client.read_resource("linux-infra://hosts/web-01/policy")
         assert "_effective" in json.loads(policy.contents[0].text)
         prompt = await client.get_prompt("triage", {"host": "web-01", "symptom": "slow"})
-        assert "diagnose_system(target='web-01')" in prompt.messages[0].content.text
+        assert "diagnose_system(host='web-01')" in prompt.messages[0].content.text

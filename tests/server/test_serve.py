@@ -24,8 +24,8 @@ async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
                                    cwd=str(tmp_path))
     async with Client(params, mode=mode) as client:
         tools = (await client.list_tools()).tools
-        assert len(tools) == 26  # 20 read-only, 6 for actions
-        result = await client.call_tool("diagnose_system", {"target": "web"})
+        assert len(tools) == 19  # 14 read-only, 5 for actions
+        result = await client.call_tool("diagnose_system", {"host": "web"})
         report = result.structured_content
         assert report["summary"]["degraded"] == ["web-01", "web-02"]
         refused = await client.call_tool("run_diagnostic", {"host": "web-01",

@@ -24,7 +24,7 @@ async def test_inventory_changes_are_picked_up_without_a_restart(estate):
         port = e.hosts["web-01"].port
         inventory.write_text(inventory.read_text()
                              + f"[db]\ndb-01 ansible_host=127.0.0.1 ansible_port={port}\n")
-        hosts = await data(client, "list_hosts", target="db")
+        hosts = await data(client, "list_hosts", host="db")
         assert [(h["name"], h["reachable"]) for h in hosts["hosts"]] == [("db-01", True)]
         assert hosts["groups"] == {"db": 1, "web": 2}
 

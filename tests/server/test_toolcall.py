@@ -57,4 +57,4 @@ def test_a_tool_takes_its_call_first():
     def no_call(host: str) -> None:
         """Not a tool: it would get no call state."""
     with pytest.raises(TypeError, match="must take `call: Call` first"):
-        tool(READ_ONLY)(no_call)
+        tool(READ_ONLY, title="No call")(no_call)

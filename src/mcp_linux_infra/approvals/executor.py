@@ -113,7 +113,7 @@ def _not_executable(proposal: Proposal) -> NotExecutable:
     }
     done = (f"proposal {p.id} was already executed: {p.state} ({p.note or ''}); "
             "an approval works once")
-    done_hint = "verify the result (verify_service), or propose again"
+    done_hint = "verify the result (get_service_status), or propose again"
     message, hint = messages.get(p.state, (done, done_hint))
     return NotExecutable(message, hint=hint)
 

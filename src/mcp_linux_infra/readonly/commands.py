@@ -75,7 +75,7 @@ _JOURNAL_LINES = ("-o", "short-iso", "-q", "--no-hostname")
 JOURNAL_FIELDS = ("MESSAGE", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT", "UNIT", "PRIORITY")
 
 COMMANDS: Mapping[str, Command] = MappingProxyType({
-    # services (get_service_status, verify_service, diagnose_system's services and failed units)
+    # services (get_service_status, diagnose_system's services and failed units)
     "unit_state": _command("systemctl", "show", f"--property={SERVICE_PROPERTIES}",
                            Each("units")),
     "unit_log": _command("journalctl", "-u", "{unit}", "-n", "{lines}", *_JOURNAL_LINES),

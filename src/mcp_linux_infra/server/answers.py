@@ -37,8 +37,8 @@ _REMEDY = {
     "destination_not_allowed": "the read tier reaches, and resolves, only names and addresses "
     "the host's policy lists (the inventory's hosts, loopback, and the site's "
     "mcp_infra_network_destinations); resolvers and servers cannot be chosen",
-    "option_required": "the option that is missing names allow-listed fields; explain_command "
-    "shows them",
+    "option_required": "the option that is missing names allow-listed fields; command_catalog "
+    "(mode=explain) shows them",
     "bad_value": "a value is outside what this host's policy allows for it (the detail says "
     "what is allowed): change the value, e.g. a simpler pattern or listed field names",
     **dict.fromkeys(("control_char", "unicode_format_char", "non_printable_char"),
@@ -51,8 +51,9 @@ def refusal_text(call: Call, host: Host, out: Outcome) -> str:
     """Why the target refused a tool's command, and what would change it."""
     r = out.refusal
     remedy = _REMEDY.get(r.reason, (
-        f"this host's policy does not allow what {call.tool} needs; explain_command shows the "
-        "target's reasoning, and an operator can enable it through the inventory "
+        f"this host's policy does not allow what {call.tool} needs; "
+        "command_catalog(mode=explain) shows the target's reasoning, and an operator can "
+        "enable it through the inventory "
         "(mcp_infra_readonly_plugins / mcp_infra_readonly_extra_commands)"))
     return f"{host.name} refused `{out.command}`: {r.reason} ({r.detail}). {remedy[0].upper()}{remedy[1:]}."
 

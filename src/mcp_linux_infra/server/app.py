@@ -8,6 +8,7 @@ from mcp.server import MCPServer
 
 from mcp_linux_infra import __version__
 from mcp_linux_infra.server import resources, tools
+from mcp_linux_infra.server.schemas import compact
 from mcp_linux_infra.server.state import AppState, Runtime, StateFactory
 
 INSTRUCTIONS = """\
@@ -15,9 +16,14 @@ Diagnostics of Linux hosts over SSH, and fixes that a human approves. Every host
 its own whitelist: a command outside it is refused by the host, with the reason and similar
 allowed forms. Start with list_hosts, then diagnose_system on a host or group. There is no
 shell: one command per run_diagnostic call, no pipes or redirections. The read-only tools
-change nothing. To fix something: list_pra_actions(host), propose_pra_action (with your
-evidence as the rationale), then a human approves it outside this server; only then does
-execute_pra_action run it, once; verify_service confirms the result."""
+change nothing. `host` is an inventory host name (a group too where the tool says so).
+Results: the data is the structured content (format=json, the default: the text is a
+one-line summary); format=toon (compact) or text (aligned) also puts the data in the text,
+for a client that shows you only text. Times are ISO 8601 UTC. command_catalog tells what
+a host allows and why it refused something. To fix something: list_pra_actions(host),
+propose_pra_action (with your evidence as the rationale), then a human approves it outside
+this server; only then does execute_pra_action run it, once; get_service_status confirms
+the result."""
 
 
 def build_server(open_state: StateFactory, runtime: Runtime | None = None,
@@ -42,6 +48,9 @@ def build_server(open_state: StateFactory, runtime: Runtime | None = None,
                     lifespan=lifespan, **server_kwargs)
     for module in tools.MODULES:
         for fn in tools.tools_of(module):
-            mcp.tool(annotations=fn.tool_annotations)(fn)
+            mcp.add_tool(fn, title=fn.tool_title, annotations=fn.tool_annotations)
+            registered = mcp._tool_manager.get_tool(fn.__name__)
+            registered.parameters = compact(registered.parameters)
+            registered.fn_metadata.output_schema = fn.tool_output
     resources.register(mcp, runtime)
     return mcp

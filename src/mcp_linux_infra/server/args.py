@@ -1,7 +1,7 @@
-"""The tools' argument types, as MCP clients see them (JSON schema from pydantic), in one
-place; and the one check a tool makes itself, of free text kept for a person (`screened`).
-What a host accepts as a value is the host's own decision: a type here only bounds a value
-and says what it is."""
+"""The tools' argument types, as MCP clients see them (JSON schema from pydantic), each
+defined once here and shared by every tool that takes it; and the one check a tool makes
+itself, of free text kept for a person (`screened`). What a host accepts as a value is the
+host's own decision: a type here only bounds a value and says what it is."""
 
 from typing import Annotated, Literal
 
@@ -10,31 +10,29 @@ from pydantic import Field
 from mcp_linux_infra.display import free_text_refusal, unprintable
 from mcp_linux_infra.server.refused import Refused
 
-HostArg = Annotated[str, Field(min_length=1, max_length=253,
-                               description="An inventory host name (list_hosts shows them)")]
-TargetArg = Annotated[str, Field(min_length=1, max_length=253,
-                                 description="An inventory host or group name")]
+_NAME = {"min_length": 1, "max_length": 253}
+# An inventory host: the instructions say so once; a group is said where it is allowed.
+HostArg = Annotated[str, Field(**_NAME)]
+GroupArg = Annotated[str, Field(**_NAME, description="Inventory host or group")]
 CommandArg = Annotated[str, Field(min_length=1, max_length=4096,
-                                  description="A command line, e.g. `ss -tlnp` (no shell: "
-                                              "pipes, redirections and `;` do not work)")]
+                                  description="One command line, no shell (no pipes, `;`)")]
 Format = Literal["json", "toon", "text"]
-FormatArg = Annotated[Format, Field(
-    description="json (also returned as structured content), toon (compact for tables, "
-                "fewer tokens) or text (aligned, for reading)")]
+# One default for every tool; the instructions (app.INSTRUCTIONS) say what each form sends.
+DEFAULT_FORMAT: Format = "json"
+FormatArg = Annotated[Format, Field(description="toon, text: data also as text")]
 Since = Annotated[str, Field(pattern=r"^[A-Za-z0-9 :.,+@_/-]{1,64}$",
-                             description="journalctl time: `-1h`, `today`, "
-                                         "`2024-05-01 10:00`")]
+                             description="e.g. -1h, today")]
 # Where a tool puts a value as a command's operand, the value is the client's to shape: one
 # printable word that cannot be read as an option (no control character, no leading '-').
 # Which values a host accepts there is the host's own check (its policy's value types), and
 # its refusal reaches the model as a ToolError with the reason.
 OPERAND = r"^[^\x00-\x1f\x7f-][^\x00-\x1f\x7f]*$"
 Unit = Annotated[str, Field(min_length=1, max_length=255, pattern=OPERAND,
-                            description="systemd unit, e.g. nginx or nginx.service")]
+                            description="systemd unit")]
 Container = Annotated[str, Field(min_length=1, max_length=128, pattern=OPERAND)]
-Lines = Annotated[int, Field(ge=1, le=2000, description="Most lines to return")]
+Lines = Annotated[int, Field(ge=1, le=2000, description="Most lines")]
 ABSOLUTE_PATH = r"^/[^\x00-\x1f]{0,4095}$"
-CheckName = Literal["load", "memory", "disk", "failed_units", "services", "ports", "errors"]
+Path = Annotated[str, Field(pattern=ABSOLUTE_PATH, description="Absolute path")]
 ContainerRuntime = Literal["docker", "podman"]
 
 

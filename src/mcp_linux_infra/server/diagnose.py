@@ -9,6 +9,7 @@ from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.readonly.protocol import Outcome
 from mcp_linux_infra.server import journal_groups, parsers
 from mcp_linux_infra.server.answers import problem, record_refusal
+from mcp_linux_infra.server.times import systemd
 from mcp_linux_infra.server.toolcall import Call
 
 THRESHOLDS = {
@@ -84,7 +85,8 @@ def _services(outs: dict[str, Outcome], findings: Findings) -> list:
     for block in parsers.show(outs["services"].stdout):
         row = {"unit": block.get("Id"), "load": block.get("LoadState"),
                "active": block.get("ActiveState"), "sub": block.get("SubState"),
-               "enabled": block.get("UnitFileState"), "since": block.get("ActiveEnterTimestamp"),
+               "enabled": block.get("UnitFileState"),
+               "since": systemd(block.get("ActiveEnterTimestamp")),
                "restarts": block.get("NRestarts")}
         rows.append(row)
         if row["load"] == "not-found":

@@ -1,4 +1,6 @@
-"""Results as the model asked for them: json (also structured), toon (fewer tokens), text."""
+"""Results sent once: the data as structured content (checked by clients against the tool's
+output schema), and as text either a one-line summary (json, the default) or the same data
+for a model that reads only text (toon: fewer tokens; text: aligned for a person)."""
 
 import json
 from collections.abc import Callable
@@ -7,7 +9,7 @@ from typing import Any
 import toon_format
 from mcp.types import CallToolResult, TextContent
 
-from mcp_linux_infra.server.args import Format
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, Format
 
 
 def _cell(value: Any) -> str:
@@ -46,14 +48,41 @@ def as_text(data: Any, indent: str = "") -> str:
     return indent + _cell(data)
 
 
-def render(data: dict, fmt: Format = "json",
+SUMMARY_CELL = 60  # longer values are left to the structured content
+SUMMARY_MAX = 400
+SUMMARY_INLINE = 4  # a mapping of at most this many keys is shown inline
+MORE = " (data in structured content; format=toon or text repeats it as text)"
+
+
+def _brief(data: dict, nested: bool = False) -> list[str]:
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            parts.append(f"{key}: {len(value)}")
+        elif isinstance(value, dict):
+            inner = _brief(value, True) if not nested and 0 < len(value) <= SUMMARY_INLINE else None
+            parts.append(f"{key}({', '.join(inner)})" if inner else f"{key}: {len(value)} keys")
+        elif 0 < len(cell := _cell(value)) <= SUMMARY_CELL and "\n" not in cell:
+            parts.append(f"{key}={cell}")
+    return parts
+
+
+def summary(data: dict) -> str:
+    """One line that says what the result holds: short values, and counts of lists and
+    mappings (one level down); the data itself is in the structured content."""
+    line = ", ".join(_brief(data))
+    return (line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…") + MORE
+
+
+def render(data: dict, fmt: Format = DEFAULT_FORMAT,
            toon_view: Callable[[dict], dict] | None = None) -> CallToolResult:
     """`toon_view` reshapes the data for TOON only, where nesting would keep TOON from
     printing tables; it must come with an exact inverse (see diagnose_view)."""
     if fmt == "toon":
-        view = toon_view(data) if toon_view else data
-        return CallToolResult(content=[TextContent(type="text", text=toon_format.dumps(view))])
-    if fmt == "text":
-        return CallToolResult(content=[TextContent(type="text", text=as_text(data))])
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(data))],
+        text = toon_format.dumps(toon_view(data) if toon_view else data)
+    elif fmt == "text":
+        text = as_text(data)
+    else:
+        text = summary(data)
+    return CallToolResult(content=[TextContent(type="text", text=text)],
                           structured_content=data)

@@ -11,12 +11,12 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from mcp_linux_infra.server.risk import analyze
+from mcp_linux_infra.server.times import iso
 from mcp_linux_infra.target_names import PROGRAM_DIRS
 
 _SCHEMA = """
@@ -33,11 +33,6 @@ CREATE TABLE IF NOT EXISTS refusals (
 );
 CREATE INDEX IF NOT EXISTS refusals_command ON refusals (command);
 """
-
-
-def iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(
-        timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ skipped, never fatal, because the raw output is one tool call away (run_diagnost
 
 import json
 import re
-from datetime import UTC, datetime
+
+from mcp_linux_infra.server.times import iso, offset_time
 
 PSEUDO_FS = frozenset({"tmpfs", "devtmpfs", "squashfs", "ramfs", "efivarfs", "proc", "sysfs",
                        "devpts", "cgroup", "cgroup2", "autofs", "mqueue", "debugfs", "tracefs"})
@@ -115,7 +116,7 @@ def journal(text: str) -> list[dict]:
     for line in text.splitlines():
         match = _JOURNAL.match(line)
         if match:
-            rows.append({"time": match.group(1), "source": match.group(2),
+            rows.append({"time": offset_time(match.group(1)), "source": match.group(2),
                          "pid": int(match.group(3)) if match.group(3) else None,
                          "message": match.group(4)})
         elif line.strip() and not line.startswith("-- "):
@@ -143,10 +144,9 @@ def _journal_time(value: object) -> str | None:
     if not text or not text.isdigit():
         return None
     try:
-        at = datetime.fromtimestamp(int(text) / 1_000_000, UTC)
+        return iso(int(text) / 1_000_000)
     except (OverflowError, OSError, ValueError):
         return None
-    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def journal_json(text: str) -> list[dict]:

@@ -12,8 +12,8 @@ import difflib
 from mcp_linux_infra.server.risk import analyze
 
 OLDER_WRAPPER = ("this host's wrapper is older than this client: its policy answer lists each "
-                 "command's forms, not its plugin, description and options; search_commands "
-                 "finds its commands by name and form")
+                 "command's forms, not its plugin, description and options; command_catalog "
+                 "(mode=search) finds its commands by name and form")
 
 
 def _effective(policy: dict) -> dict[str, dict]:

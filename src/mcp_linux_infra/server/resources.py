@@ -50,7 +50,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         return [UserMessage(
             f"Host {host} reports: {symptom}.\n"
             "Triage it read-only, step by step:\n"
-            f"1. diagnose_system(target='{host}') and read the findings, worst first.\n"
+            f"1. diagnose_system(host='{host}') and read the findings, worst first.\n"
             "2. For each failed or inactive service: get_service_status, then fetch_logs "
             "for its unit (since the failure).\n"
             "3. Resources: get_top_processes for load or memory findings; disk findings: "
@@ -59,4 +59,5 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             "5. Conclude with the likely cause and the evidence. If one of the host's "
             "actions (list_pra_actions) fixes it, propose it with propose_pra_action and "
             "your evidence as the rationale; a human approves it, then execute_pra_action "
-            "and verify. Never claim you changed anything that was not executed.")]
+            "and verify with get_service_status. Never claim you changed anything that was "
+            "not executed.")]

@@ -2,7 +2,7 @@
 read, follow, page, reach the network, write, signal, execute or change user.
 
 Advice only: the target's policy decides. This is what learning suggestions and
-analyze_command use to say whether a refused command is worth an operator's time.
+command_catalog(mode=risk) use to say whether a refused command is worth an operator's time.
 """
 
 import json

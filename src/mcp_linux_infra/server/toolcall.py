@@ -30,14 +30,12 @@ from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.ssh.errors import SSHError
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                            open_world_hint=True)
-LOCAL_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                             open_world_hint=False)
-PROPOSES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                           open_world_hint=True)
-EXECUTES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
-                           open_world_hint=True)
+# Only the hints that differ from the protocol's defaults (not read-only, destructive, not
+# idempotent, open world): a read-only tool's destructive and idempotent hints mean nothing.
+READ_ONLY = ToolAnnotations(read_only_hint=True)
+LOCAL_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+PROPOSES = ToolAnnotations(read_only_hint=False, destructive_hint=False)
+EXECUTES = ToolAnnotations(read_only_hint=False, destructive_hint=True)
 
 
 @dataclass
@@ -73,7 +71,8 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
     began = time.monotonic()
     outcome, error, refused = "ok", None, False
     try:
-        resolved = {name: call.host(arguments[name]) for name in hosts}
+        resolved = {name: call.host(arguments[name]) for name in hosts
+                    if arguments.get(name) is not None}
         return fn(call, **{**arguments, **resolved})
     except Refused as exc:
         outcome, error, refused = "error", str(exc), True
@@ -103,10 +102,13 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
                               duration_ms=int(took * 1000))
 
 
-def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make `fn(call: Call, ...)` a tool. The client sees fn's other parameters, where one
-    annotated `Host` is an inventory host name (HostArg) that fn receives resolved; the call
-    state comes from the session (the SDK's Context, which the client never sees)."""
+def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | None = None
+         ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make `fn(call: Call, ...)` a tool, titled `title`, whose structured result has the
+    schema `output` (schemas.shape). The client sees fn's other parameters, where one
+    annotated `Host` (or `Host | None`) is an inventory host name (HostArg) that fn receives
+    resolved; the call state comes from the session (the SDK's Context, which the client
+    never sees)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -114,9 +116,9 @@ def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callabl
         first, *params = signature.parameters.values()
         if hints.get(first.name) is not Call:
             raise TypeError(f"tool {fn.__name__} must take `call: Call` first")
-        hosts = [p.name for p in params if hints[p.name] is Host]
-        public = [p.replace(annotation=HostArg if p.name in hosts else hints[p.name])
-                  for p in params]
+        hosts = [p.name for p in params if hints[p.name] in (Host, Host | None)]
+        public = [p.replace(annotation=(HostArg if hints[p.name] is Host else HostArg | None)
+                            if p.name in hosts else hints[p.name]) for p in params]
         public.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY,
                                         annotation=Context))
 
@@ -130,7 +132,9 @@ def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., Any]], Callabl
         wrapper.__signature__ = signature.replace(parameters=public)
         wrapper.__annotations__ = {p.name: p.annotation for p in public} | (
             {"return": hints["return"]} if "return" in hints else {})
-        wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+        wrapper.__doc__ = " ".join((fn.__doc__ or "").split())  # one line: the description
         wrapper.tool_annotations = annotations
+        wrapper.tool_title = title
+        wrapper.tool_output = output
         return wrapper
     return decorate

@@ -4,7 +4,7 @@ deploys their key lines to a lab target with `restart_service` needing two appro
 user verification and the console's origin pinned; the model proposes through the MCP server;
 operator A approves in the browser, and the target refuses the envelope with "1 of 2
 approvals"; operator B approves; the server executes, the target runs the action and
-`verify_service` confirms.
+`get_service_status` confirms.
 
 Its own one-target lab (prefix `itb`, a port the OS says is free); `lab down` on the way out."""
 from __future__ import annotations
@@ -82,7 +82,7 @@ async def flow(lab, console, alice, bob) -> None:
         assert approve(bob, console, pid) == "approved"
         done = await ok(client, "execute_pra_action", proposal_id=pid)
         assert (done["state"], done["outcome"]) == ("succeeded", "changed"), json.dumps(done)
-        verified = await ok(client, "verify_service", host=lab.host, service="lab-app")
+        verified = await ok(client, "get_service_status", host=lab.host, service="lab-app")
         assert verified["active"] is True
     assert lab.root_ok("curl -s http://127.0.0.1/app/") == "lab-app OK\n"
     logged = [json.loads(line) for line in lab.root_ok(

@@ -5,6 +5,7 @@ key."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,7 @@ async def test_annotations_and_no_tool_that_approves(action_estate, mode):
     assert execute.destructive_hint is True and execute.read_only_hint is False
     assert tools["propose_pra_action"].annotations.read_only_hint is False
     assert tools["propose_pra_action"].annotations.destructive_hint is False
-    for name in ("list_pra_actions", "get_proposal", "list_proposals", "verify_service"):
+    for name in ("list_pra_actions", "get_proposal", "list_proposals", "get_service_status"):
         assert tools[name].annotations.read_only_hint is True, name
     for tool in tools.values():
         words = json.dumps(tool.input_schema).lower() + tool.name
@@ -78,6 +79,10 @@ async def test_propose_approve_execute_and_every_refusal(action_estate, mode):
             ("approval_added", "pending"), ("approved", "approved"),
             ("executing", "executing"), ("succeeded", "succeeded")]
         assert got["result"]["outcome"] == "changed" and "signature" not in got
+        times = [got["created_at"], got["updated_at"], got["not_after"], got["sent_at"],
+                 *(h["at"] for h in got["history"]),
+                 *(a["at"] for a in got["approvals"]["records"])]
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times), times
         assert "BEGIN SSH SIGNATURE" not in json.dumps(got)
         assert got["approvals"]["summary"] == "1 of 1 approvals"
         assert got["approvals"]["approved_by"] == ["alice"]
@@ -245,11 +250,14 @@ _PROBE = textwrap.dedent("""
                      ("propose_pra_action", {{"host": "{host}", "action": "touch_file",
                       "params": {{"file": sys.argv[2]}}, "rationale": "probe the tools"}}),
                      ("list_proposals", {{}})]
-            for name, args in calls:
-                texts.append((await client.call_tool(name, args)).content[0].text)
-            pid = json.loads(texts[-2])["proposal_id"]
+            async def sent(name, args):
+                result = await client.call_tool(name, args)
+                texts.extend([result.content[0].text, json.dumps(result.structured_content)])
+                return result.structured_content
+            answers = {{name: await sent(name, args) for name, args in calls}}
+            pid = answers["propose_pra_action"]["proposal_id"]
             for name in ("get_proposal", "execute_pra_action"):
-                texts.append((await client.call_tool(name, {{"proposal_id": pid}})).content[0].text)
+                await sent(name, {{"proposal_id": pid}})
     anyio.run(main)
     print(json.dumps({{"opened": opened, "texts": texts, "modules": sorted(sys.modules)}}))
 """)

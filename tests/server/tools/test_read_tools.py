@@ -11,7 +11,7 @@ from mcp_support import data, refused
 async def test_diagnose_a_group_one_batch_per_host(estate, mode):
     e = estate()
     async with Client(e.server(), mode=mode) as client:
-        report = await data(client, "diagnose_system", target="web")
+        report = await data(client, "diagnose_system", host="web")
     assert report["summary"] == {"hosts": 2, "healthy": [], "degraded": ["web-01", "web-02"],
                                  "unreachable": []}
     first = report["reports"][0]
@@ -52,7 +52,7 @@ async def test_one_host_down_the_others_answer_and_the_server_lives(estate, mode
     e = estate(["web-01", "web-02", "web-03"])
     e.hosts["web-02"].stop()
     async with Client(e.server(), mode=mode) as client:
-        report = await data(client, "diagnose_system", target="web", checks=["load"])
+        report = await data(client, "diagnose_system", host="web", checks=["load"])
         assert report["summary"]["unreachable"] == ["web-02"]
         assert report["summary"]["degraded"] == ["web-01", "web-03"]
         down = report["reports"][1]

@@ -1,6 +1,6 @@
 """The action tools: list a host's PRA actions (its *plan de reprise d'activité*, the
 disaster-recovery plan its remediation actions belong to), propose one, follow it, execute
-it once enough operators approved it, verify the result. No tool approves: only operators
+it once enough operators approved it (get_service_status verifies the result). No tool approves: only operators
 can, each with their own key (`mcp-linux-infra approvals approve --as NAME`, or the approval
 console), and the target checks every signature and the number of distinct operators itself.
 """
@@ -8,7 +8,6 @@ console), and the target checks every signature and the number of distinct opera
 from typing import Annotated, Any, Literal
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -17,18 +16,15 @@ from mcp_linux_infra.approvals.executor import Executor
 from mcp_linux_infra.approvals.preview import preview
 from mcp_linux_infra.approvals.store import STATES, Proposal
 from mcp_linux_infra.console_links import proposal_url
-from mcp_linux_infra.display import FREE_TEXT_RULE
 from mcp_linux_infra.inventory import Host
-from mcp_linux_infra.server import parsers
-from mcp_linux_infra.server.answers import checked
-from mcp_linux_infra.server.args import FormatArg, Unit, screened
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg, screened
 from mcp_linux_infra.server.formatting import render
 from mcp_linux_infra.server.refused import Refused
+from mcp_linux_infra.server.schemas import shape
+from mcp_linux_infra.server.times import iso, isoed
 from mcp_linux_infra.server.toolcall import EXECUTES, LOCAL_ONLY, PROPOSES, READ_ONLY, Call, tool
-from mcp_linux_infra.server.tools.services import unit_batch
 
-ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$",
-                                  description="A proposal id, e.g. p1a2b3c4d")]
+ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$")]
 State = Literal[STATES]
 STEPS = ("check", "run", "verify")
 
@@ -52,7 +48,7 @@ def _actor(call: Call) -> str:
 
 def _summary(p: Proposal) -> dict[str, Any]:
     return {"id": p.id, "state": p.state, "host": p.host, "action": p.action,
-            "params": p.params, "created_at": p.created_at, "not_after": p.not_after,
+            "params": p.params, "created_at": iso(p.created_at), "not_after": iso(p.not_after),
             "approvals": p.count(), "note": p.note}
 
 
@@ -71,7 +67,7 @@ def _steps(result: dict | None) -> dict[str, Any] | None:
 
 def _next_step(p: Proposal, link: str) -> str:
     unit = p.params.get("unit")
-    check = (f"verify_service(host='{p.host}', service='{unit}')" if unit
+    check = (f"get_service_status(host='{p.host}', service='{unit}')" if unit
              else "the read-only tools")
     missing = p.required - len(p.approvals)
     who = "an operator" if missing == 1 else f"{missing} more distinct operators"
@@ -81,7 +77,7 @@ def _next_step(p: Proposal, link: str) -> str:
                    "host, action, params, your rationale and the preview); tell the user "
                    f"where. Then call execute_pra_action(proposal_id='{p.id}').",
         "approved": f"Approved ({p.count()}: {', '.join(p.principals)}) until "
-                    f"{p.not_after} (Unix time): call "
+                    f"{iso(p.not_after)}: call "
                     f"execute_pra_action(proposal_id='{p.id}').",
         "executing": f"Call execute_pra_action(proposal_id='{p.id}') again to learn the "
                      "outcome (the target never runs an approval twice).",
@@ -92,11 +88,12 @@ def _next_step(p: Proposal, link: str) -> str:
     }.get(p.state, "Nothing more can happen to this proposal; propose again if needed.")
 
 
-@tool(READ_ONLY)
-def list_pra_actions(call: Call, host: Host, format: FormatArg = "json") -> CallToolResult:
-    """The remediation actions this host offers (its own catalog, as its action tier
-    lists it): name, description, parameters and their allowed values, who it runs as.
-    An action runs only after a human approved it: see propose_pra_action."""
+@tool(READ_ONLY, title="List remediation actions",
+      output=shape("max_approval_window_s", "actions"))
+def list_pra_actions(call: Call, host: Host,
+                     format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """The fixes a host offers and their allowed parameters; each runs only after human
+    approval."""
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     actions = [{"name": name, "description": a.get("description"),
                 "params": {p: spec.get("values") for p, spec in
@@ -106,23 +103,21 @@ def list_pra_actions(call: Call, host: Host, format: FormatArg = "json") -> Call
                    "actions": actions}, format)
 
 
-@tool(PROPOSES)
+@tool(PROPOSES, title="Propose a remediation",
+      output=shape("proposal_id", "state", "approvals", "next_step"))
 def propose_pra_action(
     call: Call,
     host: Host,
     action: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$",
-                                 description="An action name from list_pra_actions")],
+                                 description="From list_pra_actions")],
     params: Annotated[dict[str, str], Field(
-        description="The action's parameters, e.g. {\"unit\": \"nginx\"}; exactly those "
-                    "list_pra_actions shows, with one of their allowed values")],
+        description="Those list_pra_actions shows, e.g. {\"unit\": \"nginx\"}")],
     rationale: Annotated[str, Field(min_length=10, max_length=2000, description=(
-        "Why: the evidence from your diagnosis, for the human who approves; "
-        f"{FREE_TEXT_RULE} (anything else is refused, with the reason)"))],
+        "Your evidence, for the human who approves: one printable line"))],
+    format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """Propose a remediation action for a human to approve. It is checked against the
-    host's own catalog and, where a read-only equivalent of the action's check exists,
-    previewed through the read-only tier. Nothing runs now: the answer is a proposal id
-    and the operator's next step. No tool can approve it."""
+    """Propose a fix for a human to approve; nothing runs. Gives a proposal id and the
+    next step."""
     _require_scope("propose")
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
@@ -141,41 +136,42 @@ def propose_pra_action(
     return render({"proposal_id": p.id, "state": p.state, "host": p.host,
                    "action": p.action, "params": p.params, "preview": shown,
                    "approvals": _approvals(p), "console_url": link,
-                   "next_step": _next_step(p, link)})
+                   "next_step": _next_step(p, link)}, format)
 
 
-@tool(LOCAL_ONLY)
-def get_proposal(call: Call, proposal_id: ProposalId) -> CallToolResult:
-    """One proposal: its state, params, rationale, preview, approval window, the
-    target's full result once executed, and every change of state so far."""
+@tool(LOCAL_ONLY, title="Get a proposal",
+      output=shape("id", "state", "approvals", "history", "next_step"))
+def get_proposal(call: Call, proposal_id: ProposalId,
+                 format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """A proposal: state, approvals, preview, result, history."""
     call.state.approvals.expire_due()
     p = call.state.approvals.get(proposal_id)
-    data = p.public()
-    data["approvals"] = dict(_approvals(p), records=p.approvals)
+    data = isoed(p.public())
+    data["approvals"] = dict(_approvals(p), records=[isoed(a) for a in p.approvals])
     del data["approvals_count"]
-    data["history"] = call.state.approvals.history(p.id)
+    data["history"] = [isoed(h) for h in call.state.approvals.history(p.id)]
     data["console_url"] = link = _link(call, p)
     data["next_step"] = _next_step(p, link)
-    return render(data)
+    return render(data, format)
 
 
-@tool(LOCAL_ONLY)
+@tool(LOCAL_ONLY, title="List proposals", output=shape("count", "proposals"))
 def list_proposals(call: Call, state: State | None = None,
-                   host: Annotated[str | None, Field(max_length=253)] = None,
+                   host: Annotated[str | None, Field(max_length=253,
+                                                     description="Inventory host")] = None,
                    limit: Annotated[int, Field(ge=1, le=500)] = 50,
-                   format: FormatArg = "json") -> CallToolResult:
+                   format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """Proposals, newest first, optionally of one state or host."""
     call.state.approvals.expire_due()
     rows = [_summary(p) for p in call.state.approvals.find(state, host, limit)]
     return render({"count": len(rows), "proposals": rows}, format)
 
 
-@tool(EXECUTES)
-def execute_pra_action(call: Call, proposal_id: ProposalId) -> CallToolResult:
-    """Execute an APPROVED proposal inside its approval window: the operator's signed
-    approval goes to the host, which verifies it and runs check -> run -> verify. An
-    approval works once. Refused while pending, after a rejection, after expiry, once
-    executed, and by the host if anything differs from what the operator signed."""
+@tool(EXECUTES, title="Execute an approved remediation",
+      output=shape("proposal_id", "state", "outcome", "next_step"))
+def execute_pra_action(call: Call, proposal_id: ProposalId,
+                       format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Run an APPROVED proposal once, inside its window; refused otherwise."""
     _require_scope("execute")
     p = call.state.approvals.get(proposal_id)
     executor = Executor(call.state.approvals, call.state.pool, _actor(call),
@@ -185,26 +181,5 @@ def execute_pra_action(call: Call, proposal_id: ProposalId) -> CallToolResult:
     return render({"proposal_id": p.id, "state": p.state, "host": p.host,
                    "action": p.action, "params": p.params,
                    "outcome": result.get("outcome"), "note": p.note,
-                   "steps": _steps(result), "next_step": _next_step(p, _link(call, p))})
-
-
-@tool(READ_ONLY)
-def verify_service(call: Call, host: Host, service: Unit,
-                   log_lines: Annotated[int, Field(ge=0, le=100)] = 10) -> CallToolResult:
-    """Is this service running now? Its state, since when, its main process, restarts,
-    and its latest journal lines, in one round trip (read-only)."""
-    outs = call.target(host).batch(unit_batch(service, log_lines))
-    props = (parsers.show(checked(call, host, outs["show"]).stdout) or [{}])[0]
-    if props.get("LoadState") == "not-found":
-        raise ToolError(f"{host.name} has no unit {service!r}")
-    data = {"host": host.name, "service": props.get("Id", service),
-            "active": props.get("ActiveState") == "active",
-            "verdict": f"{props.get('Id', service)} is {props.get('ActiveState')} "
-                       f"({props.get('SubState')})",
-            "since": props.get("ActiveEnterTimestamp"), "main_pid": props.get("MainPID"),
-            "restarts": props.get("NRestarts"), "enabled": props.get("UnitFileState"),
-            "result": props.get("Result")}
-    if log_lines:
-        log = outs["log"]
-        data["log"] = parsers.journal(log.stdout) if log.status == "ok" else []
-    return render(data)
+                   "steps": _steps(result), "next_step": _next_step(p, _link(call, p))},
+                  format)

@@ -6,37 +6,34 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_linux_infra.server.answers import fan_out
-from mcp_linux_infra.server.args import FormatArg, Since, TargetArg
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg, GroupArg, Since
 from mcp_linux_infra.server.diagnose import CHECKS, diagnose_host
 from mcp_linux_infra.server.diagnose_view import by_check
 from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 CheckName = Literal[tuple(CHECKS)]
 
 
-@tool(READ_ONLY)
+@tool(READ_ONLY, title="Diagnose hosts",
+      output=shape("summary", "reports"))
 def diagnose_system(
     call: Call,
-    target: TargetArg,
-    checks: Annotated[list[CheckName] | None, Field(
-        description="Checks to run (default: all)")] = None,
+    host: GroupArg,
+    checks: Annotated[list[CheckName] | None, Field(description="Default: all")] = None,
     since: Since = "-1h",
-    format: FormatArg = "json",
+    format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """Health of a host or of every host in a group: load, memory, disk, failed units,
-    key services, listening ports and recent journal errors, with findings ranked by
-    severity. One request per host; hosts are checked in parallel and one host down
-    never hides the others. In toon the same data comes by check: tables of hosts,
-    findings and problems, then each check's results by host (a row per host where
-    the result is flat, as load and memory are)."""
+    """First look at a host or group: load, memory, disk, failed units, services, ports,
+    journal errors; findings by severity."""
     names = list(dict.fromkeys(checks or CHECKS))
-    hosts = call.hosts(target)
+    hosts = call.hosts(host)
     results = fan_out(call, hosts, lambda h: diagnose_host(call, h, names, since))
     reports = []
-    for host, result in results:
+    for one, result in results:
         if "error" in result:
-            reports.append({"host": host.name, "status": "unreachable",
+            reports.append({"host": one.name, "status": "unreachable",
                             "error": result["error"]})
         else:
             reports.append(result)
@@ -44,5 +41,5 @@ def diagnose_system(
                "healthy": [r["host"] for r in reports if r["status"] == "healthy"],
                "degraded": [r["host"] for r in reports if r["status"] == "degraded"],
                "unreachable": [r["host"] for r in reports if r["status"] == "unreachable"]}
-    return render({"target": target, "checks": names, "summary": summary,
+    return render({"host": host, "checks": names, "summary": summary,
                    "reports": reports}, format, toon_view=by_check)

@@ -8,22 +8,20 @@ from pydantic import Field
 
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.server.answers import fan_out
-from mcp_linux_infra.server.args import FormatArg
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg, GroupArg
 from mcp_linux_infra.server.formatting import render
 from mcp_linux_infra.server.resources import host_row
+from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
-@tool(READ_ONLY)
-def list_hosts(call: Call,
-               target: Annotated[str, Field(min_length=1, max_length=253, description=(
-                   "A group or host (default: every host)"))] = "all",
-               check: Annotated[bool, Field(description=(
-                   "Contact each host: reachability, wrapper version, policy hash"))] = True,
-               format: FormatArg = "toon") -> CallToolResult:
-    """The inventory's hosts and groups, and whether each host answers (all contacted
-    in parallel)."""
-    hosts = call.hosts(target)
+@tool(READ_ONLY, title="List hosts", output=shape("hosts", "groups"))
+def list_hosts(call: Call, host: GroupArg = "all",
+               check: Annotated[bool, Field(description="Contact each host")] = True,
+               format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Start here: the inventory's hosts (of a group) and groups; with check, whether
+    each answers."""
+    hosts = call.hosts(host)
     rows = [host_row(h) for h in hosts]
     if check:
         def probe(host: Host) -> dict:

@@ -10,34 +10,29 @@ from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked, ran
-from mcp_linux_infra.server.args import ABSOLUTE_PATH, FormatArg, Lines, Since, Unit
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg, Lines, Path, Since, Unit
 from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 Priority = Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
 
-@tool(READ_ONLY)
+@tool(READ_ONLY, title="Fetch logs",
+      output=shape("count", "entries"))
 def fetch_logs(
     call: Call, host: Host,
-    unit: Annotated[Unit | None, Field(description="Journal of this unit")] = None,
-    file: Annotated[str | None, Field(
-        pattern=ABSOLUTE_PATH,
-        description="A log file instead of the journal (must be under the target's "
-                    "allowed roots, e.g. /var/log/nginx/error.log)")] = None,
+    unit: Unit | None = None,
+    file: Annotated[Path | None, Field(description="A log file instead of the journal")] = None,
     lines: Lines = 100,
-    since: Annotated[Since | None, Field(description="Journal only")] = None,
-    pattern: Annotated[str | None, Field(
-        min_length=1, max_length=512,
-        description="Keep matching lines (regex; the target refuses nested or large "
-                    "counted repetition, backreferences and, for the journal, PCRE "
-                    "lookaround)")] = None,
-    priority: Annotated[Priority | None,
-                        Field(description="Journal only: this priority and worse")] = None,
-    format: FormatArg = "json",
+    since: Since | None = None,
+    pattern: Annotated[str | None, Field(min_length=1, max_length=512,
+                                         description="Regex: keep matching lines")] = None,
+    priority: Annotated[Priority | None, Field(description="And worse")] = None,
+    format: FormatArg = DEFAULT_FORMAT,
 ) -> CallToolResult:
-    """Recent log lines from the journal (optionally one unit, a time range, a
-    priority) or from a log file, optionally filtered by a pattern."""
+    """Journal lines (of a unit, since, priority) or a log file's, optionally matching a
+    pattern."""
     if file and unit:
         raise ToolError("give either unit (journal) or file, not both")
     if file:

@@ -9,18 +9,20 @@ from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked, problem, ran, record_refusal, refusal_text
-from mcp_linux_infra.server.args import FormatArg
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg
 from mcp_linux_infra.server.formatting import render
 from mcp_linux_infra.server.refused import Refused
+from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 RecordType = Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME", "SOA", "PTR", "SRV", "CAA"]
 
 
-@tool(READ_ONLY)
-def get_network_status(call: Call, host: Host, format: FormatArg = "json") -> CallToolResult:
-    """Interfaces and addresses, routes, listening sockets and resolvers, in one round
-    trip."""
+@tool(READ_ONLY, title="Network status",
+      output=shape("interfaces", "routes", "listening", "nameservers"))
+def get_network_status(call: Call, host: Host,
+                       format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Interfaces, addresses, routes, listening sockets and resolvers."""
     outs = call.target(host).batch({
         "addresses": argv("addresses"), "routes": argv("routes"), "routes6": argv("routes6"),
         "listening": argv("listening"), "resolv": argv("resolv_conf")})
@@ -32,12 +34,12 @@ def get_network_status(call: Call, host: Host, format: FormatArg = "json") -> Ca
         "nameservers": parsers.nameservers(outs["resolv"].stdout)}, format)
 
 
-@tool(READ_ONLY)
+@tool(READ_ONLY, title="Check a port",
+      output=shape("port", "protocol", "listening", "sockets"))
 def check_port(call: Call, host: Host, port: Annotated[int, Field(ge=1, le=65535)],
                protocol: Literal["tcp", "udp"] = "tcp",
-               format: FormatArg = "json") -> CallToolResult:
-    """Is anything listening on this port on the host (its own sockets, as `ss` sees
-    them)? Connecting out to other hosts is not offered by the default policy."""
+               format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Is anything listening on this port on the host? Not a connection test."""
     out = checked(call, host, call.target(host).run(
         argv("port_sockets", protocol=protocol, port=port)))
     rows = parsers.listening(out.stdout, protocol)
@@ -45,19 +47,14 @@ def check_port(call: Call, host: Host, port: Annotated[int, Field(ge=1, le=65535
                    "listening": bool(rows), "sockets": rows}, format)
 
 
-@tool(READ_ONLY)
+@tool(READ_ONLY, title="DNS lookup",
+      output=shape("name", "record_type", "system_resolver", "dns"))
 def dns_lookup(call: Call, host: Host,
-               name: Annotated[str, Field(
-                   pattern=r"^[A-Za-z0-9._:][A-Za-z0-9._:-]{0,252}$",
-                   description="Name (or address) to resolve: one the host's policy "
-                               "lists (the inventory's hosts, loopback, the site's "
-                               "mcp_infra_network_destinations)")],
+               name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:][A-Za-z0-9._:-]{0,252}$",
+                                          description="Name or address")],
                record_type: RecordType = "A",
-               format: FormatArg = "json") -> CallToolResult:
-    """Resolve a name as the host sees it: its system resolver (getent, /etc/hosts
-    included) and, where installed, the DNS itself (host), always through the host's
-    own resolver. Only names and addresses the host's policy lists can be looked up:
-    a lookup carries its name to DNS servers, so it could carry data out."""
+               format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Resolve a name as the host does (getent, DNS); only names its policy lists."""
     outs = call.target(host).batch({"getent": argv("resolve", name=name),
                                     "dns": argv("dns", record_type=record_type, name=name)})
     for out in outs.values():

@@ -9,15 +9,16 @@ from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.commands import argv
 from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked, ran
-from mcp_linux_infra.server.args import FormatArg
+from mcp_linux_infra.server.args import DEFAULT_FORMAT, FormatArg
 from mcp_linux_infra.server.formatting import render
+from mcp_linux_infra.server.schemas import shape
 from mcp_linux_infra.server.toolcall import READ_ONLY, Call, tool
 
 
-@tool(READ_ONLY)
-def check_updates(call: Call, host: Host, format: FormatArg = "toon") -> CallToolResult:
-    """Packages with a pending upgrade (apt), security updates flagged. The package
-    lists are as fresh as the host's last `apt update`."""
+@tool(READ_ONLY, title="Pending updates",
+      output=shape("upgradable", "security", "packages"))
+def check_updates(call: Call, host: Host, format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
+    """Pending apt upgrades, security ones flagged."""
     out = checked(call, host, call.target(host).run(argv("upgradable")))
     if out.exit_code == 128 + signal.SIGXFSZ:
         raise ToolError(f"apt was killed on {host.name} by the wrapper's no-write limit "
