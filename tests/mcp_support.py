@@ -27,6 +27,7 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.tokens import add_token
 
 OUTPUTS = Path(__file__).parent / "data" / "target_outputs.json"
 
@@ -149,6 +150,14 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
                   reader_sessions=0)  # a channel per request: the fake sees each one
     config.update(settings)
     return Estate(Settings(**config), hosts, root, misses, [])
+
+
+def tokens_file(path: Path, tokens: dict[str, tuple]) -> dict[str, str]:
+    """A tokens file at `path` as `tokens new` writes it, of {name: (token, scopes) or
+    (token, scopes, groups)}; the setting that names it."""
+    for name, (token, scopes, *groups) in tokens.items():
+        add_token(path, name, scopes, groups[0] if groups else None, token)
+    return {"LINUX_MCP_TOKENS_FILE": str(path)}
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -1,7 +1,5 @@
-"""`hosts list`, `hosts trust` and `tokens new` against real SSH servers in-process."""
+"""`hosts list` and `hosts trust` against real SSH servers in-process."""
 
-import hashlib
-import json
 
 import pytest
 from ssh_support import FakeSSHD, known_hosts_line, new_key
@@ -48,11 +46,3 @@ def test_trust_asks_and_refuses_a_changed_key(servers, tmp_path, capsys, monkeyp
     assert main(["hosts", "trust", "web-01", "--yes"]) == 1
     assert "differs from the recorded key" in capsys.readouterr().err
     assert main(["hosts", "trust", "nope", "--yes"]) == 2
-
-
-def test_tokens_new_prints_the_token_once_and_its_hash(capsys):
-    assert main(["tokens", "new", "desktop", "--scopes", "read", "propose"]) == 0
-    token, entry = capsys.readouterr().out.splitlines()
-    spec = json.loads(entry)
-    assert spec == {"name": "desktop", "sha256": hashlib.sha256(token.encode()).hexdigest(),
-                    "scopes": ["read", "propose"]}

@@ -7,7 +7,6 @@ console), and the target checks every signature and the number of distinct opera
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -23,7 +22,6 @@ from mcp_linux_infra.server import parsers
 from mcp_linux_infra.server.answers import checked
 from mcp_linux_infra.server.args import FormatArg, Unit, screened
 from mcp_linux_infra.server.formatting import render
-from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.toolcall import EXECUTES, LOCAL_ONLY, PROPOSES, READ_ONLY, Call, tool
 from mcp_linux_infra.server.tools.services import unit_batch
 
@@ -31,15 +29,6 @@ ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$",
                                   description="A proposal id, e.g. p1a2b3c4d")]
 State = Literal[STATES]
 STEPS = ("check", "run", "verify")
-
-
-def _require_scope(scope: str) -> None:
-    """Over HTTP, a token must carry the scope (stdio has no tokens: its user is local)."""
-    token = get_access_token()
-    if token is not None and scope not in token.scopes:
-        raise Refused(f"this client's token lacks the {scope!r} scope; an operator can "
-                      f"issue one with: mcp-linux-infra tokens new NAME --scopes read {scope}",
-                      "missing_scope", "server")
 
 
 def _link(call: Call, p: Proposal) -> str:
@@ -106,7 +95,7 @@ def list_pra_actions(call: Call, host: Host, format: FormatArg = "json") -> Call
                    "actions": actions}, format)
 
 
-@tool(PROPOSES)
+@tool(PROPOSES, scope="propose")
 def propose_pra_action(
     call: Call,
     host: Host,
@@ -123,7 +112,6 @@ def propose_pra_action(
     host's own catalog and, where a read-only equivalent of the action's check exists,
     previewed through the read-only tier. Nothing runs now: the answer is a proposal id
     and the operator's next step. No tool can approve it."""
-    _require_scope("propose")
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     catalog.check_params(action, params)
@@ -149,7 +137,7 @@ def get_proposal(call: Call, proposal_id: ProposalId) -> CallToolResult:
     """One proposal: its state, params, rationale, preview, approval window, the
     target's full result once executed, and every change of state so far."""
     call.state.approvals.expire_due()
-    p = call.state.approvals.get(proposal_id)
+    p = call.proposal(proposal_id)
     data = p.public()
     data["approvals"] = dict(_approvals(p), records=p.approvals)
     del data["approvals_count"]
@@ -166,18 +154,17 @@ def list_proposals(call: Call, state: State | None = None,
                    format: FormatArg = "json") -> CallToolResult:
     """Proposals, newest first, optionally of one state or host."""
     call.state.approvals.expire_due()
-    rows = [_summary(p) for p in call.state.approvals.find(state, host, limit)]
+    rows = [_summary(p) for p in call.proposals(state, host, limit)]
     return render({"count": len(rows), "proposals": rows}, format)
 
 
-@tool(EXECUTES)
+@tool(EXECUTES, scope="execute")
 def execute_pra_action(call: Call, proposal_id: ProposalId) -> CallToolResult:
     """Execute an APPROVED proposal inside its approval window: the operator's signed
     approval goes to the host, which verifies it and runs check -> run -> verify. An
     approval works once. Refused while pending, after a rejection, after expiry, once
     executed, and by the host if anything differs from what the operator signed."""
-    _require_scope("execute")
-    p = call.state.approvals.get(proposal_id)
+    p = call.proposal(proposal_id)
     executor = Executor(call.state.approvals, call.state.pool, _actor(call),
                         answer_floor=call.state.settings.command_timeout)
     p = executor.execute(p.id, call.host(p.host), call.trace)
