@@ -7,7 +7,9 @@ not exist), TLS from a certificate and key, and the one URL printed at start."""
 import datetime
 import ipaddress
 import json
+import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -252,3 +254,31 @@ def test_the_url_is_printed_at_start_without_tokens(estate, tmp_path):
     env = estate().env(LINUX_MCP_TOKENS_FILE=str(tmp_path / "none.json"))
     with serving(env, tmp_path) as (first, base):
         assert first.startswith(f"mcp-linux-infra: serving {base}/mcp (WITHOUT auth")
+
+
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+
+
+def _inspector(url: str, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HOME": str(home), "MCP_CATALOG_PATH": str(home / "mcp.json"),
+           "npm_config_cache": os.path.expanduser("~/.npm")}
+    return subprocess.run(["npx", "-y", INSPECTOR, "--cli", url, "--method", "tools/list",
+                           *extra], env=env, cwd=home, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="the MCP Inspector needs node and npx")
+def test_the_mcp_inspector_cli_with_and_without_a_token(estate, tmp_path):
+    env = estate().env(**tokens_file(tmp_path / "tokens.json", {"r": ("r-token", ["read"])}))
+    home = tmp_path / "inspector"
+    home.mkdir()
+    with serving(env, tmp_path) as (_, base):
+        url = f"{base}/mcp"
+        listed = _inspector(url, home, "--header", "Authorization: Bearer r-token")
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        names = {t["name"] for t in json.loads(listed.stdout)["tools"]}
+        assert "list_hosts" in names and not names & ACTIONS
+        refused = _inspector(url, home, "--stored-auth-only")
+    assert refused.returncode != 0  # asks for a token; no login against nothing
+    assert "auth_required" in refused.stderr and "invalid_token" in refused.stderr
+    assert "auth.invalid" not in refused.stdout + refused.stderr
