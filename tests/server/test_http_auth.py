@@ -30,6 +30,7 @@ from paths_support import CLI
 from mcp_linux_infra.approvals.store import open_approvals
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_SYSTEM
+from mcp_linux_infra.server.learning import LearningStore
 from mcp_linux_infra.tokens import LAST_USED, read_last_used, read_tokens, revoke_token
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -160,6 +161,9 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
     theirs = store.create("db-01", "restart_service", {"unit": "nginx"}, "the db is down",
                           600).id
     store.close()
+    learning = LearningStore(e.settings.state_dir / "learning.sqlite3")
+    learning.record("db-01", "nc -z x 1", "nc", "unknown_command", None, "", None, at=1.0)
+    learning.close()
     with serving(env, tmp_path) as (_, base):
         url = f"{base}/mcp"
         http, client = session(url, "web-token")
@@ -175,7 +179,11 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
                      for pid in (theirs, "p00000000")]
             other.append(await refused(client, "execute_pra_action", proposal_id=theirs))
             listed = await ok(client, "list_proposals", format="json")
+            learned = [await ok(client, "get_learning_stats", format="json"),
+                       await ok(client, "get_learning_suggestions", min_count=1,
+                                min_age_hours=0, format="json")]
         assert listed["count"] == 0
+        assert learned[0]["refusals"] == 0 and "db-01" not in json.dumps(learned)
         for text, name in zip(seen, ("db-01", "db-02", "db")):
             assert f"{name!r} is neither a host nor a group" in text and "db-01" not in \
                 text.replace(f"{name!r}", "")
@@ -187,6 +195,8 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
         async with http, client:
             mine = await ok(client, "get_proposal", proposal_id=theirs)
             hosts = await ok(client, "list_hosts", format="json")
+            assert (await ok(client, "get_learning_stats", format="json"))["by_host"] == {
+                "db-01": 1}
         assert mine["host"] == "db-01" and [h["name"] for h in hosts["hosts"]] == ["db-01"]
 
 

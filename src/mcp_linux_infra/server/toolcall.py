@@ -63,10 +63,14 @@ class Call:
             raise UnknownProposal.of(proposal_id)
         return p
 
+    def seen_hosts(self) -> list[str] | None:
+        """The names of the hosts this caller may see, or None for every host (also those
+        not in the inventory any more, which records may still name)."""
+        return None if self.access.groups is None else list(self.inventory().hosts)
+
     def proposals(self, state: str | None, host: str | None, limit: int) -> list[Proposal]:
         """Newest first, on the hosts this caller sees."""
-        seen = None if self.access.groups is None else list(self.inventory().hosts)
-        return self.state.approvals.find(state, host, limit, hosts=seen)
+        return self.state.approvals.find(state, host, limit, hosts=self.seen_hosts())
 
     def host(self, name: str) -> Host:
         hosts = self.hosts(name)

@@ -74,7 +74,8 @@ def get_learning_suggestions(
 ) -> CallToolResult:
     """Low-risk commands the hosts keep refusing, drafted as an Ansible variables
     snippet an operator may review and add. Nothing is ever applied automatically."""
-    data = suggestions(call.state.learning.refused(min_count, min_age_hours))
+    data = suggestions(call.state.learning.refused(min_count, min_age_hours,
+                                                         hosts=call.seen_hosts()))
     data.update(min_count=min_count, min_age_hours=min_age_hours)
     return render(data, format)
 
@@ -82,4 +83,4 @@ def get_learning_suggestions(
 @tool(LOCAL_ONLY)
 def get_learning_stats(call: Call, format: FormatArg = "json") -> CallToolResult:
     """How many commands were refused, why, on which hosts, and the most frequent."""
-    return render(call.state.learning.stats(), format)
+    return render(call.state.learning.stats(hosts=call.seen_hosts()), format)
