@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from cryptography import x509
@@ -126,8 +127,8 @@ async def test_a_revoke_takes_effect_without_a_restart(estate, tmp_path):
     with serving(env, tmp_path) as (first, base):
         url = f"{base}/mcp"
         assert await tool_names(url, "a-token")
-        done = subprocess.run([CLI, "tokens", "revoke", "a"], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = await anyio.run_process([CLI, "tokens", "revoke", "a"], env=env, cwd=tmp_path,
+                                       check=False)
         assert done.returncode == 0, done.stderr
         with pytest.raises(Exception):  # noqa: B017 - 401 now
             await tool_names(url, "a-token")
