@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import ok, refused, tokens_file
 from net_support import free_port, wait_listening
@@ -176,6 +176,12 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
             assert [h["name"] for h in json.loads(resource.contents[0].text)] == ["web-01"]
             seen = [await refused(client, "diagnose_system", target=name)
                     for name in ("db-01", "db-02", "db")]
+            policies = []
+            for name in ("db-01", "db-02"):
+                with pytest.raises(MCPError) as failed:
+                    await client.read_resource(f"linux-infra://hosts/{name}/policy")
+                policies.append(failed.value.error.message.replace(name, "NAME"))
+            assert policies[0] == policies[1]
             other = [await refused(client, "get_proposal", proposal_id=pid)
                      for pid in (theirs, "p00000000")]
             other.append(await refused(client, "execute_pra_action", proposal_id=theirs))
