@@ -57,7 +57,7 @@ def test_list_and_revoke(home, capsys):
     specs = read_tokens(home / "conf" / "tokens.json")
     write_json(home / "state" / LAST_USED, {specs[0].sha256: "2026-01-02T03:04:05Z"})
     assert main(["tokens", "list", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["tokens"]
     assert [(r["name"], r["scopes"], r["groups"], r["last_used"]) for r in rows] == [
         ("a", ["read", "execute"], None, "2026-01-02T03:04:05Z"),
         ("b", ["metrics"], ["db", "web"], None)]
