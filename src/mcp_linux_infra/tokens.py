@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_serializer
 
 from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_SYSTEM, EXIT_USAGE, UserError
 
@@ -37,8 +37,8 @@ def token_hash(token: str) -> str:
 
 
 def iso(at: datetime) -> str:
-    """ISO 8601 in UTC to the second, as the tokens file has it: 2026-12-05T12:14:03Z."""
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """ISO 8601 in UTC to the second, as the CLI's JSON has times: 2026-12-05T12:14:03+00:00."""
+    return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class TokenSpec(BaseModel):
@@ -51,6 +51,10 @@ class TokenSpec(BaseModel):
     scopes: tuple[Scope, ...] = Field(("read",), min_length=1)
     groups: tuple[str, ...] | None = Field(None, min_length=1)
     created: datetime
+
+    @field_serializer("created")
+    def _created(self, created: datetime) -> str:
+        return iso(created)
 
     def public(self, last_used: str | None) -> dict:
         return {"name": self.name, "scopes": list(self.scopes),

@@ -34,7 +34,7 @@ def test_new_prints_the_token_once_and_stores_its_hash(home, capsys):
     (spec,) = json.loads(path.read_text())
     assert spec["sha256"] == hashlib.sha256(token.encode()).hexdigest()
     assert spec["name"] == "desktop" and spec["scopes"] == ["read", "propose"]
-    assert spec["groups"] is None and spec["created"].endswith("Z")
+    assert spec["groups"] is None and spec["created"].endswith("+00:00")
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -55,16 +55,16 @@ def test_list_and_revoke(home, capsys):
     main(["tokens", "new", "b", "--scopes", "metrics", "--groups", "db,web"])
     capsys.readouterr()
     specs = read_tokens(home / "conf" / "tokens.json")
-    write_json(home / "state" / LAST_USED, {specs[0].sha256: "2026-01-02T03:04:05Z"})
+    write_json(home / "state" / LAST_USED, {specs[0].sha256: "2026-01-02T03:04:05+00:00"})
     assert main(["tokens", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["tokens"]
     assert [(r["name"], r["scopes"], r["groups"], r["last_used"]) for r in rows] == [
-        ("a", ["read", "execute"], None, "2026-01-02T03:04:05Z"),
+        ("a", ["read", "execute"], None, "2026-01-02T03:04:05+00:00"),
         ("b", ["metrics"], ["db", "web"], None)]
     assert "sha256" not in rows[0]
     assert main(["tokens", "list"]) == 0
     table = capsys.readouterr().out
-    assert "2026-01-02T03:04:05Z" in table and "never" in table
+    assert "2026-01-02T03:04:05+00:00" in table and "never" in table
     assert main(["tokens", "revoke", "a"]) == 0
     assert main(["tokens", "revoke", "a"]) == 2
     assert [s.name for s in read_tokens(home / "conf" / "tokens.json")] == ["b"]
