@@ -95,6 +95,7 @@ def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, pra_exec=None
               "known_hosts": tmp_path / "known_hosts", "reader_key": tmp_path / "reader.key",
               "pra_key": tmp_path / "pra.key", "operator_key": keys.dir / "alice",
               "approver": "alice", "state_dir": tmp_path / "state",
+              "tokens_file": tmp_path / "tokens.json",  # absent: no tokens
               "audit_log": tmp_path / "state" / "audit.jsonl", "connect_timeout": 2,
               "command_timeout": 20, "keepalive_interval": 0}
     config.update(settings)

@@ -27,6 +27,7 @@ from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.tokens import add_token
 
 OUTPUTS = Path(__file__).parent / "data" / "target_outputs.json"
 
@@ -144,11 +145,20 @@ def make_estate(tmp_path: Path, names: list[str], extra_outputs: dict | None = N
     config = dict(_env_file=None, inventory=[tmp_path / "inventory.ini"],
                   known_hosts=tmp_path / "known_hosts", reader_key=tmp_path / "reader.key",
                   pra_key=tmp_path / "pra.key", state_dir=tmp_path / "state",
+                  tokens_file=tmp_path / "tokens.json",  # absent: no tokens
                   audit_log=tmp_path / "state" / "audit.jsonl", connect_timeout=2,
                   command_timeout=20, keepalive_interval=0,
                   reader_sessions=0)  # a channel per request: the fake sees each one
     config.update(settings)
     return Estate(Settings(**config), hosts, root, misses, [])
+
+
+def tokens_file(path: Path, tokens: dict[str, tuple]) -> dict[str, str]:
+    """A tokens file at `path` as `tokens new` writes it, of {name: (token, scopes) or
+    (token, scopes, groups)}; the setting that names it."""
+    for name, (token, scopes, *groups) in tokens.items():
+        add_token(path, name, scopes, groups[0] if groups else None, token)
+    return {"LINUX_MCP_TOKENS_FILE": str(path)}
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -161,7 +171,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
                 "LINUX_MCP_READER_KEY": str(s.reader_key), "LINUX_MCP_PRA_KEY": str(s.pra_key),
                 "LINUX_MCP_OPERATOR_KEY": str(s.operator_key),
                 "LINUX_MCP_APPROVER": s.approver, "LINUX_MCP_STATE_DIR": str(s.state_dir),
-                "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2"})
+                "LINUX_MCP_AUDIT_LOG": str(s.audit_log), "LINUX_MCP_CONNECT_TIMEOUT": "2",
+                "LINUX_MCP_TOKENS_FILE": str(s.tokens_file)})
     env.update(extra)
     return env
 

@@ -3,9 +3,9 @@
 import argparse
 import logging
 import os
+import secrets
 import sys
 import traceback
-import typing
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,10 +27,11 @@ from mcp_linux_infra.errors import (
 )
 from mcp_linux_infra.operators import cli as operators_cli
 from mcp_linux_infra.operators.registry import open_registry
-from mcp_linux_infra.settings import Scope, Settings
+from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.settings_sources import Resolved, resolve
 from mcp_linux_infra.ssh.errors import SSHError
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
+from mcp_linux_infra.tokens import GROUP, NAME, SCOPES
 
 # Every value shown is plain text through `display`: nothing from the inventory, a host, a
 # subprocess or an exception is read as markup or reaches the terminal as a control.
@@ -281,23 +282,95 @@ def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tokens_new(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-    import secrets
+    from mcp_linux_infra import tokens
 
-    from mcp_linux_infra.server.http import token_hash
-
+    groups = _known_groups(settings, args.groups) if args.groups else None
     token = secrets.token_urlsafe(32)
-    spec = {"name": args.name, "sha256": token_hash(token), "scopes": args.scopes}
-    console.print(line("token for ", args.name, " (shown once; give it to the client as "
-                       "'Authorization: Bearer TOKEN'):"))
+    tokens.add_token(settings.tokens_file, args.name, args.scopes, groups, token)
+    console.print(line("token ", args.name, " (", ",".join(args.scopes),
+                       f"; groups {','.join(groups)}" if groups else "", ") added to ",
+                       str(settings.tokens_file), "; it is shown once: give it to the client "
+                       "as 'Authorization: Bearer TOKEN'"))
     print(token)
-    console.print(plain("add this entry to the JSON list in LINUX_MCP_HTTP_TOKENS:"))
-    print(json.dumps(spec))
     return 0
 
 
+def _known_groups(settings: Settings, groups: list[str]) -> list[str]:
+    """`groups`, each a group of the inventory, or a usage error naming the closest."""
+    import difflib
+
+    from mcp_linux_infra.inventory import load_inventory
+
+    known = [g for g, members in load_inventory(settings.inventory).groups.items()
+             if members and g not in ("all", "ungrouped")]
+    for group in groups:
+        if group not in known:
+            close = difflib.get_close_matches(group, known, n=1, cutoff=0.6)
+            raise UserError(f"no group {group!r} in the inventory" +
+                            (f"; did you mean {close[0]}?" if close else ""),
+                            hint=f"groups: {', '.join(sorted(known)) or 'none'}")
+    return groups
+
+
+def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra import tokens
+
+    used = tokens.read_last_used(settings.state_dir / tokens.LAST_USED)
+    rows = [s.public(used.get(s.sha256)) for s in tokens.read_tokens(settings.tokens_file) or []]
+    if args.json:
+        cli_json.emit({"tokens": rows})
+        return 0
+    if not rows:
+        console.print(line("no tokens in ", str(settings.tokens_file),
+                           " (make one with: mcp-linux-infra tokens new NAME)"))
+        return 0
+    table = Table(title=line("tokens in ", str(settings.tokens_file)))
+    for col in ("name", "scopes", "groups", "created", "last used"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(plain(row["name"]), plain(",".join(row["scopes"])),
+                      plain(",".join(row["groups"] or ["(every host)"])),
+                      plain(row["created"]), plain(row["last_used"] or "never"))
+    out.print(table)
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra import tokens
+
+    tokens.revoke_token(settings.tokens_file, args.name)
+    console.print(line("revoked ", args.name, ": a running server refuses it from its next "
+                       "request"))
+    return 0
+
+
+def _token_name(text: str) -> str:
+    import re
+
+    if not re.fullmatch(NAME, text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a token name is 1 to 64 of A-Z a-z 0-9 . _ -")
+    return text
+
+
+def _comma_list(choices: tuple[str, ...] | None, pattern: str):
+    """An argument `A,B,C`: each part one of `choices`, or matching `pattern`; no repeats."""
+    import re
+
+    def parse(text: str) -> list[str]:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected A,B,...")
+        for part in parts:
+            if choices is not None and part not in choices:
+                raise argparse.ArgumentTypeError(f"{part!r}: not one of {', '.join(choices)}")
+            if not re.fullmatch(pattern, part):
+                raise argparse.ArgumentTypeError(f"{part!r}: not a valid name")
+        return list(dict.fromkeys(parts))
+    return parse
+
+
 # Settings whose value is a secret, or holds one (a webhook URL is its key): never shown.
-SECRET_SETTINGS = ("http_tokens", "webhooks")
+SECRET_SETTINGS = ("webhooks",)
 
 
 def _shown(name: str, value: object) -> object:
@@ -437,13 +510,26 @@ def build_parser() -> argparse.ArgumentParser:
     operators_cli.add_parser(sub)
     doctor_cli.add_parser(sub)
 
-    tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http"
-                            ).add_subparsers(dest="action", required=True)
-    new = tokens.add_parser("new", help="make a token; print it once, and its hashed entry")
-    new.add_argument("name", help="who uses it, e.g. claude-desktop")
-    new.add_argument("--scopes", nargs="+", choices=typing.get_args(Scope),
-                     default=["read"], help="what the token may do (default: read)")
+    tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http (the "
+                            "tokens file)").add_subparsers(dest="action", required=True)
+    new = tokens.add_parser(
+        "new", help="make a token: add its hash to the tokens file, print the token once")
+    new.add_argument("name", type=_token_name, metavar="NAME",
+                     help="who uses it, unique, e.g. claude-desktop")
+    new.add_argument("--scopes", type=_comma_list(SCOPES, r".+"), default=["read"],
+                     help=f"comma-separated, of {', '.join(SCOPES)} (default: read)")
+    new.add_argument("--groups", type=_comma_list(None, GROUP),
+                     help="limit it to these inventory groups, comma-separated: it sees and "
+                     "touches only their hosts (default: every host)")
     new.set_defaults(func=_tokens_new)
+    listing = tokens.add_parser(
+        "list", help="name, scopes, groups, created and last used of every token")
+    listing.add_argument("--json", action="store_true", help=cli_json.HELP)
+    listing.set_defaults(func=_tokens_list)
+    revoke = tokens.add_parser(
+        "revoke", help="remove a token; a running server refuses it at once")
+    revoke.add_argument("name", help="the token's name (tokens list)")
+    revoke.set_defaults(func=_tokens_revoke)
 
     config = sub.add_parser("config", help="the effective settings and where each came from"
                             ).add_subparsers(dest="action", required=True)

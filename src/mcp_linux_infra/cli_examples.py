@@ -98,7 +98,18 @@ EXAMPLES: dict[str, list[Example]] = {
     "tokens new": [
         ("a read-only token for one client", "mcp-linux-infra tokens new claude-desktop"),
         ("a token that may also propose actions",
-         "mcp-linux-infra tokens new ci --scopes read propose"),
+         "mcp-linux-infra tokens new ci --scopes read,propose"),
+        ("a team's token: only the hosts of its groups",
+         "mcp-linux-infra tokens new web-team --scopes read,propose --groups web,db"),
+        ("for Prometheus: /metrics only", "mcp-linux-infra tokens new prometheus --scopes metrics"),
+    ],
+    "tokens list": [
+        ("every token: scopes, groups, created, last used", "mcp-linux-infra tokens list"),
+        ("the same for a script", "mcp-linux-infra tokens list --json"),
+    ],
+    "tokens revoke": [
+        ("a running server refuses it from its next request",
+         "mcp-linux-infra tokens revoke web-team"),
     ],
     "config show": [
         ("every setting, its value and where it came from", "mcp-linux-infra config show"),

@@ -313,6 +313,14 @@ class Inventory:
         raise UnknownTarget(f"{target!r} is neither a host nor a group in the inventory",
                             hint=f"{hint}list_hosts shows every host and its groups")
 
+    def limited(self, groups: Iterable[str]) -> "Inventory":
+        """Only the hosts of `groups`: a group without any of them is left empty, which
+        `resolve` treats like a group that does not exist."""
+        visible = {name for group in groups for name in self.groups.get(group, ())}
+        return Inventory({n: h for n, h in self.hosts.items() if n in visible},
+                         {g: tuple(n for n in members if n in visible)
+                          for g, members in self.groups.items()})
+
 
 def load_inventory(paths: Iterable[Path]) -> Inventory:
     """Read every inventory source; a missing source is an error only if no source exists."""

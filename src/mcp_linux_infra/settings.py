@@ -21,7 +21,6 @@ from mcp_linux_infra.config_home import home
 from mcp_linux_infra.notify.events import DEFAULT_EVENTS, EVENTS
 from mcp_linux_infra.target_names import ACTION_USER, READER_USER
 
-Scope = Literal["read", "propose", "execute", "metrics"]
 # A target's user name (useradd's rule, shortened): never read as an option or a path.
 _USER = r"^[a-z_][a-z0-9_-]{0,31}$"
 # A systemd unit name as diagnose_system sends it (the target checks it again).
@@ -74,14 +73,6 @@ def parse_ttl(text: str) -> int:
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"not a duration: {text!r} (examples: 900s, 15m, 1h)")
     return int(match.group(1)) * _UNITS[match.group(2)]
-
-class TokenSpec(BaseModel):
-    """A bearer token as stored: only its SHA-256, so the settings file holds no secret."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    scopes: list[Scope] = ["read"]
-
 
 class WebhookSpec(BaseModel):
     """Where a proposal's events are POSTed, in which body, which events (default: all but
@@ -209,8 +200,13 @@ class Settings(BaseSettings):
         [], description="More names clients may use for the HTTP server in Host and Origin "
         "(NAME on the bind port, or NAME:PORT), comma-separated; the bind address itself and, "
         "on loopback, localhost are always allowed")
-    http_tokens: list[TokenSpec] = Field(
-        [], description='Bearer tokens, JSON: [{"name": ..., "sha256": HEX, "scopes": [...]}]')
+    tokens_file: Path = Field(
+        default_factory=lambda: home().config / "tokens.json",
+        description="Bearer tokens of the HTTP transport (hashed), written by `mcp-linux-infra "
+        "tokens new|revoke`; when it exists, every request needs one of its tokens")
+    http_tls_cert: Path | None = Field(None, description="PEM certificate (chain) the HTTP "
+                                       "transport serves HTTPS with")
+    http_tls_key: Path | None = Field(None, description="PEM private key of HTTP_TLS_CERT")
     rate_limit_per_minute: float = Field(120.0, gt=0, description="Sustained requests per token")
     rate_limit_burst: int = Field(30, ge=1, description="Requests a token may send at once")
     audit_log: Path | None = Field(None, description="Audit log, JSON lines (default: "
@@ -369,6 +365,8 @@ class Settings(BaseSettings):
                 not origin_host.endswith("." + self.console_rp_id):
             raise ValueError("LINUX_MCP_CONSOLE_RP_ID must be LINUX_MCP_CONSOLE_ORIGIN's host or a parent domain "
                              "of it (WebAuthn's rule)")
+        if (self.http_tls_cert is None) != (self.http_tls_key is None):
+            raise ValueError("LINUX_MCP_HTTP_TLS_CERT and LINUX_MCP_HTTP_TLS_KEY go together")
         if (self.console_tls_cert is None) != (self.console_tls_key is None):
             raise ValueError("LINUX_MCP_CONSOLE_TLS_CERT and LINUX_MCP_CONSOLE_TLS_KEY go "
                              "together")

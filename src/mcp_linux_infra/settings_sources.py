@@ -34,8 +34,17 @@ def _closest(name: str, valid: list[str]) -> str:
     return f"; did you mean {match[0]}?" if match else ""
 
 
+# Settings that are gone, and what took their place.
+REMOVED = {"http_tokens": "bearer tokens live in the tokens file now (LINUX_MCP_TOKENS_FILE); "
+           "make each with `mcp-linux-infra tokens new NAME` and remove this setting"}
+
+
 def _check_names(names: list[str], valid: list[str], where: str) -> None:
     for name in names:
+        gone = REMOVED.get(name.removeprefix(PREFIX).lower())
+        if gone:
+            raise UserError(f"{name} in {where} is no longer a setting: {gone}",
+                            exit_code=EXIT_CONFIG)
         if name not in valid:
             raise UserError(f"unknown setting {name} in {where}{_closest(name, valid)}",
                             hint="every setting is in .env.example", exit_code=EXIT_CONFIG)

@@ -1,7 +1,6 @@
-"""`hosts list`, `hosts trust` and `tokens new` against real SSH servers in-process; the
-progress of `hosts trust GROUP` on a terminal (a pseudo-terminal), and none without one."""
+"""`hosts list` and `hosts trust` against real SSH servers in-process; the progress of
+`hosts trust GROUP` on a terminal (a pseudo-terminal), and none without one."""
 
-import hashlib
 import json
 import os
 import pty
@@ -54,14 +53,6 @@ def test_trust_asks_and_refuses_a_changed_key(servers, tmp_path, capsys, monkeyp
     assert main(["hosts", "trust", "web-01", "--yes"]) == 1
     assert "differs from the recorded key" in capsys.readouterr().err
     assert main(["hosts", "trust", "nope", "--yes"]) == 2
-
-
-def test_tokens_new_prints_the_token_once_and_its_hash(capsys):
-    assert main(["tokens", "new", "desktop", "--scopes", "read", "propose"]) == 0
-    token, entry = capsys.readouterr().out.splitlines()
-    spec = json.loads(entry)
-    assert spec == {"name": "desktop", "sha256": hashlib.sha256(token.encode()).hexdigest(),
-                    "scopes": ["read", "propose"]}
 
 
 def test_hosts_list_json(servers, capsys):

@@ -48,7 +48,8 @@ def test_the_env_file_holds_settings_only(tmp_path):
     assert keys and set(keys) <= names
     assert "LINUX_MCP_OPERATOR_KEY" not in keys
     settings = Settings(_env_file=ENV)
-    assert settings.http_tokens == [] and str(settings.state_dir) == "/var/lib/mcp-linux-infra"
+    assert str(settings.tokens_file) == "/etc/mcp-linux-infra/tokens.json"
+    assert str(settings.state_dir) == "/var/lib/mcp-linux-infra"
     assert str(settings.keys_dir) == "/etc/mcp-linux-infra/keys"
 
 

@@ -14,13 +14,14 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import make_estate, serve_http
+from mcp_support import make_estate, serve_http, tokens_file
 from net_support import free_port
 from paths_support import CLI
 
 from mcp_linux_infra.errors import EXIT_CONFIG, UserError
-from mcp_linux_infra.server.http import allowed_hosts_origins, auth_kwargs, token_hash
+from mcp_linux_infra.server.http import allowed_hosts_origins, check_bind
 from mcp_linux_infra.settings import Settings
+from mcp_linux_infra.tokens import LiveTokens
 
 TOKEN = "rebind-test-token"
 FOREIGN = "attacker.example"
@@ -80,8 +81,7 @@ def serve(tmp_path):
             require_bind(bind)
             env = estate.env()
             if token:
-                env["LINUX_MCP_HTTP_TOKENS"] = json.dumps(
-                    [{"name": "t", "sha256": token_hash(token), "scopes": ["read"]}])
+                env.update(tokens_file(tmp_path / f"tokens-{bind}.json", {"t": (token, ["read"])}))
             if allowed:
                 env["LINUX_MCP_HTTP_ALLOWED_HOSTS"] = allowed
             address, port = running.enter_context(
@@ -182,10 +182,10 @@ def test_allowed_hosts_setting_refuses_patterns(value):
         Settings(http_allowed_hosts=value)
 
 
-def test_wildcard_bind_needs_names():
-    settings = Settings(http_tokens=[{"name": "t", "sha256": token_hash(TOKEN)}])
+def test_wildcard_bind_needs_names(tmp_path):
+    tokens_file(tmp_path / "tokens.json", {"t": (TOKEN, ["read"])})
     with pytest.raises(UserError, match="wildcard"):
-        auth_kwargs(settings, "0.0.0.0", 8765)
+        check_bind("0.0.0.0", 8765, Settings(), LiveTokens(tmp_path / "tokens.json"))
 
 
 def test_a_bad_name_is_one_clear_line(tmp_path):

@@ -4,21 +4,19 @@ move as the calls did, refusals are counted by reason, nothing the client sends 
 label, and only a token with the `metrics` scope may scrape. Proposals and webhooks are read
 at scrape time: checked on an in-process state, against a real webhook receiver."""
 
-import json
 import re
 
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import refused, serve_http
+from mcp_support import refused, serve_http, tokens_file
 from paths_support import REPO
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from webhook_support import BLOCK, AuditLines, Receiver
 
 from mcp_linux_infra.approvals.store import STATES
-from mcp_linux_infra.server.http import token_hash
 from mcp_linux_infra.server.metrics import BY, OTHER, OUTCOMES, REASONS, TARGET_REASONS, closed
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import WebhookSpec
@@ -41,8 +39,8 @@ def value(scraped: dict, name: str, **labels: str) -> float:
 @pytest.fixture
 def served(estate, tmp_path):
     e = estate()
-    tokens = [{"name": n, "sha256": token_hash(t), "scopes": s} for n, (t, s) in TOKENS.items()]
-    env = e.env(LINUX_MCP_HTTP_TOKENS=json.dumps(tokens), LINUX_MCP_RATE_LIMIT_BURST="100")
+    env = e.env(**tokens_file(tmp_path / "tokens.json", TOKENS),
+                LINUX_MCP_RATE_LIMIT_BURST="100")
     with serve_http(env, tmp_path) as (_, port):
         yield e, f"http://127.0.0.1:{port}"
 
@@ -139,7 +137,7 @@ async def test_calls_refusals_and_hosts_are_counted_with_closed_labels(served):
 
 
 async def _tools(base: str):
-    http, client = model_client(base)
+    http, client = model_client(base, "proposer")
     async with http, client:
         return (await client.list_tools()).tools
 

@@ -8,11 +8,11 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import serve_http
+from mcp_support import serve_http, tokens_file
 from net_support import free_port
 from paths_support import CLI
 
-from mcp_linux_infra.server.http import TokenBucket, token_hash
+from mcp_linux_infra.server.http import TokenBucket
 
 TOKENS = {"reader": ("r3ad-token", ["read"]), "executor": ("x-token", ["execute"])}
 
@@ -40,8 +40,8 @@ async def test_stdio_like_claude_desktop(estate, tmp_path, mode):
 
 @pytest.fixture
 def http_server(estate, tmp_path):
-    tokens = [{"name": n, "sha256": token_hash(t), "scopes": s} for n, (t, s) in TOKENS.items()]
-    env = estate().env(LINUX_MCP_HTTP_TOKENS=json.dumps(tokens), LINUX_MCP_RATE_LIMIT_BURST="40")
+    env = estate().env(**tokens_file(tmp_path / "tokens.json", TOKENS),
+                       LINUX_MCP_RATE_LIMIT_BURST="40")
     with serve_http(env, tmp_path) as (_, port):
         yield f"http://127.0.0.1:{port}/mcp"
 

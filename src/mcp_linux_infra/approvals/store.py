@@ -63,7 +63,10 @@ class Operators(Protocol):
 
 
 class UnknownProposal(UserError):
-    pass
+    @classmethod
+    def of(cls, proposal_id: str) -> "UnknownProposal":
+        return cls(f"no proposal {proposal_id!r}",
+                   hint="list_proposals (or `approvals list`) shows them")
 
 
 class StateConflict(UserError):
@@ -156,18 +159,20 @@ class ApprovalStore:
             row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
                                    (proposal_id,)).fetchone()
             if row is None:
-                raise UnknownProposal(f"no proposal {proposal_id!r}",
-                                      hint="list_proposals (or `approvals list`) shows them")
+                raise UnknownProposal.of(proposal_id)
             return self._proposal(row)
 
     def find(self, state: str | None = None, host: str | None = None,
-             limit: int = 100) -> list[Proposal]:
-        """Newest first."""
+             limit: int = 100, hosts: list[str] | None = None) -> list[Proposal]:
+        """Newest first; only on `hosts` when given."""
         query, args = "SELECT * FROM proposals WHERE 1 = 1", []
         if state:
             query, args = query + " AND state = ?", args + [state]
         if host:
             query, args = query + " AND host = ?", args + [host]
+        if hosts is not None:
+            query = query + " AND host IN (SELECT value FROM json_each(?))"
+            args = args + [json.dumps(hosts)]
         with self._lock:
             rows = self._db.execute(query + " ORDER BY created_at DESC, id LIMIT ?",
                                     (*args, limit)).fetchall()

@@ -7,7 +7,7 @@ import anyio
 from mcp.server import MCPServer
 
 from mcp_linux_infra import __version__
-from mcp_linux_infra.server import resources, tools
+from mcp_linux_infra.server import access, resources, tools
 from mcp_linux_infra.server.schemas import compact
 from mcp_linux_infra.server.state import AppState, Runtime, StateFactory
 
@@ -24,6 +24,20 @@ a host allows and why it refused something. To fix something: list_pra_actions(h
 propose_pra_action (with your evidence as the rationale), then a human approves it outside
 this server; only then does execute_pra_action run it, once; get_service_status confirms
 the result."""
+
+
+class ScopedServer(MCPServer):
+    """tools/list shows a caller only the tools its token's scopes let it call (each
+    tool's scope, declared with the tool, also refuses the call: toolcall._run)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tool_scopes: dict[str, str] = {}
+
+    async def list_tools(self):
+        caller = access.current()
+        return [t for t in await super().list_tools()
+                if caller.allows(self.tool_scopes[t.name])]
 
 
 def build_server(open_state: StateFactory, runtime: Runtime | None = None,
@@ -44,7 +58,7 @@ def build_server(open_state: StateFactory, runtime: Runtime | None = None,
             runtime.state = None
             await anyio.to_thread.run_sync(state.close)
 
-    mcp = MCPServer("mcp-linux-infra", version=__version__, instructions=INSTRUCTIONS,
+    mcp = ScopedServer("mcp-linux-infra", version=__version__, instructions=INSTRUCTIONS,
                     lifespan=lifespan, **server_kwargs)
     for module in tools.MODULES:
         for fn in tools.tools_of(module):
@@ -52,5 +66,6 @@ def build_server(open_state: StateFactory, runtime: Runtime | None = None,
             registered = mcp._tool_manager.get_tool(fn.__name__)
             registered.parameters = compact(registered.parameters)
             registered.fn_metadata.output_schema = fn.tool_output
+            mcp.tool_scopes[fn.__name__] = fn.tool_scope
     resources.register(mcp, runtime)
     return mcp

@@ -1,12 +1,19 @@
-"""Streamable HTTP: bearer tokens stored hashed, scopes, a per-token rate limit, and the
-Host/Origin check against DNS rebinding.
+"""Streamable HTTP: bearer tokens from the tokens file (stored hashed, read again when it
+changes), scopes, a per-token rate limit, TLS, and the Host/Origin check against DNS
+rebinding.
 
-Loopback by default. A non-loopback bind without tokens is refused: anyone who can reach
-the port could otherwise read every host. Scopes: `read` to connect at all (every read-only
-tool); `propose` for propose_pra_action and `execute` for execute_pra_action, which check
-them themselves (server/tools/actions.py); `metrics` to scrape `/metrics` (MetricsEndpoint),
-and nothing else: a scraper's token (Prometheus keeps it in a file on its own host) cannot
-call a tool, and a model's token cannot read the metrics.
+Loopback by default. A non-loopback bind without a tokens file is refused: anyone who can
+reach the port could otherwise read every host. Once the tokens file exists, every request
+needs one of its tokens (an empty file, after the last revoke, admits nobody). Scopes:
+`read` to connect at all; each tool needs the scope declared with it (server/access.py:
+propose_pra_action `propose`, execute_pra_action `execute`), which also hides it from
+tools/list; `metrics` to scrape `/metrics` (MetricsEndpoint), and nothing else: a scraper's
+token (Prometheus keeps it in a file on its own host) cannot call a tool, and a model's
+token cannot read the metrics. A token limited to inventory groups sees only their hosts.
+
+There is no OAuth here: no authorization server, so a 401 is a plain `WWW-Authenticate:
+Bearer` challenge and no protected-resource metadata is published (a client that tries
+OAuth first would otherwise start a login against nothing).
 
 Every request, on every bind and every path, must name this server in its Host header (and
 in its Origin header, when it has one): the exact bind address and port, `localhost` on a
@@ -15,29 +22,27 @@ that rebinds its own name to this address still sends its own name, so it gets 4
 session. This never relies on the SDK's defaults, which cover only some loopback spellings.
 """
 
-import hashlib
-import hmac
 import ipaddress
 import json
 import math
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 
 import anyio
-from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.settings import Settings, TokenSpec, split_allowed_host
+from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_SYSTEM, UserError
+from mcp_linux_infra.server.access import TeamToken
+from mcp_linux_infra.settings import Settings, split_allowed_host
+from mcp_linux_infra.tokens import LastUsed, LiveTokens, token_hash
 
 REQUIRED_SCOPES = ["read"]
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -60,9 +65,9 @@ def is_loopback(host: str) -> bool:
     return bool(addresses) and all(a is not None and a.is_loopback for a in addresses)
 
 
-def endpoint(host: str, port: int) -> str:
+def endpoint(host: str, port: int, tls: bool = False) -> str:
     """The server's URL for a bind."""
-    return f"http://{_name(host)}:{port}/mcp"
+    return f"{'https' if tls else 'http'}://{_name(host)}:{port}/mcp"
 
 
 def _name(host: str) -> str:
@@ -86,7 +91,8 @@ def _forms(name: str, port: int, schemes: tuple[str, ...]) -> tuple[set[str], se
     return hosts, origins
 
 
-def allowed_hosts_origins(host: str, port: int, names: list[str]) -> tuple[list[str], list[str]]:
+def allowed_hosts_origins(host: str, port: int, names: list[str],
+                          tls: bool = False) -> tuple[list[str], list[str]]:
     """Exact Host and Origin values this server accepts: the bind (`host:port`, not a wildcard
     address), `localhost:port` on a loopback bind, and the configured `names` (`NAME` on the
     bind port or `NAME:PORT`; with http and https origins, for a TLS proxy in front)."""
@@ -94,10 +100,11 @@ def allowed_hosts_origins(host: str, port: int, names: list[str]) -> tuple[list[
     origins: set[str] = set()
     address = _ip(host)
     candidates = []
+    own = ("https",) if tls else ("http",)
     if address is None or not address.is_unspecified:
-        candidates.append((_name(host), port, ("http",)))
+        candidates.append((_name(host), port, own))
     if is_loopback(host):
-        candidates.append(("localhost", port, ("http",)))
+        candidates.append(("localhost", port, own))
     for entry in names:
         name, entry_port = split_allowed_host(entry)
         candidates.append((_name(name), entry_port or port, ("http", "https")))
@@ -145,20 +152,21 @@ class HostOriginCheck:
 
 
 class HashedTokenVerifier(TokenVerifier):
-    """Checks a presented token against the stored SHA-256 hashes (constant-time compare)."""
+    """Checks a presented token against the tokens file's SHA-256 hashes as the file is
+    now (constant-time compare), and notes when each was used."""
 
-    def __init__(self, tokens: list[TokenSpec]):
+    def __init__(self, tokens: LiveTokens, last_used: LastUsed | None = None):
         self.tokens = tokens
+        self.last_used = last_used
 
-    async def verify_token(self, token: str) -> AccessToken | None:
-        digest = token_hash(token)
-        match = None
-        for spec in self.tokens:
-            if hmac.compare_digest(digest, spec.sha256):
-                match = spec
+    async def verify_token(self, token: str) -> TeamToken | None:
+        match = self.tokens.find(token_hash(token))
         if match is None:
             return None
-        return AccessToken(token=token, client_id=match.name, scopes=list(match.scopes))
+        if self.last_used is not None:
+            self.last_used.note(match.sha256)
+        return TeamToken(token=token, client_id=match.name, scopes=list(match.scopes),
+                         groups=None if match.groups is None else list(match.groups))
 
 
 def bearer(scope) -> str | None:
@@ -189,16 +197,28 @@ class TokenBucket:
 
 
 class RateLimit:
-    """ASGI middleware: each configured token has its own bucket; over it, HTTP 429."""
+    """ASGI middleware: each token of the file has its own bucket; over it, HTTP 429."""
 
-    def __init__(self, app, tokens: list[TokenSpec], per_minute: float, burst: int):
+    def __init__(self, app, tokens: LiveTokens | None, per_minute: float, burst: int):
         self.app = app
-        self.buckets = {t.sha256: TokenBucket(per_minute, burst) for t in tokens}
+        self.tokens = tokens
+        self.per_minute = per_minute
+        self.burst = burst
+        self.buckets: dict[str, TokenBucket] = {}
+        self.lock = threading.Lock()
+
+    def _bucket(self, token: str) -> TokenBucket | None:
+        spec = self.tokens.find(token_hash(token)) if self.tokens is not None else None
+        if spec is None:
+            return None
+        with self.lock:
+            return self.buckets.setdefault(spec.sha256, TokenBucket(self.per_minute,
+                                                                    self.burst))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             token = bearer(scope)
-            bucket = self.buckets.get(token_hash(token)) if token is not None else None
+            bucket = self._bucket(token) if token is not None else None
             wait = bucket.take() if bucket else 0.0
             if wait:
                 body = json.dumps({"error": "rate_limited",
@@ -219,10 +239,10 @@ class MetricsEndpoint:
 
     PATH = "/metrics"
 
-    def __init__(self, app, runtime, tokens: list[TokenSpec]):
+    def __init__(self, app, runtime, verifier: HashedTokenVerifier | None):
         self.app = app
         self.runtime = runtime
-        self.verifier = HashedTokenVerifier(tokens) if tokens else None
+        self.verifier = verifier
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != self.PATH:
@@ -258,35 +278,61 @@ def _error(status: int, error: str, headers: list[tuple[bytes, bytes]]):
         {"error": error}).encode()
 
 
-def auth_kwargs(settings: Settings, host: str, port: int) -> dict:
-    """MCPServer keywords for auth, or {} when serving loopback without tokens (the
-    Host/Origin check of `asgi_app` is on for every bind)."""
-    if not settings.http_tokens:
+def check_bind(host: str, port: int, settings: Settings, tokens: LiveTokens) -> None:
+    """Refuse a bind that would serve everyone, or no one."""
+    if not tokens.required:
         if not is_loopback(host):
             raise UserError(f"refusing to serve {host}:{port} without bearer tokens",
-                            hint="set LINUX_MCP_HTTP_TOKENS (mcp-linux-infra tokens new NAME), "
+                            hint="make one with: mcp-linux-infra tokens new NAME, "
                                  "or bind 127.0.0.1")
-        return {}
+        return
     address = _ip(host)
     if address is not None and address.is_unspecified and not settings.http_allowed_hosts:
         raise UserError(f"refusing to serve {host}:{port}: no Host header can name a wildcard "
                         "address, so every request would be refused",
                         hint="set LINUX_MCP_HTTP_ALLOWED_HOSTS to the names clients use")
-    return {"token_verifier": HashedTokenVerifier(settings.http_tokens),
-            "auth": AuthSettings(issuer_url="https://auth.invalid",
-                                 resource_server_url=endpoint(host, port),
+
+
+def auth_kwargs(verifier: HashedTokenVerifier | None) -> dict:
+    """MCPServer keywords for auth, or {} when serving loopback without tokens (the
+    Host/Origin check of `asgi_app` is on for every bind). No resource_server_url: the
+    SDK then publishes no protected-resource metadata and its 401 names none; `issuer_url`
+    is a field the SDK's model requires, used only with an authorization server, which this
+    server does not have, so it is never sent."""
+    if verifier is None:
+        return {}
+    return {"token_verifier": verifier,
+            "auth": AuthSettings(issuer_url="https://auth.invalid", resource_server_url=None,
                                  required_scopes=REQUIRED_SCOPES,
                                  validate_token_resource=False)}
 
 
-def asgi_app(mcp, runtime, settings: Settings, host: str, port: int):
+def check_tls(cert: Path, key: Path) -> None:
+    """The certificate and key load (as uvicorn will load them), or one line that says why
+    not: exit 4 for a file that cannot be read, 3 for one that is not what it should be."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        raise UserError(f"LINUX_MCP_HTTP_TLS_CERT {cert} with LINUX_MCP_HTTP_TLS_KEY {key}: "
+                        f"not a PEM certificate and its unencrypted private key "
+                        f"({exc.reason or exc})", exit_code=EXIT_CONFIG) from None
+    except OSError as exc:
+        raise UserError(f"HTTP TLS file {exc.filename or cert}: {exc.strerror or exc}",
+                        exit_code=EXIT_SYSTEM) from None
+
+
+def asgi_app(mcp, runtime, settings: Settings, host: str, port: int,
+             verifier: HashedTokenVerifier | None):
     """The streamable HTTP app and `/metrics` (of `runtime`'s state) behind the per-token
     rate limit, behind the Host/Origin check. The SDK gets the same exact lists, so its own
     check agrees instead of using defaults."""
-    hosts, origins = allowed_hosts_origins(host, port, settings.http_allowed_hosts)
+    tls = settings.http_tls_cert is not None
+    hosts, origins = allowed_hosts_origins(host, port, settings.http_allowed_hosts, tls)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                          allowed_hosts=hosts, allowed_origins=origins)
     app = mcp.streamable_http_app(host=host, transport_security=security)
-    app = MetricsEndpoint(app, runtime, settings.http_tokens)
-    return HostOriginCheck(RateLimit(app, settings.http_tokens, settings.rate_limit_per_minute,
+    app = MetricsEndpoint(app, runtime, verifier)
+    return HostOriginCheck(RateLimit(app, verifier.tokens if verifier else None,
+                                     settings.rate_limit_per_minute,
                                      settings.rate_limit_burst), hosts, origins)

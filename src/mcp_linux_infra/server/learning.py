@@ -6,6 +6,7 @@ the learning tools read. Nothing here ever changes a policy; suggestions are tex
 operator may review and add to the inventory.
 """
 
+import json
 import shlex
 import sqlite3
 import threading
@@ -47,6 +48,13 @@ class RefusedCommand:
     detail: str
 
 
+def _on(hosts: list[str] | None) -> tuple[str, tuple]:
+    """The WHERE clause (constant text) and its argument that keep only `hosts`' rows."""
+    if hosts is None:
+        return "", ()
+    return "WHERE host IN (SELECT value FROM json_each(?))", (json.dumps(hosts),)
+
+
 class LearningStore:
     def __init__(self, path: Path):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -65,33 +73,39 @@ class LearningStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (at or time.time(), host, command, name, reason, rule, detail, trace))
 
-    def refused(self, min_count: int = 1, min_age_hours: float = 0.0) -> list[RefusedCommand]:
+    def refused(self, min_count: int = 1, min_age_hours: float = 0.0,
+                hosts: list[str] | None = None) -> list[RefusedCommand]:
         """Distinct refused command lines seen at least `min_count` times, the first time at
-        least `min_age_hours` ago; most frequent first."""
+        least `min_age_hours` ago; most frequent first; only on `hosts` when given."""
         cutoff = time.time() - min_age_hours * 3600
+        where, args = _on(hosts)
         with self._lock:
             rows = self._db.execute(
                 "SELECT command, MAX(name), COUNT(*), GROUP_CONCAT(DISTINCT host), "
                 "GROUP_CONCAT(DISTINCT reason), MIN(at), MAX(at), MAX(detail) FROM refusals "
-                "GROUP BY command HAVING COUNT(*) >= ? AND MIN(at) <= ? "
-                "ORDER BY COUNT(*) DESC, command", (min_count, cutoff)).fetchall()
+                f"{where} GROUP BY command HAVING COUNT(*) >= ? AND MIN(at) <= ? "
+                "ORDER BY COUNT(*) DESC, command", (*args, min_count, cutoff)).fetchall()
         return [RefusedCommand(command=r[0], name=r[1], count=r[2],
                                hosts=sorted(r[3].split(",")), reasons=sorted(r[4].split(",")),
                                first_seen=r[5], last_seen=r[6], detail=r[7] or "")
                 for r in rows]
 
-    def stats(self) -> dict:
+    def stats(self, hosts: list[str] | None = None) -> dict:
+        """Counts of refusals, only on `hosts` when given."""
+        where, args = _on(hosts)
         with self._lock:
             total, distinct, first, last = self._db.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT command), MIN(at), MAX(at) FROM refusals"
-            ).fetchone()
+                f"SELECT COUNT(*), COUNT(DISTINCT command), MIN(at), MAX(at) FROM refusals "
+                f"{where}", args).fetchone()
             by_reason = dict(self._db.execute(
-                "SELECT reason, COUNT(*) FROM refusals GROUP BY reason ORDER BY 2 DESC"))
+                f"SELECT reason, COUNT(*) FROM refusals {where} GROUP BY reason "
+                "ORDER BY 2 DESC", args))
             by_host = dict(self._db.execute(
-                "SELECT host, COUNT(*) FROM refusals GROUP BY host ORDER BY 2 DESC"))
+                f"SELECT host, COUNT(*) FROM refusals {where} GROUP BY host ORDER BY 2 DESC",
+                args))
             by_name = dict(self._db.execute(
-                "SELECT COALESCE(name, '?'), COUNT(*) FROM refusals GROUP BY 1 "
-                "ORDER BY 2 DESC LIMIT 20"))
+                f"SELECT COALESCE(name, '?'), COUNT(*) FROM refusals {where} GROUP BY 1 "
+                "ORDER BY 2 DESC LIMIT 20", args))
         return {"refusals": total, "distinct_commands": distinct, "first_seen": iso(first),
                 "last_seen": iso(last), "by_reason": by_reason, "by_host": by_host,
                 "top_commands": by_name}

@@ -10,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.inventory import Host
 from mcp_linux_infra.readonly.protocol import ProtocolError, Target
+from mcp_linux_infra.server import access
 from mcp_linux_infra.server.state import AppState, Runtime
 from mcp_linux_infra.ssh.errors import SSHError
 
@@ -24,7 +25,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
                   description="Every inventory host: name, groups, address, port")
     def hosts_resource() -> str:
         try:
-            inventory = runtime.state.hosts.get()
+            inventory = access.current().inventory(runtime.state.hosts.get())
         except UserError as exc:
             raise ResourceError(str(exc)) from None
         return json.dumps([host_row(h) for h in inventory.hosts.values()])
@@ -33,9 +34,10 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
                   description="The read-only policy a host enforces (its mcp:policy answer)")
     async def host_policy(name: str, ctx: Context) -> str:
         state: AppState = ctx.request_context.lifespan_context
+        caller = access.current()
 
         def fetch() -> str:
-            host = state.hosts.get().hosts.get(name)
+            host = caller.inventory(state.hosts.get()).hosts.get(name)
             if host is None:
                 raise ResourceNotFoundError(f"no host {name!r} in the inventory")
             return json.dumps(state.policies.get(Target(state.pool, host)))

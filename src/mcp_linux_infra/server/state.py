@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mcp_linux_infra.approvals.store import ApprovalStore, open_approvals
 from mcp_linux_infra.audit import Audit
-from mcp_linux_infra.inventory import Host, Inventory, load_inventory
+from mcp_linux_infra.inventory import Inventory, load_inventory
 from mcp_linux_infra.notify.notifier import Notifier
 from mcp_linux_infra.readonly.protocol import Target
 from mcp_linux_infra.server.announce import Announcer
@@ -128,9 +128,6 @@ class AppState:
                     audit=audit, metrics=Metrics())
         state.metrics.watch(state)
         return state
-
-    def resolve(self, target: str) -> list[Host]:
-        return self.hosts.get().resolve(target)
 
     def close(self) -> None:
         self.sweep.close()

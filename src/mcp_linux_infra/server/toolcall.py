@@ -12,19 +12,20 @@ import inspect
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from mcp_linux_infra.approvals.executor import TargetRefused
+from mcp_linux_infra.approvals.store import Proposal, UnknownProposal
 from mcp_linux_infra.audit import new_trace_id
 from mcp_linux_infra.errors import UserError
-from mcp_linux_infra.inventory import Host
+from mcp_linux_infra.inventory import Host, Inventory
 from mcp_linux_infra.readonly.protocol import ProtocolError, Target
+from mcp_linux_infra.server.access import Access, Scope, current
 from mcp_linux_infra.server.args import HostArg
 from mcp_linux_infra.server.refused import Refused
 from mcp_linux_infra.server.state import AppState
@@ -44,9 +45,30 @@ class Call:
     tool: str
     trace: str
     client: str | None
+    access: Access = field(default_factory=lambda: Access(None, None, None))
+
+    def inventory(self) -> Inventory:
+        """The hosts this caller may see (a token limited to groups: only theirs)."""
+        return self.access.inventory(self.state.hosts.get())
 
     def hosts(self, target: str) -> list[Host]:
-        return self.state.resolve(target)
+        return self.inventory().resolve(target)
+
+    def proposal(self, proposal_id: str) -> Proposal:
+        """A proposal on a host this caller sees; any other is one that does not exist."""
+        p = self.state.approvals.get(proposal_id)
+        if self.access.groups is not None and p.host not in self.inventory().hosts:
+            raise UnknownProposal.of(proposal_id)
+        return p
+
+    def seen_hosts(self) -> list[str] | None:
+        """The names of the hosts this caller may see, or None for every host (also those
+        not in the inventory any more, which records may still name)."""
+        return None if self.access.groups is None else list(self.inventory().hosts)
+
+    def proposals(self, state: str | None, host: str | None, limit: int) -> list[Proposal]:
+        """Newest first, on the hosts this caller sees."""
+        return self.state.approvals.find(state, host, limit, hosts=self.seen_hosts())
 
     def host(self, name: str) -> Host:
         hosts = self.hosts(name)
@@ -66,11 +88,13 @@ def failure_text(exc: Exception) -> str:
 
 
 def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
-         hosts: list[str]) -> Any:
-    """fn with its hosts resolved; every failure becomes a ToolError with the trace id."""
+         hosts: list[str], scope: str) -> Any:
+    """fn, if the caller has its scope, with its hosts resolved; every failure becomes a
+    ToolError with the trace id."""
     began = time.monotonic()
     outcome, error, refused = "ok", None, False
     try:
+        call.access.require(scope)
         resolved = {name: call.host(arguments[name]) for name in hosts
                     if arguments.get(name) is not None}
         return fn(call, **{**arguments, **resolved})
@@ -102,13 +126,13 @@ def _run(call: Call, fn: Callable[..., Any], arguments: dict[str, Any],
                               duration_ms=int(took * 1000))
 
 
-def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | None = None
-         ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | None = None,
+         scope: Scope = "read") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make `fn(call: Call, ...)` a tool, titled `title`, whose structured result has the
-    schema `output` (schemas.shape). The client sees fn's other parameters, where one
-    annotated `Host` (or `Host | None`) is an inventory host name (HostArg) that fn receives
-    resolved; the call state comes from the session (the SDK's Context, which the client
-    never sees)."""
+    schema `output` (schemas.shape), and that a token needs `scope` for (to see it in
+    tools/list and to call it). The client sees fn's other parameters, where one annotated
+    `Host` (or `Host | None`) is an inventory host name (HostArg) that fn receives resolved;
+    the call state comes from the session (the SDK's Context, which the client never sees)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -124,10 +148,10 @@ def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | N
 
         @functools.wraps(fn)
         def wrapper(*, ctx: Context, **arguments: Any) -> Any:
-            token = get_access_token()
+            caller = current()
             call = Call(state=ctx.request_context.lifespan_context, tool=fn.__name__,
-                        trace=new_trace_id(), client=token.client_id if token else None)
-            return _run(call, fn, arguments, hosts)
+                        trace=new_trace_id(), client=caller.client, access=caller)
+            return _run(call, fn, arguments, hosts, scope)
 
         wrapper.__signature__ = signature.replace(parameters=public)
         wrapper.__annotations__ = {p.name: p.annotation for p in public} | (
@@ -136,5 +160,6 @@ def tool(annotations: ToolAnnotations, *, title: str, output: dict[str, Any] | N
         wrapper.tool_annotations = annotations
         wrapper.tool_title = title
         wrapper.tool_output = output
+        wrapper.tool_scope = scope
         return wrapper
     return decorate

@@ -15,12 +15,11 @@ import pytest
 from approval_support import make_action_estate
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import ok, refused, serve_http
+from mcp_support import ok, refused, serve_http, tokens_file
 from paths_support import REPO
 from pra_support import HOST
 
 from mcp_linux_infra.approvals.decide import approve
-from mcp_linux_infra.server.http import token_hash
 
 
 @pytest.mark.anyio
@@ -290,9 +289,9 @@ def http_url(action_estate, tmp_path):
     """`serve --transport http` with three tokens: read; read+propose; read+propose+execute."""
     tokens = {"reader": ["read"], "proposer": ["read", "propose"],
               "executor": ["read", "propose", "execute"]}
-    specs = [{"name": n, "sha256": token_hash(f"{n}-token"), "scopes": s}
-             for n, s in tokens.items()]
-    with serve_http(action_estate.env(LINUX_MCP_HTTP_TOKENS=json.dumps(specs)), tmp_path) as (_, port):
+    specs = tokens_file(tmp_path / "tokens.json",
+                        {n: (f"{n}-token", s) for n, s in tokens.items()})
+    with serve_http(action_estate.env(**specs), tmp_path) as (_, port):
         yield f"http://127.0.0.1:{port}/mcp"
 
 

@@ -7,7 +7,6 @@ console), and the target checks every signature and the number of distinct opera
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -27,15 +26,6 @@ from mcp_linux_infra.server.toolcall import EXECUTES, LOCAL_ONLY, PROPOSES, READ
 ProposalId = Annotated[str, Field(pattern=r"^p[0-9a-f]{8}$")]
 State = Literal[STATES]
 STEPS = ("check", "run", "verify")
-
-
-def _require_scope(scope: str) -> None:
-    """Over HTTP, a token must carry the scope (stdio has no tokens: its user is local)."""
-    token = get_access_token()
-    if token is not None and scope not in token.scopes:
-        raise Refused(f"this client's token lacks the {scope!r} scope; an operator can "
-                      f"issue one with: mcp-linux-infra tokens new NAME --scopes read {scope}",
-                      "missing_scope", "server")
 
 
 def _link(call: Call, p: Proposal) -> str:
@@ -104,7 +94,7 @@ def list_pra_actions(call: Call, host: Host,
 
 
 @tool(PROPOSES, title="Propose a remediation",
-      output=shape("proposal_id", "state", "approvals", "next_step"))
+      output=shape("proposal_id", "state", "approvals", "next_step"), scope="propose")
 def propose_pra_action(
     call: Call,
     host: Host,
@@ -118,7 +108,6 @@ def propose_pra_action(
 ) -> CallToolResult:
     """Propose a fix for a human to approve; nothing runs. Gives a proposal id and the
     next step."""
-    _require_scope("propose")
     screened("rationale", rationale)
     catalog = ActionTier(call.state.pool, host, call.trace).catalog()
     catalog.check_params(action, params)
@@ -145,7 +134,7 @@ def get_proposal(call: Call, proposal_id: ProposalId,
                  format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """A proposal: state, approvals, preview, result, history."""
     call.state.approvals.expire_due()
-    p = call.state.approvals.get(proposal_id)
+    p = call.proposal(proposal_id)
     data = isoed(p.public())
     data["approvals"] = dict(_approvals(p), records=[isoed(a) for a in p.approvals])
     del data["approvals_count"]
@@ -163,17 +152,16 @@ def list_proposals(call: Call, state: State | None = None,
                    format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """Proposals, newest first, optionally of one state or host."""
     call.state.approvals.expire_due()
-    rows = [_summary(p) for p in call.state.approvals.find(state, host, limit)]
+    rows = [_summary(p) for p in call.proposals(state, host, limit)]
     return render({"count": len(rows), "proposals": rows}, format)
 
 
 @tool(EXECUTES, title="Execute an approved remediation",
-      output=shape("proposal_id", "state", "outcome", "next_step"))
+      output=shape("proposal_id", "state", "outcome", "next_step"), scope="execute")
 def execute_pra_action(call: Call, proposal_id: ProposalId,
                        format: FormatArg = DEFAULT_FORMAT) -> CallToolResult:
     """Run an APPROVED proposal once, inside its window; refused otherwise."""
-    _require_scope("execute")
-    p = call.state.approvals.get(proposal_id)
+    p = call.proposal(proposal_id)
     executor = Executor(call.state.approvals, call.state.pool, _actor(call),
                         answer_floor=call.state.settings.command_timeout)
     p = executor.execute(p.id, call.host(p.host), call.trace)

@@ -88,10 +88,11 @@ def command_catalog(
     elif mode == "risk":
         data = {"command": query, **analyze(query)}
     elif mode == "suggestions":
-        data = suggestions(call.state.learning.refused(min_count, min_age_hours))
+        data = suggestions(call.state.learning.refused(min_count, min_age_hours,
+                                                      hosts=call.seen_hosts()))
         data.update(min_count=min_count, min_age_hours=min_age_hours)
     elif mode == "refusals":
-        data = call.state.learning.stats()
+        data = call.state.learning.stats(hosts=call.seen_hosts())
     else:
         data = _policy(call, host, mode, query)
     return render({"mode": mode, **data}, format)

@@ -35,6 +35,6 @@ def list_hosts(call: Call, host: GroupArg = "all",
                 row.update(reachable=False, error=result["error"])
             else:
                 row.update(result)
-    groups = {g: len(m) for g, m in sorted(call.state.hosts.get().groups.items())
+    groups = {g: len(m) for g, m in sorted(call.inventory().groups.items())
               if m and g not in ("all", "ungrouped")}
     return render({"hosts": rows, "groups": groups}, format)
