@@ -180,7 +180,7 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
             assert hosts["groups"] == {"web": 1}
             resource = await client.read_resource("linux-infra://hosts")
             assert [h["name"] for h in json.loads(resource.contents[0].text)] == ["web-01"]
-            seen = [await refused(client, "diagnose_system", target=name)
+            seen = [await refused(client, "diagnose_system", host=name)
                     for name in ("db-01", "db-02", "db")]
             policies = []
             for name in ("db-01", "db-02"):
@@ -192,9 +192,9 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
                      for pid in (theirs, "p00000000")]
             other.append(await refused(client, "execute_pra_action", proposal_id=theirs))
             listed = await ok(client, "list_proposals", format="json")
-            learned = [await ok(client, "get_learning_stats", format="json"),
-                       await ok(client, "get_learning_suggestions", min_count=1,
-                                min_age_hours=0, format="json")]
+            learned = [await ok(client, "command_catalog", mode="refusals"),
+                       await ok(client, "command_catalog", mode="suggestions", min_count=1,
+                                min_age_hours=0)]
         assert listed["count"] == 0
         assert learned[0]["refusals"] == 0 and "db-01" not in json.dumps(learned)
         for text, name in zip(seen, ("db-01", "db-02", "db")):
@@ -208,7 +208,7 @@ async def test_a_team_token_sees_and_touches_only_its_hosts(estate, tmp_path):
         async with http, client:
             mine = await ok(client, "get_proposal", proposal_id=theirs)
             hosts = await ok(client, "list_hosts", format="json")
-            assert (await ok(client, "get_learning_stats", format="json"))["by_host"] == {
+            assert (await ok(client, "command_catalog", mode="refusals"))["by_host"] == {
                 "db-01": 1}
         assert mine["host"] == "db-01" and [h["name"] for h in hosts["hosts"]] == ["db-01"]
 
