@@ -28,7 +28,7 @@ import stat
 import sys
 
 # The one list of target paths: the library reads it from here (core.layout), the role from
-# this literal (ansible/roles/mcp_infra/filter_plugins), tests/target/core/test_paths.py
+# this literal (ansible/plugins/filter/target_paths.py), tests/target/core/test_paths.py
 # checks that nothing else spells them. Keys are stable names, values absolute paths.
 TARGET_PATHS = {
     "library": "/usr/local/lib/mcp-infra",
