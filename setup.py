@@ -3,7 +3,7 @@
 The wheel carries ansible/ (roles, playbooks, galaxy.yml) and system/ (the target tier) as the
 collection mcp_linux_infra.target under site-packages/ansible_collections/, where the
 installed ansible-core finds it. Both trees have one copy in git; this copies them into the
-build directory only (ansible/system is a symlink to ../system there).
+build directory only, and the role finds system/ there (its mcp_infra_source_dir default).
 """
 import shutil
 from pathlib import Path
@@ -12,26 +12,14 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 COLLECTION = Path("ansible_collections/mcp_linux_infra/target")
-# Left out: the lab's generated inventory, and the playbooks' roles symlink (a collection
-# resolves its own roles).
-SKIP = shutil.ignore_patterns("__pycache__", "*.py[cod]", "lab.ini", "roles")
-TOP_SKIP = {"system", "playbooks"}
+SKIP = shutil.ignore_patterns("__pycache__", "*.py[cod]", "lab.ini")  # lab.ini: `lab up`'s
 
 
 def assemble_collection(repo: Path, dest: Path) -> Path:
-    """The collection tree at dest: ansible/ without the local-only files, plus system/."""
+    """The collection tree at dest: ansible/ (galaxy.yml, roles, playbooks) and system/."""
     if dest.exists():
         shutil.rmtree(dest)
-    source = repo / "ansible"
-    dest.mkdir(parents=True)
-    for entry in sorted(source.iterdir()):
-        if entry.name in TOP_SKIP:
-            continue
-        if entry.is_dir():
-            shutil.copytree(entry, dest / entry.name, ignore=SKIP)
-        else:
-            shutil.copy2(entry, dest / entry.name)
-    shutil.copytree(source / "playbooks", dest / "playbooks", ignore=SKIP)
+    shutil.copytree(repo / "ansible", dest, ignore=SKIP)
     shutil.copytree(repo / "system", dest / "system", ignore=SKIP)
     return dest
 

@@ -46,14 +46,13 @@ STYLE = {"ok": "green", "changed": "yellow", "skipping": "dim", "fatal": "red", 
 EXIT_CODES = {2: EXIT_FAILED, 3: EXIT_HOST, 4: EXIT_CONFIG, 5: EXIT_CONFIG}
 
 
-def collections_root() -> Path:
-    """The directory holding ansible_collections/mcp_linux_infra/target: the wheel's
-    site-packages, else a clone's contrib/collections (a link to its ansible/)."""
+def collection_dir() -> Path:
+    """The installed collection (beside the package in a wheel's site-packages), else the
+    ansible/ directory of the clone this copy runs from."""
     package = Path(mcp_linux_infra.__file__).resolve().parent
-    for root in (package.parent, package.parents[1] / "contrib/collections"):
-        collection = root.joinpath(*COLLECTION)
-        if (collection / "galaxy.yml").is_file() and (collection / "system").is_dir():
-            return root
+    for candidate in (package.parent.joinpath(*COLLECTION), package.parents[1] / "ansible"):
+        if (candidate / "galaxy.yml").is_file():
+            return candidate
     raise UserError("the Ansible collection mcp_linux_infra.target is not installed with this "
                     f"copy (looked beside {package})", hint="reinstall from the wheel",
                     exit_code=EXIT_SYSTEM)
@@ -68,12 +67,12 @@ def ansible_playbook() -> list[str]:
 def command(settings: Settings, target: str | None, check: bool,
             extra_vars: list[str]) -> tuple[list[str], dict[str, str]]:
     """The argv and environment of the deploy (no shell: every value is one argument)."""
-    root = collections_root()
-    collection = root.joinpath(*COLLECTION)
+    collection = collection_dir()
     inventories = [p for p in settings.inventory or [] if p.is_file()]
     if not inventories:
         raise UserError("no inventory file: " + ", ".join(map(str, settings.inventory or [])),
-                        hint="write one (see the collection's inventory/example.ini) or run `lab up`",
+                        hint="write one (like the collection's inventory/example.ini) or run "
+                        "`lab up`",
                         exit_code=EXIT_CONFIG)
     missing = [name for name in PUBLIC_KEYS if not (settings.keys_dir / name).is_file()]
     if missing:
@@ -97,13 +96,14 @@ def command(settings: Settings, target: str | None, check: bool,
                # the collection's ansible.cfg (host key checking, pipelining, no retry files),
                # never one from the working directory or the home directory
                ANSIBLE_CONFIG=str(collection / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(root),
                # an inventory's own ansible_ssh_common_args (the lab's) take precedence
                ANSIBLE_SSH_COMMON_ARGS=shlex.join(["-o", "StrictHostKeyChecking=yes",
                                                    "-o", f"UserKnownHostsFile={known_hosts}"]),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_LOCALHOST_WARNING="False",
                PYTHONUNBUFFERED="1")
+    if collection.parents[1].name == COLLECTION[0]:  # installed: ansible_collections/ns/name
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(collection.parents[2])
     return argv, env
 
 
