@@ -35,6 +35,7 @@ class Artifacts:
 def build(out: Path) -> Artifacts:
     """sdist and wheel in `out`, in build's isolated environment (setuptools from the
     index or the pip cache, as pyproject.toml asks)."""
+    out.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([sys.executable, "-m", "build", "--outdir",
                            str(out), str(REPO)], capture_output=True, text=True, timeout=600,
                           check=False, cwd=out)
