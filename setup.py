@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 COLLECTION = Path("ansible_collections/mcp_linux_infra/target")
-SKIP = shutil.ignore_patterns("__pycache__", "*.py[cod]", "lab.ini")  # lab.ini: `lab up`'s
+SKIP = shutil.ignore_patterns("__pycache__", "*.py[cod]", "lab.ini", ".ansible-lint", ".ansible")
 
 
 def assemble_collection(repo: Path, dest: Path) -> Path:

@@ -14,6 +14,7 @@ from paths_support import REPO
 
 ANSIBLE = REPO / ".venv/bin"
 SKIPPED = ("__pycache__", ".pyc")
+LOCAL_ONLY = ("lab.ini", ".ansible-lint")  # `lab up`'s inventory; the linter's settings (and cache)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def test_the_wheel_carries_the_collection_and_the_target_tier(artifacts):
     collection = {n.removeprefix(COLLECTION + "/") for n in names
                   if n.startswith(COLLECTION + "/")}
     expected = ({f"system/{name}" for name in sources(REPO / "system")}
-                | {name for name in sources(REPO / "ansible") if not name.endswith("lab.ini")})
+                | {name for name in sources(REPO / "ansible")
+                   if not name.endswith(LOCAL_ONLY) and not name.startswith(".ansible/")})
     assert expected <= collection, sorted(expected - collection)
     for name in ("galaxy.yml", "meta/runtime.yml", "ansible.cfg", "playbooks/deploy-mcp-infra.yml",
                  "roles/mcp_infra/tasks/main.yml", "system/bin/mcp-wrapper",
@@ -40,7 +42,8 @@ def test_the_wheel_carries_the_collection_and_the_target_tier(artifacts):
                  "system/policy/readonly.json"):
         assert name in collection, name
     # no generated inventory, no bytecode
-    assert not [n for n in collection if n.endswith("lab.ini") or any(s in n for s in SKIPPED)]
+    assert not [n for n in collection if n.endswith(LOCAL_ONLY) or n.startswith(".ansible/")
+                or any(s in n for s in SKIPPED)]
 
 
 def test_the_sdist_carries_the_trees_the_collection_is_assembled_from(artifacts):
