@@ -41,9 +41,9 @@ RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
                       r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
 RECAP_FIELDS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 STYLE = {"ok": "green", "changed": "yellow", "skipping": "dim", "fatal": "red", "failed": "red"}
-# ansible-playbook's exit codes -> ours (docs/OPERATIONS.md, "Exit codes"): 2 a host failed,
-# 3 a host unreachable, 4 a parse error (the inventory, a variable file), 5 bad options.
-EXIT_CODES = {2: EXIT_FAILED, 3: EXIT_HOST, 4: EXIT_CONFIG, 5: EXIT_CONFIG}
+# ansible-playbook's exit codes: bit flags 2 (a host failed) and 4 (a host unreachable), but 4
+# is also a parse error and 1 any error before a play (a variable file that is not there), so
+# the recap decides.
 
 
 def collection_dir() -> Path:
@@ -127,16 +127,25 @@ def _failure(host: str, task: str, rest: str) -> str:
 
 def follow(lines, show: bool, log) -> Outcome:
     """Read ansible-playbook's output: log it, show one line per host and task result."""
-    outcome, task, in_recap = Outcome(), "", False
+    outcome, task, in_recap, error_next = Outcome(), "", False, False
     for raw in lines:
         log.write(raw)
         text = raw.rstrip("\n")
+        if error_next:  # Ansible's error says what it could not do on its second line
+            error_next = False
+            if text.strip() and not text.startswith(("Origin:", "[")):
+                outcome.failure += " " + text.strip()
+                continue
         if text.startswith(("TASK [", "RUNNING HANDLER [")):
             task = text.split("[", 1)[1].rsplit("]", 1)[0]
         elif text.startswith("PLAY RECAP"):
             in_recap = True
         elif in_recap and (match := RECAP_RE.match(text)):
             outcome.recap[match.group(1)] = dict(zip(RECAP_FIELDS, map(int, match.groups()[1:])))
+        elif text.startswith(("ERROR!", "[ERROR]:")) and outcome.failure is None:
+            outcome.failure = text.split(":", 1)[1].strip() if text.startswith("[") else \
+                text.removeprefix("ERROR!").strip()
+            error_next = True
         elif match := RESULT_RE.match(text):
             status, host, rest = match.groups()
             if status in ("fatal", "failed") and outcome.failure is None \
@@ -181,7 +190,17 @@ def deploy_cmd(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     reason = outcome.failure or f"ansible-playbook exited with {code}"
     raise UserError(f"deploy failed: {reason}", hint=f"full output in {log_path}",
-                    exit_code=EXIT_CODES.get(code, EXIT_FAILED))
+                    exit_code=exit_code(code, outcome))
+
+
+def exit_code(code: int, outcome: Outcome) -> int:
+    """Ours (docs/OPERATIONS.md, "Exit codes") for a failed run: a host unreachable 5, a
+    host failed 1, an inventory or variables Ansible could not read (no play ran) 3."""
+    if any(counts["unreachable"] for counts in outcome.recap.values()):
+        return EXIT_HOST
+    if not outcome.recap:  # no play ran: what Ansible was given is wrong
+        return EXIT_CONFIG
+    return EXIT_FAILED
 
 
 EPILOG = """\

@@ -13,7 +13,7 @@ import yaml
 from paths_support import REPO
 
 from mcp_linux_infra import __version__, deploy
-from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_USAGE, UserError
+from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_HOST, EXIT_USAGE, UserError
 from mcp_linux_infra.keys import init_keys
 from mcp_linux_infra.settings import Settings
 
@@ -79,6 +79,29 @@ def test_the_output_gives_a_recap_and_the_first_failure_in_one_line(tmp_path):
     assert outcome.recap["web-01"]["changed"] == 1 and outcome.recap["web-02"]["failed"] == 1
     assert outcome.failure.startswith("web-02: mcp_infra : Create the accounts: useradd: ")
     assert "\n" not in outcome.failure  # the first line of Ansible's message only
+    assert deploy.exit_code(2, outcome) == EXIT_FAILED
+
+
+def test_exit_codes_come_from_the_recap():
+    """ansible-playbook's 4 is a host unreachable or a parse error: the recap tells which."""
+    unreachable = deploy.Outcome(recap={"web-01": dict.fromkeys(deploy.RECAP_FIELDS, 0)
+                                        | {"unreachable": 1}})
+    assert deploy.exit_code(4, unreachable) == EXIT_HOST
+    assert deploy.exit_code(4, deploy.Outcome()) == EXIT_CONFIG  # no play ran
+    assert deploy.exit_code(250, unreachable) == EXIT_HOST
+    failed = deploy.Outcome(recap={"web-01": dict.fromkeys(deploy.RECAP_FIELDS, 0)})
+    assert deploy.exit_code(250, failed) == EXIT_FAILED
+
+
+def test_an_error_before_any_play_is_ansible_s_own_line(tmp_path):
+    lines = ["[ERROR]: Unable to retrieve file contents.\n",
+             "Could not find or access '/nope.yml' on the Ansible Controller.\n",
+             "If you are using a module ...\n", "Origin: somewhere\n"]
+    with open(tmp_path / "log", "w") as log:
+        outcome = deploy.follow(lines, show=False, log=log)
+    assert outcome.failure == ("Unable to retrieve file contents. Could not find or access "
+                               "'/nope.yml' on the Ansible Controller.")
+    assert deploy.exit_code(1, outcome) == EXIT_CONFIG
 
 
 def test_deploy_without_an_inventory_from_the_cli(tmp_path):
