@@ -109,10 +109,16 @@ def command(settings: Settings, target: str | None, check: bool,
 
 @dataclass
 class Outcome:
-    """What the run's output said: the recap per host and the first failure."""
+    """What the run's output said: the recap per host, the first failed task (host, task,
+    message) and the first error Ansible printed (before any play, or about a task)."""
 
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
-    failure: str | None = None
+    failed_task: str | None = None
+    error: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        return self.failed_task or self.error
 
 
 def _failure(host: str, task: str, rest: str) -> str:
@@ -133,8 +139,9 @@ def follow(lines, show: bool, log) -> Outcome:
         text = raw.rstrip("\n")
         if error_next:  # Ansible's error says what it could not do on its second line
             error_next = False
-            if text.strip() and not text.startswith(("Origin:", "[")):
-                outcome.failure += " " + text.strip()
+            if text.strip() and not text.startswith(("Origin:", "[")) \
+                    and not RESULT_RE.match(text):
+                outcome.error += " " + text.strip()
                 continue
         if text.startswith(("TASK [", "RUNNING HANDLER [")):
             task = text.split("[", 1)[1].rsplit("]", 1)[0]
@@ -142,15 +149,15 @@ def follow(lines, show: bool, log) -> Outcome:
             in_recap = True
         elif in_recap and (match := RECAP_RE.match(text)):
             outcome.recap[match.group(1)] = dict(zip(RECAP_FIELDS, map(int, match.groups()[1:])))
-        elif text.startswith(("ERROR!", "[ERROR]:")) and outcome.failure is None:
-            outcome.failure = text.split(":", 1)[1].strip() if text.startswith("[") else \
+        elif text.startswith(("ERROR!", "[ERROR]:")) and outcome.error is None:
+            outcome.error = text.split(":", 1)[1].strip() if text.startswith("[") else \
                 text.removeprefix("ERROR!").strip()
             error_next = True
         elif match := RESULT_RE.match(text):
             status, host, rest = match.groups()
-            if status in ("fatal", "failed") and outcome.failure is None \
+            if status in ("fatal", "failed") and outcome.failed_task is None \
                     and "...ignoring" not in rest:
-                outcome.failure = _failure(host, task, rest)
+                outcome.failed_task = _failure(host, task, rest)
             if show:
                 console.print(line((f"{status:<8}", STYLE[status]), " ", (host, "bold"),
                                    "  ", task), soft_wrap=True)
@@ -180,7 +187,7 @@ def deploy_cmd(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(f"cannot run ansible-playbook: {exc}", exit_code=EXIT_SYSTEM) from None
         with proc:
             outcome = follow(proc.stdout, show=not args.json and console.is_terminal, log=log)
-        code = proc.returncode
+    code = 0 if proc.returncode == 0 else exit_code(proc.returncode, outcome)
     if args.json:
         print(json.dumps({"check": args.check, "exit_code": code, "log": str(log_path),
                           "failure": outcome.failure, "hosts": outcome.recap}, indent=2))
@@ -188,9 +195,9 @@ def deploy_cmd(args: argparse.Namespace, settings: Settings) -> int:
         out.print(recap_table(outcome.recap))
     if code == 0:
         return 0
-    reason = outcome.failure or f"ansible-playbook exited with {code}"
+    reason = outcome.failure or f"ansible-playbook exited with {proc.returncode}"
     raise UserError(f"deploy failed: {reason}", hint=f"full output in {log_path}",
-                    exit_code=exit_code(code, outcome))
+                    exit_code=code)
 
 
 def exit_code(code: int, outcome: Outcome) -> int:

@@ -26,6 +26,7 @@ ok: [web-02]
 
 TASK [mcp_infra : Create the accounts] *****
 changed: [web-01]
+[ERROR]: Task failed: Module failed: useradd
 fatal: [web-02]: FAILED! => {"changed": false, "msg": "useradd: \\u001b[31mno\\nsecond line"}
 
 PLAY RECAP *****
