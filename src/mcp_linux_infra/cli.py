@@ -12,7 +12,7 @@ from typing import NoReturn
 from rich.table import Table
 from rich.text import Text
 
-from mcp_linux_infra import __version__, deploy, display
+from mcp_linux_infra import __version__, cli_examples, cli_json, deploy, display, progress
 from mcp_linux_infra.approvals import cli as approvals_cli
 from mcp_linux_infra.config_home import CONFIG_VAR, LAYOUT_VAR
 from mcp_linux_infra.display import line, plain
@@ -63,21 +63,35 @@ def _keys_init(args: argparse.Namespace, settings: Settings) -> int:
 def _lab_up(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.lab import manager
 
-    with console.status(plain("lab up")) as spinner:
+    with progress.work("lab up") as work:
         def step(message: str) -> None:
             console.print(line(("·", "dim"), " ", message))
-            spinner.update(plain(message))
+            work.step(message)
 
-        started = manager.up(settings, args.hosts, status=step)
+        started = manager.up(settings, args.hosts, status=step, ready=work.count)
     if started:
         console.print(line((f"started {len(started)} target(s):", "green"), " ",
                            ", ".join(started)))
     else:
         console.print(plain("the lab is already up: nothing to start", "yellow"))
-    return _lab_status(args, settings)
+    return _lab_table(settings)
 
 
 def _lab_status(args: argparse.Namespace, settings: Settings) -> int:
+    from mcp_linux_infra.lab import manager
+
+    if not args.json:
+        return _lab_table(settings)
+    paths = manager.LabPaths.of(settings)
+    cli_json.emit({"targets": [{"name": r.name, "address": "127.0.0.1", "port": r.port,
+                                "pid": r.pid, "process": r.process, "systemd": r.system}
+                               for r in manager.status(settings)],
+                   "inventory": paths.inventory, "known_hosts": paths.known_hosts,
+                   "bootstrap_key": paths.key})
+    return 0
+
+
+def _lab_table(settings: Settings) -> int:
     from mcp_linux_infra.lab import manager
 
     rows = manager.status(settings)
@@ -154,10 +168,17 @@ def _hosts_list(args: argparse.Namespace, settings: Settings) -> int:
 
     inventory = load_inventory(settings.inventory)
     known = KnownHosts(settings.known_hosts)
+    hosts = inventory.resolve(args.target) if args.target else list(inventory.hosts.values())
+    if args.json:
+        cli_json.emit({"hosts": [
+            {"name": h.name, "groups": list(h.groups), "address": h.address, "port": h.port,
+             "host_keys": [{"type": n, "fingerprint": fingerprint(k)}
+                           for n, k in sorted(known.known(h).items())]} for h in hosts]})
+        return 0
     table = Table(title=line("hosts in ", ", ".join(map(str, settings.inventory))))
     for col in ("name", "groups", "address", "host key"):
         table.add_column(col)
-    for host in inventory.resolve(args.target) if args.target else inventory.hosts.values():
+    for host in hosts:
         keys = known.known(host)
         key = plain(", ".join(f"{n} {fingerprint(k)}" for n, k in sorted(keys.items()))) \
             or plain("unknown (hosts trust)", "yellow")
@@ -173,9 +194,14 @@ def _hosts_trust(args: argparse.Namespace, settings: Settings) -> int:
     from mcp_linux_infra.ssh.hostkeys import KnownHosts, fingerprint, host_id
 
     known = KnownHosts(settings.known_hosts)
+    hosts = load_inventory(settings.inventory).resolve(args.target)
+    keys = []
+    with progress.work("host keys", len(hosts), enabled=len(hosts) > 1) as work:
+        for host in hosts:  # every key before the first question: no bar under a prompt
+            keys.append(fetch_host_key(host, settings.connect_timeout))
+            work.advance(host.name)
     failed = 0
-    for host in load_inventory(settings.inventory).resolve(args.target):
-        key = fetch_host_key(host, settings.connect_timeout)
+    for host, key in zip(hosts, keys, strict=True):
         recorded = known.known(host)
         label = f"{host.name} ({host_id(host)})"
         if recorded.get(key.get_name()) == key:
@@ -235,12 +261,10 @@ def _shown(name: str, value: object) -> object:
 
 
 def _config_show(args: argparse.Namespace, resolved: Resolved) -> int:
-    import json
-
     rows = {name: {"value": _shown(name, getattr(resolved.settings, name)),
                    "source": resolved.origins[name]} for name in Settings.model_fields}
     if args.json:
-        print(json.dumps(rows, indent=1))
+        cli_json.emit(rows)
         return 0
     table = Table(title="effective settings")
     for col in ("setting", "value", "source"):
@@ -255,6 +279,22 @@ def _config_show(args: argparse.Namespace, resolved: Resolved) -> int:
 
 
 _config_show.takes_resolution = True
+
+
+def _completion(args: argparse.Namespace) -> int:
+    """The shell's completion script for the whole tree; a path option completes files."""
+    import shtab
+
+    parser = build_parser()
+    for _, each in cli_examples.walk(parser):
+        for action in each._actions:
+            if action.type is Path or action.metavar in ("FILE", "FILE_OR_LINE"):
+                action.complete = shtab.FILE
+    print(shtab.complete(parser, args.shell))
+    return 0
+
+
+_completion.needs_no_settings = True
 
 
 def port(text: str) -> int:
@@ -302,18 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
     lab_up = lab.add_parser("up", help="build the image once, boot N targets, write inventory")
     lab_up.add_argument("--hosts", type=int, default=1, help="number of targets (default 1)")
     lab_up.set_defaults(func=_lab_up)
-    lab.add_parser("status", help="list targets and systemd state").set_defaults(
-        func=_lab_status)
+    lab_status = lab.add_parser("status", help="list targets and systemd state")
+    lab_status.add_argument("--json", action="store_true", help=cli_json.HELP)
+    lab_status.set_defaults(func=_lab_status)
     ssh = lab.add_parser("ssh", help="ssh to a target with strict host key checking")
     ssh.add_argument("host", help="target name, for example lab-01")
-    ssh.add_argument("--user", choices=sorted(LAB_USERS), default="root")
+    ssh.add_argument("--user", choices=sorted(LAB_USERS), default="root",
+                     help="the account (default root; mcp-reader and pra-runner with the "
+                          "keys from keys init)")
     ssh.add_argument("command", nargs=argparse.REMAINDER, help="command (default: a shell)")
     ssh.set_defaults(func=_lab_ssh)
     lab.add_parser("down", help="stop every target the lab started; remove its files"
                    ).set_defaults(func=_lab_down)
 
     serve = sub.add_parser("serve", help="the MCP server (stdio for Claude Desktop, or http)")
-    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                       help="stdio (default; a client starts the server) or http")
     serve.add_argument("--host", help="http bind address (default: settings http_host)")
     serve.add_argument("--port", type=port, help="http port (default: settings http_port)")
     serve.set_defaults(func=_serve)
@@ -328,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ).add_subparsers(dest="action", required=True)
     hosts_list = hosts.add_parser("list", help="hosts, groups, addresses, trusted host keys")
     hosts_list.add_argument("target", nargs="?", help="a host or group (default: all)")
+    hosts_list.add_argument("--json", action="store_true", help=cli_json.HELP)
     hosts_list.set_defaults(func=_hosts_list)
     trust = hosts.add_parser("trust", help="show a host's key fingerprint and record it")
     trust.add_argument("target", help="a host or group")
@@ -344,15 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
     new = tokens.add_parser("new", help="make a token; print it once, and its hashed entry")
     new.add_argument("name", help="who uses it, e.g. claude-desktop")
     new.add_argument("--scopes", nargs="+", choices=typing.get_args(Scope),
-                     default=["read"])
+                     default=["read"], help="what the token may do (default: read)")
     new.set_defaults(func=_tokens_new)
 
     config = sub.add_parser("config", help="the effective settings and where each came from"
                             ).add_subparsers(dest="action", required=True)
     show = config.add_parser("show", help="every setting, its value (secrets hidden) and its "
                              "source: default, file, .env, environment")
-    show.add_argument("--json", action="store_true", help="a JSON object instead of a table")
+    show.add_argument("--json", action="store_true", help=cli_json.HELP)
     show.set_defaults(func=_config_show)
+
+    completion = sub.add_parser("completion", help="print the shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell")
+    completion.set_defaults(func=_completion)
+    cli_examples.apply(parser)
     return parser
 
 
@@ -372,6 +422,8 @@ def _os_error(exc: OSError) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args.func, "needs_no_settings", False):
+        return args.func(args)
     if not args.debug:  # paramiko logs its own tracebacks; its errors reach us as SSHError
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     if args.system:

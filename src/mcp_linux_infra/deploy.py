@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.table import Table
 
 import mcp_linux_infra
-from mcp_linux_infra import display
+from mcp_linux_infra import display, progress
 from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_HOST, EXIT_SYSTEM, UserError
 from mcp_linux_infra.inventory import load_inventory
@@ -186,7 +186,7 @@ def deploy_cmd(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise UserError(f"cannot run ansible-playbook: {exc}", exit_code=EXIT_SYSTEM) from None
         with proc:
-            outcome = follow(proc.stdout, show=not args.json and console.is_terminal, log=log)
+            outcome = follow(proc.stdout, show=progress.shown(args.json), log=log)
     code = 0 if proc.returncode == 0 else exit_code(proc.returncode, outcome)
     if args.json:
         print(json.dumps({"check": args.check, "exit_code": code, "log": str(log_path),
@@ -210,15 +210,6 @@ def exit_code(code: int, outcome: Outcome) -> int:
     return EXIT_FAILED
 
 
-EPILOG = """\
-examples:
-  mcp-linux-infra deploy
-  mcp-linux-infra deploy web --check
-  mcp-linux-infra deploy db-01 -e @site-vars.yml
-  mcp-linux-infra deploy --json
-"""
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "deploy", help="install or update the target tier on hosts (Ansible, from this copy)",
@@ -227,7 +218,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "host keys); Ansible's full output goes to STATE_DIR/deploy.log.\n"
                     "Exit codes: 0 deployed, 1 a host failed, 2 bad usage, 3 a bad inventory\n"
                     "or setting, 4 a file that cannot be written, 5 a host unreachable.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", help="a host or group (default: all)")
     parser.add_argument("--check", action="store_true",
                         help="dry run: show what would change (--check --diff)")

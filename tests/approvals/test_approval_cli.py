@@ -339,3 +339,27 @@ def test_an_sk_ed25519_security_key_signs_through_ssh_keygen(action_estate, tmp_
     signer = action_estate.root.log()[-1]["signers"][0]
     assert (signer["principal"], signer["signature_type"], signer["flags"]) == (
         "sam", "sk-ssh-ed25519@openssh.com", 0x01)
+
+
+def test_list_and_show_as_json(action_estate, keys):
+    from datetime import datetime
+
+    a, b = propose(action_estate), propose(action_estate)
+    assert cli(action_estate, "approve", a.id, "--yes").returncode == 0
+    listed = json.loads(cli(action_estate, "list", "--json").stdout)["proposals"]
+    assert [p["id"] for p in listed] == [b.id, a.id]  # newest first
+    approved = listed[1]
+    assert approved["state"] == "approved" and approved["host"] == HOST
+    assert approved["params"] == {"file": action_estate.root.file("a")}
+    assert approved["approvals"][0]["principal"] == "alice"
+    for stamp in (approved["created_at"], approved["not_after"], approved["approvals"][0]["at"]):
+        assert datetime.fromisoformat(stamp).utcoffset().total_seconds() == 0
+    assert listed[0]["not_after"] is None and "document_text" not in approved
+    pending = json.loads(cli(action_estate, "list", "--state", "pending", "--json").stdout)
+    assert [p["id"] for p in pending["proposals"]] == [b.id]
+    shown = cli(action_estate, "show", a.id, "--json")
+    assert shown.returncode == 0 and shown.stderr == ""
+    data = json.loads(shown.stdout)
+    assert data["proposal"]["id"] == a.id
+    assert data["history"][0]["to_state"] == "pending"
+    assert all(datetime.fromisoformat(t["at"]) for t in data["history"])

@@ -15,6 +15,7 @@ from net_support import free_port
 from paths_support import REPO
 
 from mcp_linux_infra.cli import build_parser, port
+from mcp_linux_infra.cli_examples import walk
 from mcp_linux_infra.errors import EXIT_CONFIG, EXIT_HOST, EXIT_SYSTEM, EXIT_USAGE
 from mcp_linux_infra.settings import Settings
 
@@ -89,18 +90,12 @@ def test_unknown_names_name_the_closest(run, tmp_path):
     run(["config", "show"], EXIT_CONFIG, LINUX_MCP_LAYOUT="cloud")
 
 
-def _leaves(parser: argparse.ArgumentParser, prefix: list[str]):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                yield from _leaves(child, prefix + [name])
-    if parser.get_default("func") is not None:
-        yield prefix, parser
-
-
 def _bad_arguments() -> list[list[str]]:
     cases = [["--no-such-option"], ["no-such-command"]]
-    for prefix, parser in _leaves(build_parser(), []):
+    for path, parser in walk(build_parser()):
+        if parser.get_default("func") is None:
+            continue
+        prefix = list(path)
         cases.append(prefix + ["--no-such-option"])
         if any(a.required for a in parser._actions if not a.option_strings
                and a.nargs != argparse.REMAINDER):

@@ -142,3 +142,56 @@ def test_inotify_limit_is_raised_to_fit_the_lab_never_lowered(tmp_path, monkeypa
     limit.write_text("100000\n")
     manager._ensure_inotify_instances(20, said.append)
     assert limit.read_text() == "100000\n" and len(said) == 1
+
+
+def test_status_as_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("LINUX_MCP_LAB_DIR", str(tmp_path / "lab"))
+    assert main(["lab", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["targets"] == []
+    (tmp_path / "lab").mkdir()
+    state = LabState(targets={"lab-01": _target(pid=os.getpid(), started=1)})  # not this start
+    state.save(tmp_path / "lab" / "state.json")
+    assert main(["lab", "status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["targets"] == [{"name": "lab-01", "address": "127.0.0.1", "port": 2201,
+                                 "pid": os.getpid(), "process": "stopped", "systemd": "-"}]
+    assert shown["known_hosts"] == str((tmp_path / "lab" / "known_hosts").resolve())
+
+
+def test_lab_up_draws_its_steps_and_targets_on_a_terminal(tmp_path, monkeypatch):
+    """`lab up`'s progress (the manager's steps, then targets ready of N) on a pseudo-terminal;
+    the manager itself (root, a real boot) is the lab suites' to test."""
+    import pty
+    import threading
+
+    def up(settings, hosts, status, ready):
+        status("debootstrap bookworm")
+        ready(1, 2, "lab-01")
+        ready(2, 2, "lab-02")
+        return ["lab-01", "lab-02"]
+
+    monkeypatch.setattr(manager, "up", up)
+    monkeypatch.setenv("LINUX_MCP_LAB_DIR", str(tmp_path / "lab"))
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    main_fd, child_fd = pty.openpty()
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: _read(main_fd), b"")))
+    reader.start()
+    with os.fdopen(child_fd, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert main(["lab", "up", "--hosts", "2"]) == 0
+    reader.join()
+    os.close(main_fd)
+    shown = b"".join(seen).decode(errors="replace")
+    assert "debootstrap bookworm" in shown and "lab up" in shown and "2/2" in shown
+    assert "started 2 target(s)" in shown
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the other end is closed
+        return b""

@@ -1,5 +1,6 @@
 """`mcp-linux-infra operators ...`: what an administrator types and what they deploy."""
 
+import json
 import subprocess
 
 import pytest
@@ -69,3 +70,22 @@ def test_revoke_removes_the_operator_from_the_list_to_deploy(state, capsys):
     assert deployed(capsys.readouterr().out) == []
     assert main(["operators", "revoke", "alice"]) == 2
     assert "operator_revoked" in capsys.readouterr().err
+
+
+def test_list_as_json(state, capsys):
+    from datetime import datetime
+
+    assert main(["operators", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"operators": []}
+    line = Authenticator("approve.example.com").public_line()
+    assert main(["operators", "add", "bob", "--public-key", line]) == 0
+    assert main(["operators", "add", "carol", "--public-key",
+                 Authenticator("approve.example.com").public_line()]) == 0
+    assert main(["operators", "revoke", "carol"]) == 0
+    capsys.readouterr()
+    assert main(["operators", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["operators"]  # stdout is the JSON alone
+    assert (listed[0]["name"], listed[0]["public_key"]) == ("bob", line)
+    assert listed[0]["revoked_at"] is None and datetime.fromisoformat(listed[1]["revoked_at"])
+    assert main(["operators", "list", "--active", "--json"]) == 0
+    assert [o["name"] for o in json.loads(capsys.readouterr().out)["operators"]] == ["bob"]

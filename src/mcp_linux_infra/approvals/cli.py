@@ -29,7 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mcp_linux_infra import display
+from mcp_linux_infra import cli_json, display
 from mcp_linux_infra.approvals.store import (
     STATES,
     ApprovalStore,
@@ -157,9 +157,23 @@ def _signed(fields: dict[str, Any]) -> Group:
     return Group(plain(SIGNED_HEADER, "bold"), Padding(grid, (0, 0, 0, 2)))
 
 
+TIMES = ("created_at", "updated_at", "sent_at", "not_before", "not_after")
+
+
+def as_json(p: Proposal) -> dict[str, Any]:
+    """A proposal for `--json`: what tools report, its times in ISO 8601."""
+    data = p.public()
+    data.update({name: cli_json.iso(data[name]) for name in TIMES})
+    data["approvals"] = [{**a, "at": cli_json.iso(a["at"])} for a in data["approvals"]]
+    return data
+
+
 def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     rows = store.find(args.state, args.host, args.limit)
+    if args.json:
+        cli_json.emit({"proposals": [as_json(p) for p in rows]})
+        return 0
     if not rows:
         console.print(line("no proposals", f" in state {args.state}" if args.state else ""))
         return 0
@@ -178,6 +192,10 @@ def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
 def show_cmd(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     p = store.get(args.id)
+    if args.json:
+        cli_json.emit({"proposal": as_json(p), "history": [
+            {**t, "at": cli_json.iso(t["at"])} for t in store.history(p.id)]})
+        return 0
     out.print(_panel(p))
     history = Table(title="history")
     for column in ("at", "event", "state", "by", "note"):
@@ -289,22 +307,28 @@ def _ttl(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+ID_HELP = "the proposal's id (approvals list shows them)"
+
+
 def add_parser(sub: argparse._SubParsersAction, open_operators: OpenOperators) -> None:
     """`open_operators(settings, audit)`: the operators registry (a room above this one,
     handed in by the entry point)."""
     approvals = sub.add_parser("approvals", help="proposals: list, show, approve (sign), reject"
                                ).add_subparsers(dest="action", required=True)
     listing = approvals.add_parser("list", help="proposals, newest first")
-    listing.add_argument("--state", choices=STATES)
-    listing.add_argument("--host")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--state", choices=STATES, help="only proposals in this state")
+    listing.add_argument("--host", help="only proposals for this host")
+    listing.add_argument("--limit", type=int, default=50,
+                         help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help=cli_json.HELP)
     listing.set_defaults(func=list_cmd)
     show = approvals.add_parser("show", help="one proposal, its preview and history")
-    show.add_argument("id")
+    show.add_argument("id", help=ID_HELP)
+    show.add_argument("--json", action="store_true", help=cli_json.HELP)
     show.set_defaults(func=show_cmd)
     approve = approvals.add_parser("approve", help="show, confirm, sign with the operator's "
                                    "own key, as that operator")
-    approve.add_argument("id")
+    approve.add_argument("id", help=ID_HELP)
     approve.add_argument("--as", dest="principal", type=_principal, metavar="NAME",
                          help="the operator who signs (registered with `operators add`; "
                               "default: settings approver)")
@@ -320,7 +344,7 @@ def add_parser(sub: argparse._SubParsersAction, open_operators: OpenOperators) -
                          help="do not ask (needed when stdin is not a terminal)")
     approve.set_defaults(func=approve_cmd, open_operators=open_operators)
     reject = approvals.add_parser("reject", help="refuse a pending (or unused approved) one")
-    reject.add_argument("id")
+    reject.add_argument("id", help=ID_HELP)
     reject.add_argument("--as", dest="principal", type=_principal, metavar="NAME",
                         help="the operator who rejects (default: settings approver)")
     reject.add_argument("--reason", required=True, type=_reason,

@@ -4,12 +4,9 @@ allowed), 1 when any did, 2 on bad usage (an unknown host or group, a bad settin
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-from mcp_linux_infra import display
+from mcp_linux_infra import cli_json, display, progress
 from mcp_linux_infra.display import plain
 from mcp_linux_infra.doctor import report
 from mcp_linux_infra.doctor.checks import CHECKS
@@ -31,17 +28,11 @@ def doctor_cmd(args: argparse.Namespace, settings: Settings) -> int:
         operators = frozenset(o.name for o in registry.list(include_revoked=False))
     finally:
         registry.close()
-    with Progress(TextColumn("doctor"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True,
-                  disable=len(hosts) < 2) as progress:
-        task = progress.add_task("", total=len(hosts))
-
-        def done(rep: report.HostReport) -> None:
-            progress.update(task, advance=1, description=display.visible(rep.host))
-
-        reports = doctor(settings, hosts, operators, args.timeout, done=done)
+    with progress.work("doctor", len(hosts), enabled=len(hosts) > 1 and not args.json) as work:
+        reports = doctor(settings, hosts, operators, args.timeout,
+                         done=lambda rep: work.advance(rep.host))
     if args.json:
-        print(json.dumps(report.as_json(reports), indent=2))
+        cli_json.emit(report.as_json(reports))
     else:
         out.print(report.table(reports))
         console.print(plain(report.summary(reports),
@@ -64,10 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "doctor", help="check hosts are ready: keys, versions, sessions, operators, clock",
         description=f"Per host, each check ok, warn or fail with why ({checks}). Exit codes: "
-                    "0 no check failed, 1 a check failed, 2 bad usage.",
-        epilog="examples: mcp-linux-infra doctor; mcp-linux-infra doctor web --json")
+                    "0 no check failed, 1 a check failed, 2 bad usage.")
     parser.add_argument("target", nargs="?", help="a host or group (default: all)")
-    parser.add_argument("--json", action="store_true", help="JSON on stdout, for scripts")
+    parser.add_argument("--json", action="store_true", help=cli_json.HELP)
     parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds per connection and request (default {DEFAULT_TIMEOUT_S:g})")
     parser.set_defaults(func=doctor_cmd)

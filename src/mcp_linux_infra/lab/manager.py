@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from mcp_linux_infra.settings import Settings
 
 MAX_HOSTS = 64
 Status = Callable[[str], None]
+Ready = Callable[[int, int, str], None]  # (targets ready so far, of how many, the last one)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def _ensure_inotify_instances(targets: int, status: Status) -> None:
                f"for {targets} targets (until reboot)")
 
 
-def up(settings: Settings, hosts: int, status: Status = lambda _: None) -> list[str]:
+def up(settings: Settings, hosts: int, status: Status = lambda _: None,
+       ready: Ready = lambda done, total, name: None) -> list[str]:
     """Start the missing targets among prefix-01..prefix-NN; return the names started."""
     if not 1 <= hosts <= MAX_HOSTS:
         raise UserError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
@@ -168,8 +170,11 @@ def up(settings: Settings, hosts: int, status: Status = lambda _: None) -> list[
                 status("waiting for sshd and systemd on every target")
                 deadline = time.monotonic() + settings.lab_boot_timeout
                 with ThreadPoolExecutor(max_workers=min(16, len(started))) as pool:
-                    list(pool.map(lambda t: lab_target.wait_ready(
-                        t, paths.key, paths.known_hosts, deadline), started))
+                    waits = {pool.submit(lab_target.wait_ready, t, paths.key,
+                                         paths.known_hosts, deadline): t.name for t in started}
+                    for done, wait in enumerate(as_completed(waits), 1):
+                        wait.result()
+                        ready(done, len(started), waits[wait])
             except BaseException:
                 status("start failed: stopping the targets this command started")
                 terminate([(t.pid, t.started) for t in started], grace=30)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from mcp_linux_infra import display
+from mcp_linux_infra import cli_json, display
 from mcp_linux_infra.audit import Audit
 from mcp_linux_infra.display import line, plain
 from mcp_linux_infra.errors import UserError
@@ -90,6 +90,13 @@ def add_cmd(args: argparse.Namespace, settings: Settings) -> int:
 def list_cmd(args: argparse.Namespace, settings: Settings) -> int:
     registry = _registry(settings)
     operators = registry.list(include_revoked=not args.active)
+    if args.json:
+        cli_json.emit({"operators": [
+            {"name": o.name, "kind": o.kind, "public_key": o.public_key,
+             "fingerprint": o.fingerprint, "rp_id": o.rp_id,
+             "created_at": cli_json.iso(o.created_at), "revoked_at": cli_json.iso(o.revoked_at)}
+            for o in operators]})
+        return 0
     table = Table(title="operators")
     for col in ("name", "kind", "fingerprint", "rp id", "created", "revoked"):
         table.add_column(col)
@@ -142,7 +149,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(func=add_cmd)
     listing = operators.add_parser("list", help="operators, and the list to deploy")
     listing.add_argument("--active", action="store_true", help="hide revoked operators")
+    listing.add_argument("--json", action="store_true",
+                         help=cli_json.HELP + "; the list to deploy is not printed")
     listing.set_defaults(func=list_cmd)
     revoke = operators.add_parser("revoke", help="stop listing an operator's key")
-    revoke.add_argument("name", type=_name)
+    revoke.add_argument("name", type=_name, help="the operator's principal")
     revoke.set_defaults(func=revoke_cmd)
