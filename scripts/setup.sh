@@ -12,9 +12,9 @@ fi
 
 # tmux: the tests read the operator CLI's screens back from a real terminal. gcc, libc6-dev,
 # libssl-dev: the tests build a simulated security key that ssh-keygen signs with
-# (tests/sk_provider.c).
+# (tests/sk_provider.c). podman: the container image test builds contrib/container/Containerfile.
 packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
-          tmux gcc libc6-dev libssl-dev)
+          tmux gcc libc6-dev libssl-dev podman)
 # chromium: the browser tests drive the approval console in a real headless browser
 # (/usr/bin/chromium). Debian packages it; Ubuntu has only a snap, which they do not use.
 if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then

@@ -12,7 +12,7 @@ from typing import NoReturn
 from rich.table import Table
 from rich.text import Text
 
-from mcp_linux_infra import __version__, cli_examples, cli_json, display, progress
+from mcp_linux_infra import __version__, cli_examples, cli_json, deploy, display, progress
 from mcp_linux_infra.approvals import cli as approvals_cli
 from mcp_linux_infra.config_home import CONFIG_VAR, LAYOUT_VAR
 from mcp_linux_infra.display import line, plain
@@ -509,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     approvals_cli.add_parser(sub, open_registry)
     operators_cli.add_parser(sub)
     doctor_cli.add_parser(sub)
+    deploy.add_parser(sub)
 
     tokens = sub.add_parser("tokens", help="bearer tokens for serve --transport http (the "
                             "tokens file)").add_subparsers(dest="action", required=True)

@@ -95,6 +95,13 @@ EXAMPLES: dict[str, list[Example]] = {
         ("one group, for a script", "mcp-linux-infra doctor web --json"),
         ("one slow host", "mcp-linux-infra doctor web-01 --timeout 30"),
     ],
+    "deploy": [
+        ("install or update the target tier on every inventory host", "mcp-linux-infra deploy"),
+        ("one group, dry run: what would change", "mcp-linux-infra deploy web --check"),
+        ("one host, with the site's role variables",
+         "mcp-linux-infra deploy web-01 -e @site-vars.yml"),
+        ("the recap per host, for a script", "mcp-linux-infra deploy --json"),
+    ],
     "tokens new": [
         ("a read-only token for one client", "mcp-linux-infra tokens new claude-desktop"),
         ("a token that may also propose actions",

@@ -4,6 +4,7 @@ the role take every path from it. No code elsewhere spells one; the files instal
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 
@@ -81,3 +82,11 @@ def test_files_installed_verbatim_name_only_listed_paths(name):
     for path in found:
         assert any(path == listed or path.startswith(listed.rstrip("/") + "/")
                    for listed in OURS), path
+
+
+def test_the_role_reads_the_list_as_json():
+    """The role takes the literal after `TARGET_PATHS = ` up to the first `}` as JSON
+    (ansible/roles/mcp_infra/vars/main.yml), so it must be exactly that."""
+    source = (REPO / THE_LIST).read_text()
+    literal = re.search(r"TARGET_PATHS = [{][^}]*[}]", source).group(0).split("=", 1)[1]
+    assert json.loads(literal) == TARGET_PATHS

@@ -28,8 +28,9 @@ import stat
 import sys
 
 # The one list of target paths: the library reads it from here (core.layout), the role from
-# this literal (ansible/roles/mcp_infra/filter_plugins), tests/target/core/test_paths.py
-# checks that nothing else spells them. Keys are stable names, values absolute paths.
+# this literal, parsed as JSON (ansible/roles/mcp_infra/vars/main.yml: keep it JSON, no
+# nested braces), tests/target/core/test_paths.py checks that nothing else spells them. Keys
+# are stable names, values absolute paths.
 TARGET_PATHS = {
     "library": "/usr/local/lib/mcp-infra",
     "mcp-wrapper": "/usr/local/libexec/mcp-infra/mcp-wrapper",
