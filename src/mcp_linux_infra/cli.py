@@ -221,7 +221,7 @@ def _tokens_new(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # Settings whose value is a secret, or holds one (a webhook URL is its key): never shown.
-SECRET_SETTINGS = ("http_tokens", "webhooks")
+SECRET_SETTINGS = ("http_tokens", "webhooks", "database_url")
 
 
 def _shown(name: str, value: object) -> object:
