@@ -11,7 +11,9 @@ and logic are written once:
   the store. Writers are serialised across processes by the database, never by a lock of
   this process, and commit in the order they took the lock: a sequence number
   (transitions.seq) is never committed after a larger one, so a reader that follows it
-  skips nothing. `FOR_UPDATE` marks the row a change is about (a row lock in PostgreSQL);
+  skips nothing. `FOR_UPDATE` marks the row a change is about (a row lock in PostgreSQL).
+  A schema change (`schema_transaction`) takes the shared "schema" lock, then the store's:
+  its DDL never meets the store's writers halfway (a deadlock), nor another store's DDL;
 - schema versions: SQLite's user_version (one versioned store per file); a row per store in
   PostgreSQL's `schema_versions`.
 
@@ -24,7 +26,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -95,10 +97,15 @@ class Database:
             for statement in _statements(ddl):
                 self._execute(self._ddl(statement), ())
 
+    def schema_transaction(self) -> AbstractContextManager["Database"]:
+        """The transaction that reads the schema version and changes the schema."""
+        return self.transaction("schema", self.name)
+
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator["Database"]:
-        """A write transaction holding the write lock named `lock` (the store's by default)
-        from its start to its commit; nested uses join the outer one."""
+    def transaction(self, *locks: str) -> Iterator["Database"]:
+        """A write transaction holding the write locks named `locks` (the store's by
+        default), in that order, from its start to its commit; nested uses join the outer
+        one."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -107,7 +114,7 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self._begin(lock or self.name)
+            self._begin(locks or (self.name,))
             self._depth = 1
             try:
                 yield self
@@ -145,7 +152,7 @@ class Database:
     def _ddl(self, statement: str) -> str:
         return statement
 
-    def _begin(self, lock: str) -> None:
+    def _begin(self, locks: tuple[str, ...]) -> None:
         raise NotImplementedError
 
     def _end(self, commit: bool) -> None:
@@ -176,7 +183,7 @@ class SQLite(Database):
     def _execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
         return self._connection.execute(sql, args)
 
-    def _begin(self, lock: str) -> None:
+    def _begin(self, locks: tuple[str, ...]) -> None:
         self._connection.execute("BEGIN IMMEDIATE")
 
     def _end(self, commit: bool) -> None:
@@ -228,12 +235,13 @@ class PostgreSQL(Database):
     def _ddl(self, statement: str) -> str:
         return _postgresql_ddl(statement)
 
-    def _begin(self, lock: str) -> None:
+    def _begin(self, locks: tuple[str, ...]) -> None:
         if self._connection.broken:
             self._connection = self._connect()
         self._connection.execute("BEGIN")
         try:
-            self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
+            for lock in locks:
+                self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
         except BaseException:
             self._connection.execute("ROLLBACK")
             raise
@@ -253,7 +261,7 @@ class PostgreSQL(Database):
                       "version BIGINT NOT NULL)", ())
 
     def schema_version(self) -> int:
-        """Under the schema lock (transaction("schema"))."""
+        """In a schema_transaction()."""
         self._versions()
         row = self.one("SELECT version FROM schema_versions WHERE store = ?", (self.name,))
         return 0 if row is None else row["version"]

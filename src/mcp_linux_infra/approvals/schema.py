@@ -81,7 +81,7 @@ _KEPT = ("id", "created_at", "updated_at", "state", "host", "action", "params", 
 
 def ensure(db: Database) -> None:
     """Create the tables, or migrate an older schema to VERSION; refuse a newer one."""
-    with db.transaction("schema"):
+    with db.schema_transaction():
         version = db.schema_version()
         if version == 0 and db.has_table("proposals"):
             version = 1

@@ -179,7 +179,7 @@ class Registry:
         """`db`: the database (a path: an SQLite file)."""
         self.audit = audit
         self._db = db if isinstance(db, Database) else SQLite(db, "operators")
-        with self._db.transaction("schema"):
+        with self._db.schema_transaction():
             self._db.script(_SCHEMA)
 
     # -- reading ------------------------------------------------------------------------------

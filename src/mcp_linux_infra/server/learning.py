@@ -58,7 +58,7 @@ class LearningStore:
     def __init__(self, db: Database | Path):
         """`db`: the store's database (a path: an SQLite file)."""
         self._db = db if isinstance(db, Database) else SQLite(db, "learning")
-        with self._db.transaction("schema"):
+        with self._db.schema_transaction():
             version = self._db.schema_version()
             if version > VERSION:
                 raise RuntimeError(f"learning store schema {version} is newer than this "
