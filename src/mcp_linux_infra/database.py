@@ -221,6 +221,10 @@ class PostgreSQL(Database):
             return psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
                                    connect_timeout=CONNECT_TIMEOUT_S,
                                    application_name=f"mcp-linux-infra {self.name}")
+        except psycopg.ProgrammingError as exc:  # libpq refused the URL's parameters
+            raise UserError(f"LINUX_MCP_DATABASE_URL: {_first_line(exc)}",
+                            hint="see docs/OPERATIONS.md, Several servers, one store",
+                            exit_code=EXIT_CONFIG) from None
         except psycopg.OperationalError as exc:
             raise UserError(f"cannot reach the database of LINUX_MCP_DATABASE_URL: "
                             f"{_first_line(exc)}", hint="is PostgreSQL running, and the URL's "
@@ -284,6 +288,13 @@ def _psycopg() -> Any:
                         "not installed", hint="pip install 'mcp-linux-infra[postgresql]'",
                         exit_code=EXIT_CONFIG) from None
     return psycopg
+
+
+def check_reachable(database_url: str | None) -> None:
+    """Connect once, so that a server refuses to start (one line, its exit code) rather
+    than fail its first request."""
+    if database_url:
+        PostgreSQL(database_url, "check").close()
 
 
 def open_database(database_url: str | None, state_dir: Path, file_name: str,

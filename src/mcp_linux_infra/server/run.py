@@ -2,6 +2,7 @@
 
 import sys
 
+from mcp_linux_infra.database import check_reachable
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.http import asgi_app, auth_kwargs, endpoint
 from mcp_linux_infra.server.state import AppState, Runtime
@@ -12,6 +13,7 @@ def serve(settings: Settings, transport: str, host: str, port: int) -> int:
     def open_state() -> AppState:
         return AppState.open(settings)
 
+    check_reachable(settings.database_url)
     if transport == "stdio":
         build_server(open_state).run("stdio")
         return 0
