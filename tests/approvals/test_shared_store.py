@@ -271,3 +271,29 @@ def test_a_server_killed_mid_execution_is_reconciled_by_another(estate):
     assert entered_executing(estate, p.id) == 1
     assert [t["event"] for t in estate.store.history(p.id) if t["event"] in STATES][-1] == \
         "succeeded"
+
+
+def test_the_console_reads_and_changes_the_same_store(estate):
+    """The console (its own connections on the same database) lists what another process
+    proposed and approved; carol, enrolled in the console, rejects it there; a server
+    process is then refused it as rejected, and nothing reaches the target."""
+    from console_support import ConsoleServer
+
+    p = approved(estate)
+    console = ConsoleServer(estate.settings.state_dir,
+                            database_url=estate.settings.database_url)
+    try:
+        with console.client() as carol:
+            passkey, _ = carol.enroll("carol")
+            assert carol.login(passkey).status_code == 200
+            assert f'data-proposal="{p.id}"' in carol.page("/")[0]
+            answer = carol.post(f"/p/{p.id}/reject", data={"csrf": carol.csrf,
+                                                           "reason": "not now"})
+            assert answer.headers["location"] == f"/p/{p.id}?status=rejected"
+    finally:
+        console.stop()
+    [server] = estate.servers("a")
+    server.execute(p.id)
+    said = server.outcome()
+    assert said["kind"] == "NotExecutable" and "rejected: not now" in said["message"], said
+    assert estate.root.log() == [] and estate.operators.get("carol").kind == "sk-ecdsa"
