@@ -297,3 +297,28 @@ def test_the_console_reads_and_changes_the_same_store(estate):
     said = server.outcome()
     assert said["kind"] == "NotExecutable" and "rejected: not now" in said["message"], said
     assert estate.root.log() == [] and estate.operators.get("carol").kind == "sk-ecdsa"
+
+
+def test_an_owner_on_another_host_is_reconciled_safely(estate):
+    """A server cannot see a process on another host: an execution owned by one (here: an
+    owner token of another boot) is reconciled at once. Safe: while the first delivery
+    holds the target, the second is refused and nothing is guessed; the first then records
+    its outcome; the action ran once."""
+    p = approved(estate, action="slow_touch")
+    first, second = estate.servers("first", "second")
+    with open(estate.root.file("gate"), "w") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        first.execute(p.id)
+        assert first.hear() == {"event": "sending"}
+        _wait_for(estate.root.ledger_file(p.nonce).exists, "the target never took the nonce")
+        estate.store.db.run("UPDATE proposals SET executor = ? WHERE id = ?",
+                            ("another-host-boot:4242:1", p.id))
+        second.execute(p.id)
+        said = second.outcome()
+        assert said["kind"] == "OutcomeUnknown" and "may still be running" in said["message"]
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        assert first.outcome() == {"event": "done", "state": "succeeded"}
+    assert len(accepted(estate, p.nonce)) == 1 and entered_executing(estate, p.id) == 1
+    second.execute(p.id)
+    said = second.outcome()
+    assert said["kind"] == "NotExecutable" and "already executed: succeeded" in said["message"]
