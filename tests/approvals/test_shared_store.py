@@ -134,6 +134,12 @@ def estate(tmp_path, keys, root, database_url):
 def approved(estate, action="touch_file", file="a"):
     """A proposal for `action`, approved by alice with her key (decide.approve: the CLI's
     own path)."""
+    p = proposed(estate, action, file)
+    return approve(estate.store, p.id, 600, "alice", estate.root.keys.dir / "alice")
+
+
+def proposed(estate, action="touch_file", file="a", required=None):
+    """A pending proposal for `action`, as the server makes it from the host's catalog."""
     from mcp_linux_infra.approvals.action_tier import ActionTier
     from mcp_linux_infra.inventory import load_inventory
     from mcp_linux_infra.ssh.pool import Pool
@@ -145,10 +151,10 @@ def approved(estate, action="touch_file", file="a"):
         pool.close()
     params = {"file": estate.root.file(file)}
     info = {k: v for k, v in catalog.action(action).items() if k in ("steps", "runs_as")}
-    p = estate.store.create(HOST, action, params, "the file is missing", catalog.max_window,
-                            action_info={**info, "settings": catalog.settings},
-                            required=catalog.required(action))
-    return approve(estate.store, p.id, 600, "alice", estate.root.keys.dir / "alice")
+    return estate.store.create(HOST, action, params, "the file is missing",
+                               catalog.max_window,
+                               action_info={**info, "settings": catalog.settings},
+                               required=required or catalog.required(action))
 
 
 def accepted(estate, nonce):
@@ -322,3 +328,30 @@ def test_an_owner_on_another_host_is_reconciled_safely(estate):
     second.execute(p.id)
     said = second.outcome()
     assert said["kind"] == "NotExecutable" and "already executed: succeeded" in said["message"]
+
+
+def test_two_operators_approve_from_the_cli_at_once_then_two_servers_execute(estate):
+    """alice and bob approve a two-person proposal from two CLI processes at the same time
+    (one document prepared, both signatures kept, approved once); two servers then execute
+    it at once: one delivery, with both signatures."""
+    p = proposed(estate, required=2)
+    servers = estate.servers("a", "b")
+    approvers = [subprocess.Popen(
+        CLI + ["approvals", "approve", p.id, "--yes", "--as", who, "--key",
+               str(estate.root.keys.dir / who)], env=estate.env(**_url(estate)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        for who in ("alice", "bob")]
+    for approver in approvers:
+        _, err = approver.communicate(timeout=120)
+        assert approver.returncode == 0, err
+    final = estate.store.get(p.id)
+    assert final.state == "approved" and sorted(final.principals) == ["alice", "bob"]
+    events = [t["event"] for t in estate.store.history(p.id)]
+    assert events.count("document_prepared") == 1 and events.count("approved") == 1
+    for server in servers:
+        server.execute(p.id)
+    outcomes = [server.outcome() for server in servers]
+    assert [o.get("state") for o in outcomes].count("succeeded") == 1, outcomes
+    [run] = accepted(estate, final.nonce)
+    assert sorted(run["principals"]) == ["alice", "bob"]
+    assert entered_executing(estate, p.id) == 1
