@@ -25,7 +25,7 @@ import re
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -232,17 +232,31 @@ class PostgreSQL(Database):
                             exit_code=EXIT_HOST) from None
 
     def _execute(self, sql: str, args: tuple) -> Any:
-        if self._depth == 0 and self._connection.broken:  # the server restarted: once more
+        if self._depth:  # in a transaction: a lost connection fails the transaction
+            return self._connection.execute(_postgresql(sql), args)
+        return self._again(lambda: self._connection.execute(_postgresql(sql), args))
+
+    def _again(self, statement: Callable[[], Any]) -> Any:
+        """Run `statement`; if the connection turns out lost (the server restarted, a proxy
+        dropped it), once more on a new one. Only outside a transaction: what is run again
+        is a read, BEGIN, or a single write whose repetition is harmless (a refused command
+        recorded twice at worst; the store's changes are all in transactions)."""
+        psycopg = _psycopg()
+        if self._connection.broken:
             self._connection = self._connect()
-        return self._connection.execute(_postgresql(sql), args)
+        try:
+            return statement()
+        except psycopg.OperationalError:
+            if not self._connection.broken:
+                raise
+            self._connection = self._connect()
+            return statement()
 
     def _ddl(self, statement: str) -> str:
         return _postgresql_ddl(statement)
 
     def _begin(self, locks: tuple[str, ...]) -> None:
-        if self._connection.broken:
-            self._connection = self._connect()
-        self._connection.execute("BEGIN")
+        self._again(lambda: self._connection.execute("BEGIN"))
         try:
             for lock in locks:
                 self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
