@@ -4,6 +4,7 @@ dialect's translations, the learning store on both backends, PostgreSQL's schema
 the database_url setting through the real CLI: a secret never shown, a bad URL or an
 unreachable server one line with its documented exit code."""
 
+import json
 import os
 import subprocess
 import sys
@@ -131,7 +132,9 @@ def test_the_url_is_a_secret_config_show_hides(tmp_path):
     done = _cli(tmp_path, "config", "show", "--json",
                 LINUX_MCP_DATABASE_URL="postgresql://alice:hunter2@db.example/mcp")
     assert done.returncode == 0 and "hunter2" not in done.stdout + done.stderr
-    assert '"(hidden)"' in done.stdout
+    assert json.loads(done.stdout)["database_url"]["value"] == "(hidden)"
+    unset = _cli(tmp_path, "config", "show", "--json")
+    assert json.loads(unset.stdout)["database_url"] == {"value": None, "source": "default"}
 
 
 @pytest.mark.parametrize(("url", "code", "says"), [

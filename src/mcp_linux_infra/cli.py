@@ -225,7 +225,7 @@ SECRET_SETTINGS = ("http_tokens", "webhooks", "database_url")
 
 
 def _shown(name: str, value: object) -> object:
-    if name in SECRET_SETTINGS:
+    if name in SECRET_SETTINGS and value is not None:  # unset: shown as unset
         return f"({len(value)} hidden)" if isinstance(value, list) else "(hidden)"
     if isinstance(value, Path):
         return str(value)
