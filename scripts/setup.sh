@@ -15,6 +15,9 @@ fi
 # (tests/sk_provider.c). podman: the container image test builds contrib/container/Containerfile.
 packages=(systemd-container debootstrap openssh-client sudo python3 python3-venv ca-certificates
           tmux gcc libc6-dev libssl-dev podman)
+# postgresql: the tests start a throwaway PostgreSQL cluster (tests/pg_support.py) for the
+# shared store (LINUX_MCP_DATABASE_URL); the server needs only the client, psycopg's wheel.
+packages+=(postgresql)
 # chromium: the browser tests drive the approval console in a real headless browser
 # (/usr/bin/chromium). Debian packages it; Ubuntu has only a snap, which they do not use.
 if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then

@@ -22,7 +22,7 @@ from pra_support import HOST, Keys, TestRoot
 from ssh_support import FakeSSHD, known_hosts_line, new_key
 
 from mcp_linux_infra.audit import Audit
-from mcp_linux_infra.operators.registry import Registry
+from mcp_linux_infra.operators.registry import open_registry
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.state import AppState
 from mcp_linux_infra.settings import Settings
@@ -100,7 +100,7 @@ def make_action_estate(tmp_path: Path, keys: Keys, root: TestRoot, pra_exec=None
               "command_timeout": 20, "keepalive_interval": 0}
     config.update(settings)
     estate = ActionEstate(root, sshd, Settings(**config))
-    operators = Registry(estate.settings.state_dir / "approvals.sqlite3")
+    operators = open_registry(estate.settings)  # the store's database: SQLite or PostgreSQL
     for name in OPERATORS:
         operators.add(name, keys.public(name))
     operators.close()

@@ -59,3 +59,25 @@ def action_estate(tmp_path, keys, root):
 def anyio_backend():
     """The MCP SDK runs on asyncio; anyio's pytest plugin asks which backend to use."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session (pg_support); skipped where Debian's
+    postgresql package is not installed (scripts/setup.sh installs it)."""
+    from pg_support import Cluster, bin_dir
+    found = bin_dir()
+    if found is None:
+        pytest.skip("no PostgreSQL server: scripts/setup.sh installs Debian's postgresql")
+    cluster = Cluster(found)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """A store test on each backend: None (SQLite files in the test's state directory), then
+    a fresh database of the session's PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").new_database()

@@ -370,11 +370,11 @@ def _comma_list(choices: tuple[str, ...] | None, pattern: str):
 
 
 # Settings whose value is a secret, or holds one (a webhook URL is its key): never shown.
-SECRET_SETTINGS = ("webhooks",)
+SECRET_SETTINGS = ("webhooks", "database_url")
 
 
 def _shown(name: str, value: object) -> object:
-    if name in SECRET_SETTINGS:
+    if name in SECRET_SETTINGS and value is not None:  # unset: shown as unset
         return f"({len(value)} hidden)" if isinstance(value, list) else "(hidden)"
     if isinstance(value, Path):
         return str(value)

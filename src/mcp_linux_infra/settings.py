@@ -74,6 +74,28 @@ def parse_ttl(text: str) -> int:
         raise ValueError(f"not a duration: {text!r} (examples: 900s, 15m, 1h)")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
+def check_database_url(url: str) -> str:
+    """A PostgreSQL connection URL (postgresql://...); no message ever shows the URL, which
+    may hold a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError("the database URL is not a URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("the database URL must start with postgresql:// (PostgreSQL is the "
+                         "shared store; without it, each server keeps SQLite files)")
+    if not url.isprintable() or " " in url:
+        raise ValueError("the database URL may not hold spaces or control characters")
+    return url
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 class WebhookSpec(BaseModel):
     """Where a proposal's events are POSTed, in which body, which events (default: all but
     `executing`). The URL is a secret (a chat webhook's path is its key): no message shows it."""
@@ -268,6 +290,15 @@ class Settings(BaseSettings):
     expiry_sweep_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between "
                                          "the server's sweeps for proposals that expired")
 
+    # --- several servers, one store (issue 13) ---
+    database_url: str | None = Field(
+        None, repr=False, description="postgresql://USER:PASSWORD@HOST/DB: the proposals, "
+        "approvals, operators and refused commands in PostgreSQL, shared by every server, "
+        "the CLI and the console that name it (default: SQLite files in STATE_DIR); a secret")
+    database_url_file: Path | None = Field(
+        None, description="A file (mode 0600) holding DATABASE_URL, so that no environment "
+        "holds its password")
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
                                    init_settings: PydanticBaseSettingsSource,
@@ -334,6 +365,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r}: the RP ID is a host name (never an IP address)")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_database_url(value)
+        return value
+
     @field_validator("approval_ttl")
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -367,6 +405,14 @@ class Settings(BaseSettings):
                              "of it (WebAuthn's rule)")
         if (self.http_tls_cert is None) != (self.http_tls_key is None):
             raise ValueError("LINUX_MCP_HTTP_TLS_CERT and LINUX_MCP_HTTP_TLS_KEY go together")
+        if self.database_url_file is not None:
+            if self.database_url is not None:
+                raise ValueError("LINUX_MCP_DATABASE_URL and LINUX_MCP_DATABASE_URL_FILE: "
+                                 "set one of them")
+            try:
+                self.database_url = check_database_url(_read_secret(self.database_url_file))
+            except ValueError as exc:
+                raise ValueError(f"LINUX_MCP_DATABASE_URL_FILE: {exc}") from None
         if (self.console_tls_cert is None) != (self.console_tls_key is None):
             raise ValueError("LINUX_MCP_CONSOLE_TLS_CERT and LINUX_MCP_CONSOLE_TLS_KEY go "
                              "together")

@@ -1,7 +1,8 @@
 """The approval store (schema 2): the state machine and its history, one document that every
 approver signs, approvals checked with ssh-keygen against each operator's registered key, the
 two-person rule, every refusal by its code, events, expiry, two processes at once, and the
-in-place migration of a real schema-1 file."""
+in-place migration of a real schema-1 file. Each test that takes `store` runs on SQLite and
+on PostgreSQL (conftest's `database_url`)."""
 
 import json
 import sqlite3
@@ -24,6 +25,7 @@ from mcp_linux_infra.approvals.store import (
     UnknownProposal,
 )
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.database import open_database
 from mcp_linux_infra.operators.registry import Registry
 
 SCHEMA_1 = REPO / "tests/data/approvals-schema1.sql"
@@ -48,17 +50,23 @@ def lines():
 
 
 @pytest.fixture
-def operators(tmp_path, keys):
-    """The operators registry of the store's file, with alice and bob (ed25519 keys)."""
-    reg = Registry(tmp_path / "approvals.sqlite3")
+def database(database_url, tmp_path):
+    """`database(name)`: a connection to the test's store database (SQLite or PostgreSQL)."""
+    return lambda name: open_database(database_url, tmp_path, "approvals.sqlite3", name)
+
+
+@pytest.fixture
+def operators(database, keys):
+    """The operators registry of the store's database, with alice and bob (ed25519 keys)."""
+    reg = Registry(database("operators"))
     reg.add("alice", keys.public("alice"))
     reg.add("bob", keys.public("bob"))
     return reg
 
 
 @pytest.fixture
-def store(tmp_path, lines, operators):
-    s = ApprovalStore(tmp_path / "approvals.sqlite3", Audit(None, lines), pending_ttl=3600,
+def store(database, lines, operators):
+    s = ApprovalStore(database("approvals"), Audit(None, lines), pending_ttl=3600,
                       operators=operators)
     yield s
     s.close()
@@ -464,11 +472,16 @@ def test_a_newer_schema_is_refused(tmp_path):
         ApprovalStore(path)
 
 
-_RACER = """
+_OPEN = """
 import sys, time
 from pathlib import Path
+from mcp_linux_infra.database import open_database
+def database(name):  # argv[1]: the PostgreSQL URL, or "" for the SQLite file in argv[-1]
+    return open_database(sys.argv[1] or None, Path(sys.argv[-1]), "approvals.sqlite3", name)
+"""
+_RACER = _OPEN + """
 from mcp_linux_infra.approvals.store import ApprovalStore, StateConflict
-store = ApprovalStore(Path(sys.argv[1]))
+store = ApprovalStore(database("approvals"))
 while time.time() < float(sys.argv[3]):
     pass
 try:
@@ -479,24 +492,22 @@ except StateConflict:
 """
 
 
-def test_two_processes_race_for_one_execution_and_one_wins(store, keys, tmp_path):
+def test_two_processes_race_for_one_execution_and_one_wins(store, keys, tmp_path,
+                                                          database_url):
     p = approve(store, keys, propose(store))
     start = str(time.time() + 1.5)
-    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(tmp_path / "approvals.sqlite3"),
-                                p.id, start], stdout=subprocess.PIPE, text=True)
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, database_url or "", p.id, start,
+                                str(tmp_path)], stdout=subprocess.PIPE, text=True)
               for _ in range(6)]
     answers = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
     assert answers == ["lost"] * 5 + ["won"]
     assert [t["to_state"] for t in store.history(p.id)].count("executing") == 1
 
 
-_APPROVER = """
-import sys, time
-from pathlib import Path
+_APPROVER = _OPEN + """
 from mcp_linux_infra.approvals.store import ApprovalRefused, ApprovalStore
 from mcp_linux_infra.operators.registry import Registry
-path = Path(sys.argv[1])
-store = ApprovalStore(path, operators=Registry(path))
+store = ApprovalStore(database("approvals"), operators=Registry(database("operators")))
 signature = Path(sys.argv[4]).read_text()
 while time.time() < float(sys.argv[5]):
     pass
@@ -507,15 +518,15 @@ except ApprovalRefused as refused:
 """
 
 
-def test_operators_approving_at_once_in_three_processes(store, keys, tmp_path):
+def test_operators_approving_at_once_in_three_processes(store, keys, tmp_path, database_url):
     """alice twice and bob, at the same moment, on a two-person proposal: two approvals,
     one already_approved, and the proposal approved once."""
     p = store.prepare_document(propose(store, required=2).id, 600)
     for name in ("alice", "bob"):
         (tmp_path / f"{name}.sig").write_text(sign(keys, p, name))
     start = str(time.time() + 1.5)
-    racers = [subprocess.Popen([sys.executable, "-c", _APPROVER, str(tmp_path / "approvals.sqlite3"),
-                                p.id, name, str(tmp_path / f"{name}.sig"), start],
+    racers = [subprocess.Popen([sys.executable, "-c", _APPROVER, database_url or "", p.id, name,
+                                str(tmp_path / f"{name}.sig"), start, str(tmp_path)],
                                stdout=subprocess.PIPE, text=True)
               for name in ("alice", "alice", "bob")]
     answers = sorted(r.communicate(timeout=60)[0].strip() for r in racers)

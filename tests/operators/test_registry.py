@@ -1,5 +1,6 @@
 """The operator registry: names, key lines, one key one principal, enrollment tokens, and
-allowed_signers lines that stock ssh-keygen verifies against."""
+allowed_signers lines that stock ssh-keygen verifies against. On SQLite and PostgreSQL
+(conftest's `database_url`); what is about the SQLite file, on SQLite."""
 
 import base64
 import sqlite3
@@ -15,12 +16,13 @@ from sshsig_support import (
     string,
 )
 
+from mcp_linux_infra.database import open_database
 from mcp_linux_infra.operators.registry import Registry, RegistryRefused, parse_key_line
 
 
 @pytest.fixture
-def registry(tmp_path):
-    reg = Registry(tmp_path / "approvals.sqlite3")
+def registry(tmp_path, database_url):
+    reg = Registry(open_database(database_url, tmp_path, "approvals.sqlite3", "operators"))
     yield reg
     reg.close()
 
@@ -139,7 +141,8 @@ def test_revoked_operators_leave_the_list_and_keep_their_key(registry):
     assert len(registry.list(include_revoked=False)) == 1
 
 
-def test_an_enrollment_token_works_once_and_is_stored_hashed(registry, tmp_path):
+def test_an_enrollment_token_works_once_and_is_stored_hashed(tmp_path):
+    registry = Registry(tmp_path / "approvals.sqlite3")
     token = registry.new_enrollment("alice", 600)
     assert registry.peek_enrollment(token) == "alice"
     assert registry.take_enrollment(token) == "alice"
@@ -185,7 +188,8 @@ def test_revoking_cancels_outstanding_links(registry):
     refused("enrollment_used", registry.take_enrollment, token)
 
 
-def test_a_second_process_sees_the_same_operators(registry, tmp_path):
+def test_a_second_process_sees_the_same_operators(tmp_path):
+    registry = Registry(tmp_path / "approvals.sqlite3")
     registry.add("alice", Authenticator().public_line())
     other = Registry(tmp_path / "approvals.sqlite3")
     try:

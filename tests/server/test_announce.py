@@ -2,9 +2,9 @@
 announced once by the servers on that state directory, whoever made it: the server itself,
 the operator CLI in its own process, or anyone while no server ran. Against a real local
 receiver; the tests wait on its requests, nothing sleeps (the poll interval is short so that
-another process's change is found soon, but every assertion is on what arrived)."""
+another process's change is found soon, but every assertion is on what arrived). On SQLite
+and on PostgreSQL (conftest's `database_url`)."""
 
-import sqlite3
 import subprocess
 import threading
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from pra_support import HOST
 from webhook_support import AuditLines, Receiver
 
 from mcp_linux_infra.approvals.store import ApprovalStore
+from mcp_linux_infra.database import open_database
 from mcp_linux_infra.notify.body import iso
 from mcp_linux_infra.notify.events import EVENTS
 from mcp_linux_infra.server.announce import Announcer
@@ -37,15 +38,22 @@ def lines():
 
 
 @pytest.fixture
-def world(tmp_path, keys, root, receiver):
+def world(tmp_path, keys, root, receiver, database_url):
     """target-1 with its real action tier, and settings whose one webhook is `receiver`,
     taking every event."""
     estate = make_action_estate(
         tmp_path, keys, root, webhooks=[{"url": receiver.url(), "events": list(EVENTS)}],
         webhook_poll_interval=POLL, webhook_backoff=0.01,
-        console_origin="https://console.example")
+        console_origin="https://console.example", database_url=database_url)
     yield estate
     estate.close()
+
+
+def open_store(world) -> ApprovalStore:
+    """Another connection to the world's store (SQLite file or PostgreSQL database)."""
+    s = world.settings
+    return ApprovalStore(open_database(s.database_url, s.state_dir, "approvals.sqlite3",
+                                       "approvals"))
 
 
 @pytest.fixture
@@ -72,7 +80,9 @@ def events(receiver, count):
 
 
 def cli(world, *args):
-    done = subprocess.run([CLI, "approvals", *args], env=world.env(), capture_output=True,
+    url = world.settings.database_url
+    env = world.env(**({"LINUX_MCP_DATABASE_URL": url} if url else {}))
+    done = subprocess.run([CLI, "approvals", *args], env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
                           cwd=world.settings.state_dir.parent)
     assert done.returncode == 0, done.stderr
@@ -97,10 +107,10 @@ def test_changes_made_by_the_operator_cli_reach_the_servers_webhooks(world, serv
     assert receiver.requests[4]["body"]["proposal"]["reason"] == "b is not needed"
     # the CLI expires what is due whenever it opens the store: announced by the server too
     third = propose(state.approvals, root.file("c"))
-    db = sqlite3.connect(world.settings.state_dir / "approvals.sqlite3", isolation_level=None)
-    db.execute("UPDATE proposals SET created_at = created_at - 2 * 86400 WHERE id = ?",
-               (third.id,))
-    db.close()
+    other = open_store(world)
+    other.db.run("UPDATE proposals SET created_at = created_at - 2 * 86400 WHERE id = ?",
+                 (third.id,))
+    other.close()
     cli(world, "list")
     assert events(receiver, 7)[5:] == [("created", third.id, "pending"),
                                        ("expired", third.id, "expired")]
@@ -129,7 +139,7 @@ def test_two_servers_announce_each_transition_once(world, servers, receiver):
 
 def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, servers,
                                                                     receiver, lines):
-    store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
+    store = open_store(world)
     before = propose(store, "/tmp/before")  # no server ever ran here: history, not news
     servers().close()  # the first server marks where announcing starts
     during = propose(store, "/tmp/during")
@@ -139,7 +149,7 @@ def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, serve
     assert events(receiver, 2) == [("created", during.id, "pending"),
                                    ("rejected", during.id, "rejected")]
     assert before.id not in repr(receiver.requests)
-    store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
+    store = open_store(world)
     happened = [iso(datetime.fromtimestamp(t["at"], UTC))
                 for t in store.history(during.id)]
     store.close()
@@ -148,7 +158,7 @@ def test_what_happened_while_no_server_ran_is_announced_by_the_next(world, serve
 
 def test_a_transition_older_than_a_proposal_lifetime_is_skipped_and_counted(world, receiver,
                                                                            lines):
-    store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
+    store = open_store(world)
     seen = []
     announcer = Announcer(store, lambda e, p, at: seen.append((e, p.id)), lines.audit(), POLL,
                           horizon=3600, clock=lambda: 10.0 ** 10)  # far in the future
@@ -167,7 +177,7 @@ def test_a_transition_older_than_a_proposal_lifetime_is_skipped_and_counted(worl
 
 
 def test_a_failing_notify_is_audited_and_the_rest_still_announced(world, lines):
-    store = ApprovalStore(world.settings.state_dir / "approvals.sqlite3")
+    store = open_store(world)
     seen = []
     done = threading.Condition()
 

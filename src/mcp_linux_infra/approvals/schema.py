@@ -6,18 +6,24 @@ with its step's nonce and window in columns) and how many distinct operators mus
 `transitions` records every change, of state or not (`event`), by sequence number (what
 notifications follow, server/announce.py).
 
-Schema 1 (PRAGMA user_version 0) had one approver and one v1 signature per proposal. It is
-migrated in place, in one transaction: rows are kept; a signed one gets its v1 document as
+The tables are written once, in SQLite's dialect (database.py hands PostgreSQL its types).
+The version is the database's (SQLite's user_version; PostgreSQL's schema_versions row), read
+and moved under the schema lock, so two servers starting at once migrate once. A migration
+from version N is MIGRATIONS[N], run in the same transaction, in order, up to VERSION.
+
+Schema 1 (SQLite only, PRAGMA user_version 0) had one approver and one v1 signature per
+proposal. It is migrated in place: rows are kept; a signed one gets its v1 document as
 `document_text` and its signature as its one approval, so an approval signed before the
-upgrade still executes (the target accepts v1 for one more release).
+upgrade still executes (the target accepts v1 for one more release). PostgreSQL stores begin
+at schema 2.
 """
 
 import json
-import sqlite3
-from typing import Any
+from collections.abc import Callable
 
 from mcp_linux_infra.approvals.document import build_v1, canonical
 from mcp_linux_infra.approvals.verify import key_type
+from mcp_linux_infra.database import Database
 
 VERSION = 2
 
@@ -73,68 +79,56 @@ _KEPT = ("id", "created_at", "updated_at", "state", "host", "action", "params", 
          "not_after", "reason", "executor", "sent_at", "result", "note")
 
 
-def ensure(connection: sqlite3.Connection) -> None:
-    """Create the tables, or migrate a schema-1 file; `connection` in autocommit mode."""
-    db = connection.cursor()
-    db.row_factory = None  # plain tuples, whatever the connection's rows are
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0 and _has_table(db, "proposals"):
-            _migrate_1(db)
-        elif version not in (0, VERSION):
+def ensure(db: Database) -> None:
+    """Create the tables, or migrate an older schema to VERSION; refuse a newer one."""
+    with db.schema_transaction():
+        version = db.schema_version()
+        if version == 0 and db.has_table("proposals"):
+            version = 1
+        if version > VERSION:
             raise RuntimeError(f"approval store schema {version} is newer than this program "
                                f"({VERSION})")
+        if version:  # 0: a new database, made at VERSION
+            for step in range(version, VERSION):
+                MIGRATIONS[step](db)
         for statement in TABLES:
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+            db.script(statement)
+        db.set_schema_version(VERSION)
 
 
-def _has_table(db: sqlite3.Cursor, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                      (name,)).fetchone() is not None
-
-
-def _rows(db: sqlite3.Cursor, query: str) -> list[dict[str, Any]]:
-    db.execute(query)
-    names = [d[0] for d in db.description]
-    return [dict(zip(names, row)) for row in db.fetchall()]
-
-
-def _migrate_1(db: sqlite3.Cursor) -> None:
-    """Schema 1 -> 2 inside the caller's transaction (the old tables are renamed, copied
-    into the new ones, then dropped; foreign keys are checked before the commit)."""
+def _migrate_1(db: Database) -> None:
+    """Schema 1 -> 2 (SQLite) inside the caller's transaction (the old tables are renamed,
+    copied into the new ones, then dropped; foreign keys are checked before the commit)."""
     for index in ("proposals_state", "transitions_proposal"):
-        db.execute(f"DROP INDEX IF EXISTS {index}")
-    db.execute("PRAGMA defer_foreign_keys = ON")
-    db.execute("ALTER TABLE proposals RENAME TO proposals_v1")
-    db.execute("ALTER TABLE transitions RENAME TO transitions_v1")
+        db.run(f"DROP INDEX IF EXISTS {index}")
+    db.run("PRAGMA defer_foreign_keys = ON")
+    db.run("ALTER TABLE proposals RENAME TO proposals_v1")
+    db.run("ALTER TABLE transitions RENAME TO transitions_v1")
     for statement in TABLES:
-        db.execute(statement)
+        db.script(statement)
     columns = ", ".join(_KEPT)
-    db.execute(f"INSERT INTO proposals ({columns}, required) SELECT {columns}, 1 "
-               "FROM proposals_v1")
-    for row in _rows(db, "SELECT * FROM proposals_v1 WHERE signature IS NOT NULL"):
+    db.run(f"INSERT INTO proposals ({columns}, required) SELECT {columns}, 1 FROM proposals_v1")
+    for row in db.all("SELECT * FROM proposals_v1 WHERE signature IS NOT NULL"):
         document = build_v1(row["id"], row["host"], row["action"], json.loads(row["params"]),
                             row["nonce"], row["not_before"], row["not_after"], row["approver"])
-        db.execute("UPDATE proposals SET document_text = ? WHERE id = ?",
-                   (canonical(document), row["id"]))
-        db.execute("INSERT INTO approvals (proposal, principal, method, key_type, signature, "
-                   "at) VALUES (?, ?, 'cli', ?, ?, (SELECT COALESCE(MIN(at), ?) FROM "
-                   "transitions_v1 WHERE proposal = ? AND to_state = 'approved'))",
-                   (row["id"], row["approver"], key_type(row["signature"]),
-                    row["signature"], row["updated_at"], row["id"]))
+        db.run("UPDATE proposals SET document_text = ? WHERE id = ?",
+               (canonical(document), row["id"]))
+        db.run("INSERT INTO approvals (proposal, principal, method, key_type, signature, "
+               "at) VALUES (?, ?, 'cli', ?, ?, (SELECT COALESCE(MIN(at), ?) FROM "
+               "transitions_v1 WHERE proposal = ? AND to_state = 'approved'))",
+               (row["id"], row["approver"], key_type(row["signature"]),
+                row["signature"], row["updated_at"], row["id"]))
     # the same seq: what a notifications cursor (notify_cursor) points at stays true
-    db.execute("INSERT INTO transitions (seq, proposal, at, event, from_state, to_state, "
-               "actor, trace, note) SELECT seq, proposal, at, CASE WHEN from_state IS NULL "
-               "THEN 'created' ELSE to_state END, from_state, to_state, actor, trace, note "
-               "FROM transitions_v1 ORDER BY seq")
-    db.execute("DROP TABLE transitions_v1")
-    db.execute("DROP TABLE proposals_v1")
-    problems = db.execute("PRAGMA foreign_key_check").fetchall()
+    db.run("INSERT INTO transitions (seq, proposal, at, event, from_state, to_state, "
+           "actor, trace, note) SELECT seq, proposal, at, CASE WHEN from_state IS NULL "
+           "THEN 'created' ELSE to_state END, from_state, to_state, actor, trace, note "
+           "FROM transitions_v1 ORDER BY seq")
+    db.run("DROP TABLE transitions_v1")
+    db.run("DROP TABLE proposals_v1")
+    problems = db.all("PRAGMA foreign_key_check")
     if problems:
         raise RuntimeError(f"approval store migration left dangling references: {problems}")
+
+
+# from version N to N + 1
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1}

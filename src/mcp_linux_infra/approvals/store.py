@@ -1,4 +1,5 @@
-"""Proposals and their life: SQLite (WAL) in the state directory, one row per proposal, one
+"""Proposals and their life, in the store's database (database.py: an SQLite file in the state
+directory, or the PostgreSQL database several servers share): one row per proposal, one
 row per operator's approval, and one `transitions` row per change (of state, or an approval
 added, a document prepared, approvals dropped), each also one audit line.
 
@@ -15,16 +16,15 @@ against the operator's registered key; the proposal is approved when `required` 
 operators signed. A new document (new nonce and window) is prepared only once the window of
 the old one closed, and that drops the approvals of the old one.
 
-A change is one transaction that checks the state it leaves (and, where asked, other
-columns), so two processes (the server, the operator CLI, the console) can never both move
-the same proposal, and a change is on disk (synchronous=FULL) before anything acts on it.
+A change is one transaction, under the store's write lock (held by the database, so across
+processes), that checks the state it leaves (and, where asked, other columns), so two
+processes (servers, the operator CLI, the console) can never both move the same proposal, and
+a change is committed (on disk) before anything acts on it.
 """
 
 import json
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +36,7 @@ from mcp_linux_infra.approvals import schema
 from mcp_linux_infra.approvals.document import build_v2, canonical, new_nonce
 from mcp_linux_infra.approvals.verify import ApprovalRefused, verify
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.database import Database, SQLite, only_hosts, open_database
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import Settings
 
@@ -117,8 +118,9 @@ class Proposal:
         return data
 
 
-def _row(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
-    data = {d[0]: v for d, v in zip(cursor.description, row)}
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its JSON columns parsed."""
+    data = dict(row)
     for column in _JSON_COLUMNS:
         if column in data and data[column] is not None:
             data[column] = json.loads(data[column])
@@ -131,36 +133,26 @@ def _window_closed(not_after: int | None, now: float) -> bool:
 
 
 class ApprovalStore:
-    def __init__(self, path: Path, audit: Audit | None = None,
+    def __init__(self, db: Database | Path, audit: Audit | None = None,
                  pending_ttl: float = 86400.0, operators: Operators | None = None):
-        """`operators`: the operators registry (mcp_linux_infra.operators, a room above this
-        one, so it is handed in by whoever adds approvals: the CLI's entry point, the
-        console); without it, add_approval refuses every principal as unknown."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = path
+        """`db`: the store's database (a path: an SQLite file). `operators`: the operators
+        registry (mcp_linux_infra.operators, a room above this one, so it is handed in by
+        whoever adds approvals: the CLI's entry point, the console); without it,
+        add_approval refuses every principal as unknown."""
+        self.db = db if isinstance(db, Database) else SQLite(db, "approvals")
         self.audit = audit
         self.pending_ttl = pending_ttl
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.row_factory = _row
-        self._lock = threading.Lock()
         self._subscribers: list[Callable[[str, Proposal], None]] = []
         self._audits: list[tuple] = []
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            schema.ensure(self._db)
+        schema.ensure(self.db)
         self.operators = operators
 
     # -- reading --------------------------------------------------------------------------
     def get(self, proposal_id: str) -> Proposal:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
-                                   (proposal_id,)).fetchone()
-            if row is None:
-                raise UnknownProposal.of(proposal_id)
-            return self._proposal(row)
+        row = self.db.one("SELECT * FROM proposals WHERE id = ?", (proposal_id,))
+        if row is None:
+            raise UnknownProposal.of(proposal_id)
+        return self._proposal(_decoded(row))
 
     def find(self, state: str | None = None, host: str | None = None,
              limit: int = 100, hosts: list[str] | None = None) -> list[Proposal]:
@@ -171,42 +163,36 @@ class ApprovalStore:
         if host:
             query, args = query + " AND host = ?", args + [host]
         if hosts is not None:
-            query = query + " AND host IN (SELECT value FROM json_each(?))"
-            args = args + [json.dumps(hosts)]
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY created_at DESC, id LIMIT ?",
-                                    (*args, limit)).fetchall()
-            return [self._proposal(r) for r in rows]
+            where, more = only_hosts(hosts)
+            query, args = f"{query} AND {where}", args + list(more)
+        rows = self.db.all(query + " ORDER BY created_at DESC, id LIMIT ?", (*args, limit))
+        return [self._proposal(_decoded(r)) for r in rows]
 
     def count_by_state(self) -> dict[str, int]:
         """How many proposals are in each state (for the metrics scrape: one GROUP BY)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT state, COUNT(*) AS n FROM proposals GROUP BY state").fetchall()
+        rows = self.db.all("SELECT state, COUNT(*) AS n FROM proposals GROUP BY state")
         return {row["state"]: row["n"] for row in rows}
 
     def history(self, proposal_id: str) -> list[dict[str, Any]]:
         """Every change, oldest first: {at, event, from_state, to_state, actor, trace, note};
         `event` is "created", the state entered, or approval_added, document_prepared,
         approvals_dropped."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT at, event, from_state, to_state, actor, trace, note FROM transitions "
-                "WHERE proposal = ? ORDER BY seq", (proposal_id,)).fetchall()
+        return self.db.all(
+            "SELECT at, event, from_state, to_state, actor, trace, note FROM transitions "
+            "WHERE proposal = ? ORDER BY seq", (proposal_id,))
 
     def signatures(self, proposal_id: str) -> list[str]:
         """The stored signatures over the proposal's document, oldest first (what the
         executor sends; never part of a Proposal, so never in a tool's answer)."""
-        with self._lock:
-            return [r["signature"] for r in self._db.execute(
-                "SELECT signature FROM approvals WHERE proposal = ? ORDER BY at, principal",
-                (proposal_id,)).fetchall()]
+        return [r["signature"] for r in self.db.all(
+            "SELECT signature FROM approvals WHERE proposal = ? ORDER BY at, principal",
+            (proposal_id,))]
 
     def _proposal(self, row: dict[str, Any]) -> Proposal:
-        """Under the lock: the row and its approvals."""
-        approvals = self._db.execute(
+        """The (decoded) row with its approvals."""
+        approvals = self.db.all(
             "SELECT principal, method, at, key_type FROM approvals WHERE proposal = ? "
-            "ORDER BY at, principal", (row["id"],)).fetchall()
+            "ORDER BY at, principal", (row["id"],))
         return Proposal(**row, approvals=approvals)
 
     # -- changing ---------------------------------------------------------------------------
@@ -223,7 +209,7 @@ class ApprovalStore:
             proposal_id = "p" + secrets.token_hex(4)
             try:
                 with self._write():
-                    self._db.execute(
+                    self.db.run(
                         "INSERT INTO proposals (id, created_at, updated_at, state, host, "
                         "action, params, rationale, preview, action_info, max_window, "
                         "required, proposed_by, trace) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, "
@@ -236,7 +222,7 @@ class ApprovalStore:
                                "params": params}, now, "created", "pending",
                               proposed_by or "model", trace, None)
                 break
-            except sqlite3.IntegrityError:  # the id was taken: draw another
+            except self.db.IntegrityError:  # the id was taken: draw another
                 continue
         else:
             raise RuntimeError("could not pick a free proposal id")
@@ -282,11 +268,11 @@ class ApprovalStore:
                 row["id"], [{"host": row["host"], "action": row["action"],
                              "params": row["params"], "nonce": nonce}],
                 start, end, row["required"]))
-            dropped = [a["principal"] for a in self._db.execute(
+            dropped = [a["principal"] for a in self.db.all(
                 "SELECT principal FROM approvals WHERE proposal = ? ORDER BY at, principal",
-                (proposal_id,)).fetchall()]
-            self._db.execute("DELETE FROM approvals WHERE proposal = ?", (proposal_id,))
-            self._db.execute(
+                (proposal_id,))]
+            self.db.run("DELETE FROM approvals WHERE proposal = ?", (proposal_id,))
+            self.db.run(
                 "UPDATE proposals SET document_text = ?, nonce = ?, not_before = ?, "
                 "not_after = ?, updated_at = ? WHERE id = ?",
                 (document, nonce, start, end, now, proposal_id))
@@ -325,12 +311,12 @@ class ApprovalStore:
             if row["document_text"] != seen.document_text:
                 raise ApprovalRefused("document_changed", "the approval document changed while "
                                       "it was being signed; sign the new one")
-            self._db.execute(
+            self.db.run(
                 "INSERT INTO approvals (proposal, principal, method, key_type, signature, at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (proposal_id, principal, method, key_type, signature, now))
-            have = self._db.execute("SELECT COUNT(*) AS n FROM approvals WHERE proposal = ?",
-                                    (proposal_id,)).fetchone()["n"]
+            have = self.db.one("SELECT COUNT(*) AS n FROM approvals WHERE proposal = ?",
+                               (proposal_id,))["n"]
             count = f"{have} of {row['required']} approvals"
             actor = f"operator:{principal}"
             self._log(row, now, "approval_added", "pending", actor, None,
@@ -350,11 +336,9 @@ class ApprovalStore:
         """Pending proposals older than pending_ttl, and approvals past their window,
         become expired (executing ones are left to the execution that owns them)."""
         now = time.time() if now is None else now
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, state FROM proposals WHERE (state = 'pending' AND created_at < ?) "
-                "OR (state = 'approved' AND not_after < ?)",
-                (now - self.pending_ttl, int(now))).fetchall()
+        rows = self.db.all(
+            "SELECT id, state FROM proposals WHERE (state = 'pending' AND created_at < ?) "
+            "OR (state = 'approved' AND not_after < ?)", (now - self.pending_ttl, int(now)))
         expired = []
         for row in rows:
             why = ("not approved within the proposal lifetime" if row["state"] == "pending"
@@ -403,28 +387,24 @@ class ApprovalStore:
 
     @contextmanager
     def _write(self) -> Iterator[Callable[[str], dict[str, Any]]]:
-        """One write transaction under the lock, handing out `row_of(id)`; the audit lines
-        of its changes are written once it committed."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction, under the store's write lock, handing out `row_of(id)`;
+        the audit lines of its changes are written once it committed."""
+        audits: list[tuple] = []
+        with self.db.transaction():
             self._audits = []
             try:
                 yield self._row_of
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             finally:
                 audits, self._audits = self._audits, []
         for audit in audits:
             self._emit(*audit)
 
     def _row_of(self, proposal_id: str) -> dict[str, Any]:
-        row = self._db.execute("SELECT * FROM proposals WHERE id = ?",
-                               (proposal_id,)).fetchone()
+        row = self.db.one("SELECT * FROM proposals WHERE id = ?" + self.db.FOR_UPDATE,
+                          (proposal_id,))
         if row is None:
             raise UnknownProposal(f"no proposal {proposal_id!r}")
-        return row
+        return _decoded(row)
 
     def _move(self, row: dict[str, Any], to: str, actor: str, now: float, trace: str | None,
               note: str | None, values: dict[str, Any]) -> None:
@@ -433,8 +413,8 @@ class ApprovalStore:
         assignments = {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v
                        for k, v in values.items()}
         columns = "".join(f", {k} = ?" for k in assignments)
-        self._db.execute(f"UPDATE proposals SET state = ?, updated_at = ?{columns} WHERE id = ?",
-                         (to, now, *assignments.values(), row["id"]))
+        self.db.run(f"UPDATE proposals SET state = ?, updated_at = ?{columns} WHERE id = ?",
+                    (to, now, *assignments.values(), row["id"]))
         self._log(row, now, to, to, actor, trace, note)
 
     def _publish(self, event: str, proposal: Proposal) -> Proposal:
@@ -452,9 +432,9 @@ class ApprovalStore:
         """Inside a transaction: one transitions row, and its audit line once committed (a
         change of state is audited as `proposal_transition`, anything else by its name)."""
         old = None if event == "created" else row["state"]
-        self._db.execute("INSERT INTO transitions (proposal, at, event, from_state, to_state, "
-                         "actor, trace, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (row["id"], at, event, old, new, actor, trace, note))
+        self.db.run("INSERT INTO transitions (proposal, at, event, from_state, to_state, "
+                    "actor, trace, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row["id"], at, event, old, new, actor, trace, note))
         self._audits.append(("proposal_transition" if event in STATES or event == "created"
                              else event, row["id"], row["host"], row["action"], row["params"],
                              old, new, actor, trace, note))
@@ -468,13 +448,14 @@ class ApprovalStore:
                             trace=trace, note=note)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
 
 def open_approvals(settings: Settings, audit: Audit,
                    operators: Operators | None = None) -> ApprovalStore:
-    """The one approval store of this state directory (the server's, the CLI's and the
-    console's); `operators`: the registry of the same file, where approvals are added."""
-    return ApprovalStore(settings.state_dir / "approvals.sqlite3", audit,
+    """The one approval store of these settings (the servers', the CLI's and the
+    console's): PostgreSQL's if database_url is set, else the state directory's file;
+    `operators`: the registry of the same database, where approvals are added."""
+    return ApprovalStore(open_database(settings.database_url, settings.state_dir,
+                                       "approvals.sqlite3", "approvals"), audit,
                          pending_ttl=settings.proposal_ttl, operators=operators)

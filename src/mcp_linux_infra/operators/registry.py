@@ -5,7 +5,9 @@ deploys it with the role (`mcp_infra_operators`). The server and the console use
 whose signature they are storing and which credential a browser should use; the target
 decides anyway, against its own allowed_signers.
 
-One SQLite file with the proposals (state_dir/approvals.sqlite3), tables of its own, WAL.
+In the proposals' database (database.py: state_dir/approvals.sqlite3, or the PostgreSQL
+database several servers share), tables of its own: whoever adds an approval, on any server,
+checks it against the same operators.
 Enrollment tokens are stored only as their SHA-256, used once, and expire. Every refusal is
 a `RegistryRefused` with a code.
 """
@@ -18,9 +20,7 @@ import hashlib
 import json
 import re
 import secrets
-import sqlite3
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_linux_infra.approvals.document import NAMESPACE
 from mcp_linux_infra.audit import Audit
+from mcp_linux_infra.database import Database, SQLite, open_database
 from mcp_linux_infra.errors import UserError
 from mcp_linux_infra.settings import PRINCIPAL_PATTERN, Settings
 
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS enrollments (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     used_at REAL
-);
+)
 """
 
 
@@ -174,25 +175,18 @@ def _token_hash(token: str) -> str:
 
 
 class Registry:
-    def __init__(self, path: Path, audit: Audit | None = None):
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def __init__(self, db: Database | Path, audit: Audit | None = None):
+        """`db`: the database (a path: an SQLite file)."""
         self.audit = audit
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+        self._db = db if isinstance(db, Database) else SQLite(db, "operators")
+        with self._db.schema_transaction():
+            self._db.script(_SCHEMA)
 
     # -- reading ------------------------------------------------------------------------------
     def _one(self, where: str, args: tuple) -> Operator | None:
         """The active row, else the newest revoked one."""
-        with self._lock:
-            row = self._db.execute(f"SELECT * FROM operators WHERE {where} "
-                                   "ORDER BY revoked_at IS NOT NULL, seq DESC LIMIT 1",
-                                   args).fetchone()
+        row = self._db.one(f"SELECT * FROM operators WHERE {where} "
+                           "ORDER BY revoked_at IS NOT NULL, seq DESC LIMIT 1", args)
         return None if row is None else _operator(row)
 
     def get(self, name: str) -> Operator:
@@ -212,8 +206,7 @@ class Registry:
         query = "SELECT * FROM operators"
         if not include_revoked:
             query += " WHERE revoked_at IS NULL"
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY name, seq").fetchall()
+        rows = self._db.all(query + " ORDER BY name, seq")
         return [_operator(r) for r in rows]
 
     def allowed_signers_lines(self) -> list[str]:
@@ -224,14 +217,8 @@ class Registry:
     # -- changing -----------------------------------------------------------------------------
     def add(self, name: str, public_key_line: str, kind: str | None = None,
             credential_id: str | None = None, rp_id: str | None = None) -> Operator:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                operator = self._insert(name, public_key_line, kind, credential_id, rp_id)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            operator = self._insert(name, public_key_line, kind, credential_id, rp_id)
         self._audit("operator_added", name=name, kind=operator.kind,
                     fingerprint=operator.fingerprint)
         return operator
@@ -249,32 +236,30 @@ class Registry:
         if credential_id is not None and not _CREDENTIAL_RE.match(credential_id):
             raise RegistryRefused("bad_credential", "a credential id is 12 to 1023 bytes, "
                                   "base64url without padding")
-        if self._db.execute("SELECT 1 FROM operators WHERE name = ? AND revoked_at IS NULL",
-                            (name,)).fetchone():
+        if self._db.one("SELECT 1 AS found FROM operators WHERE name = ? AND revoked_at IS "
+                        "NULL", (name,)):
             raise RegistryRefused("operator_exists", f"operator {name!r} is already enrolled",
                                   hint=f"to replace the key: operators revoke {name}, then "
                                        "enroll or add again")
-        holder = self._db.execute("SELECT name FROM operators WHERE public_key = ?",
-                                  (key,)).fetchone()
+        holder = self._db.one("SELECT name FROM operators WHERE public_key = ?", (key,))
         if holder is not None:
             raise RegistryRefused("key_taken", f"this key is already registered for "
                                   f"{holder['name']!r}: one key names one principal")
-        if credential_id is not None and self._db.execute(
-                "SELECT 1 FROM operators WHERE credential_id = ?", (credential_id,)).fetchone():
+        if credential_id is not None and self._db.one(
+                "SELECT 1 AS found FROM operators WHERE credential_id = ?", (credential_id,)):
             raise RegistryRefused("credential_taken", "this credential is already enrolled")
         now = time.time()
-        self._db.execute("INSERT INTO operators (name, kind, public_key, rp_id, credential_id, "
-                         "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (name, found_kind, key, rp_id, credential_id, now))
+        self._db.run("INSERT INTO operators (name, kind, public_key, rp_id, credential_id, "
+                     "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (name, found_kind, key, rp_id, credential_id, now))
         return Operator(name, found_kind, key, rp_id, credential_id, now, None)
 
     def revoke(self, name: str) -> Operator:
         """The operator's key is no longer listed for deployment (targets keep trusting it
         until the role is run without it); outstanding enrollment links for the name die."""
         now = time.time()
-        with self._lock:
-            done = self._db.execute("UPDATE operators SET revoked_at = ? WHERE name = ? AND "
-                                    "revoked_at IS NULL", (now, name)).rowcount
+        done = self._db.run("UPDATE operators SET revoked_at = ? WHERE name = ? AND "
+                            "revoked_at IS NULL", (now, name))
         operator = self.get(name)
         if not done:
             raise RegistryRefused("operator_revoked", f"operator {name!r} is already revoked")
@@ -290,37 +275,30 @@ class Registry:
             raise RegistryRefused("bad_ttl", f"an enrollment lasts 1 s to {MAX_TTL} s")
         token = secrets.token_urlsafe(32)
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._db.execute("SELECT 1 FROM operators WHERE name = ? AND revoked_at IS "
-                                    "NULL", (name,)).fetchone():
-                    raise RegistryRefused("operator_exists", f"operator {name!r} is already "
-                                          "enrolled", hint=f"operators revoke {name} first")
-                self._db.execute("UPDATE enrollments SET used_at = ? WHERE name = ? AND "
-                                 "used_at IS NULL", (now, name))
-                self._db.execute("INSERT INTO enrollments (token_sha256, name, created_at, "
-                                 "expires_at) VALUES (?, ?, ?, ?)",
-                                 (_token_hash(token), name, now, now + ttl))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            if self._db.one("SELECT 1 AS found FROM operators WHERE name = ? AND revoked_at IS "
+                            "NULL", (name,)):
+                raise RegistryRefused("operator_exists", f"operator {name!r} is already "
+                                      "enrolled", hint=f"operators revoke {name} first")
+            self._db.run("UPDATE enrollments SET used_at = ? WHERE name = ? AND "
+                         "used_at IS NULL", (now, name))
+            self._db.run("INSERT INTO enrollments (token_sha256, name, created_at, "
+                         "expires_at) VALUES (?, ?, ?, ?)",
+                         (_token_hash(token), name, now, now + ttl))
         self._audit("enrollment_created", name=name, expires_at=now + ttl)
         return token
 
     def cancel_enrollments(self, name: str) -> int:
         """Unused enrollment links for `name` die; how many there were."""
-        with self._lock:
-            count = self._db.execute("UPDATE enrollments SET used_at = ? WHERE name = ? AND "
-                                     "used_at IS NULL", (time.time(), name)).rowcount
+        count = self._db.run("UPDATE enrollments SET used_at = ? WHERE name = ? AND "
+                             "used_at IS NULL", (time.time(), name))
         if count:
             self._audit("enrollment_cancelled", name=name, count=count)
         return count
 
     def _valid_enrollment(self, token: str, now: float) -> str:
-        row = self._db.execute("SELECT name, expires_at, used_at FROM enrollments WHERE "
-                               "token_sha256 = ?", (_token_hash(token),)).fetchone()
+        row = self._db.one("SELECT name, expires_at, used_at FROM enrollments WHERE "
+                           "token_sha256 = ?" + self._db.FOR_UPDATE, (_token_hash(token),))
         if row is None:
             raise RegistryRefused("enrollment_unknown", "no such enrollment link")
         if row["used_at"] is not None:
@@ -333,8 +311,7 @@ class Registry:
 
     def peek_enrollment(self, token: str) -> str:
         """The name a still valid token enrolls, without using it (the enrollment page)."""
-        with self._lock:
-            return self._valid_enrollment(token, time.time())
+        return self._valid_enrollment(token, time.time())
 
     def take_enrollment(self, token: str) -> str:
         """Use the token once: the name it enrolls."""
@@ -347,18 +324,12 @@ class Registry:
         leaves the token usable, a used token adds nothing."""
         now = time.time()
         operator = None
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                name = self._valid_enrollment(token, now)
-                if public_key_line is not None:
-                    operator = self._insert(name, public_key_line, None, credential_id, rp_id)
-                self._db.execute("UPDATE enrollments SET used_at = ? WHERE token_sha256 = ?",
-                                 (now, _token_hash(token)))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            name = self._valid_enrollment(token, now)
+            if public_key_line is not None:
+                operator = self._insert(name, public_key_line, None, credential_id, rp_id)
+            self._db.run("UPDATE enrollments SET used_at = ? WHERE token_sha256 = ?",
+                         (now, _token_hash(token)))
         self._audit("enrollment_used", name=name)
         if operator is not None:
             self._audit("operator_added", name=name, kind=operator.kind,
@@ -370,15 +341,16 @@ class Registry:
             self.audit.info(event, **fields)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
-def _operator(row: sqlite3.Row) -> Operator:
+def _operator(row: dict) -> Operator:
     return Operator(row["name"], row["kind"], row["public_key"], row["rp_id"],
                     row["credential_id"], row["created_at"], row["revoked_at"])
 
 
 def open_registry(settings: Settings, audit: Audit | None = None) -> Registry:
-    """The registry of this state directory: the proposals' database file."""
-    return Registry(settings.state_dir / "approvals.sqlite3", audit)
+    """The registry of these settings, in the proposals' database (PostgreSQL's if
+    database_url is set, else the state directory's file)."""
+    return Registry(open_database(settings.database_url, settings.state_dir,
+                                  "approvals.sqlite3", "operators"), audit)

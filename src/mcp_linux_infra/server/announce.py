@@ -1,8 +1,9 @@
 """The notifier's one source of events: the approval store's durable `transitions` table,
 followed by seq. So a change made by another process (the operator CLI approving,
 rejecting or expiring, in its own process) is announced like the server's own, and each
-transition is announced once, not once per server: every server on the same state
-directory claims the rows it announces by moving one shared cursor, in one transaction.
+transition is announced once, not once per server: every server on the same store (state
+directory, or PostgreSQL database) claims the rows it announces by moving one shared cursor,
+in one transaction under the store's write lock (so no row is committed behind the cursor).
 
 The store's in-process callback (`ApprovalStore.subscribe`) only wakes the announcer, so the
 server's own changes go out at once; others' within `webhook_poll_interval`. A row found
@@ -16,7 +17,6 @@ event, to_state, note. Rows whose event is not one notifications know (a documen
 approvals dropped when its window closed) move the cursor and are not announced.
 """
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS notify_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO notify_cursor (id, seq)
-    SELECT 1, COALESCE(MAX(seq), 0) FROM transitions;
+INSERT INTO notify_cursor (id, seq)
+    SELECT 1, COALESCE(MAX(seq), 0) FROM transitions WHERE true ON CONFLICT DO NOTHING
 """
 
 
@@ -51,9 +51,9 @@ class Announcer:
         self._interval = interval
         self._horizon = horizon
         self._clock = clock
-        self._db = sqlite3.connect(store.path, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.executescript("BEGIN IMMEDIATE;" + _CURSOR + "COMMIT;")
+        self._db = store.db
+        with self._db.transaction():
+            self._db.script(_CURSOR)
         self._wake = threading.Event()
         self._stop = threading.Event()
         store.subscribe(lambda event, proposal: self._wake.set())
@@ -74,22 +74,17 @@ class Announcer:
 
     def _claim(self) -> list[tuple]:
         """The next rows after the shared cursor, the cursor moved past them: ours alone."""
-        if not self._db.execute("SELECT 1 FROM transitions WHERE seq > "
-                                "(SELECT seq FROM notify_cursor) LIMIT 1").fetchall():
+        if not self._db.all("SELECT 1 AS found FROM transitions WHERE seq > "
+                            "(SELECT seq FROM notify_cursor) LIMIT 1"):
             return []  # idle: no write lock taken, so an idle server never holds up the CLI
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            [(cursor,)] = self._db.execute("SELECT seq FROM notify_cursor").fetchall()
-            rows = self._db.execute(
+        with self._db.transaction():
+            cursor = self._db.one("SELECT seq FROM notify_cursor")["seq"]
+            rows = self._db.all(
                 "SELECT seq, proposal, at, event, to_state, note FROM transitions "
-                "WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, BATCH)).fetchall()
+                "WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, BATCH))
             if rows:
-                self._db.execute("UPDATE notify_cursor SET seq = ?", (rows[-1][0],))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return rows
+                self._db.run("UPDATE notify_cursor SET seq = ?", (rows[-1]["seq"],))
+        return [tuple(row.values()) for row in rows]
 
     def _claim_and_announce(self) -> bool:
         """One batch; False once there was nothing new."""
@@ -126,4 +121,3 @@ class Announcer:
         self._stop.set()
         self._wake.set()
         self._thread.join()
-        self._db.close()

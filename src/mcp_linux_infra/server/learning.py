@@ -1,23 +1,23 @@
 """Refused commands, remembered so an operator can see what the model keeps needing, and
 drafts of policy additions from them.
 
-SQLite in WAL mode in the state directory: tool calls record from worker threads while
-the learning tools read. Nothing here ever changes a policy; suggestions are text an
+In the store's database (database.py): an SQLite file (WAL) in the state directory, or the
+PostgreSQL database several servers share, so that what one server saw refused, the others'
+learning tools see too. Tool calls record from worker threads while the learning tools read. Nothing here ever changes a policy; suggestions are text an
 operator may review and add to the inventory.
 """
 
-import json
 import shlex
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from mcp_linux_infra.database import Database, SQLite, only_hosts, open_database
 from mcp_linux_infra.server.risk import analyze
 from mcp_linux_infra.server.times import iso
+from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.target_names import PROGRAM_DIRS
 
 _SCHEMA = """
@@ -32,8 +32,9 @@ CREATE TABLE IF NOT EXISTS refusals (
     detail TEXT,
     trace TEXT
 );
-CREATE INDEX IF NOT EXISTS refusals_command ON refusals (command);
+CREATE INDEX IF NOT EXISTS refusals_command ON refusals (command)
 """
+VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -48,71 +49,69 @@ class RefusedCommand:
     detail: str
 
 
-def _on(hosts: list[str] | None) -> tuple[str, tuple]:
-    """The WHERE clause (constant text) and its argument that keep only `hosts`' rows."""
-    if hosts is None:
-        return "", ()
-    return "WHERE host IN (SELECT value FROM json_each(?))", (json.dumps(hosts),)
-
-
 class LearningStore:
-    def __init__(self, path: Path):
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+    def __init__(self, db: Database | Path):
+        """`db`: the store's database (a path: an SQLite file)."""
+        self._db = db if isinstance(db, Database) else SQLite(db, "learning")
+        with self._db.schema_transaction():
+            version = self._db.schema_version()
+            if version > VERSION:
+                raise RuntimeError(f"learning store schema {version} is newer than this "
+                                   f"program ({VERSION})")
+            self._db.script(_SCHEMA)
+            self._db.set_schema_version(VERSION)
 
     def record(self, host: str, command: str, name: str | None, reason: str, rule: str | None,
                detail: str, trace: str | None, at: float | None = None) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO refusals (at, host, command, name, reason, rule, detail, trace) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (at or time.time(), host, command, name, reason, rule, detail, trace))
+        self._db.run(
+            "INSERT INTO refusals (at, host, command, name, reason, rule, detail, trace) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (at or time.time(), host, command, name, reason, rule, detail, trace))
 
     def refused(self, min_count: int = 1, min_age_hours: float = 0.0,
                 hosts: list[str] | None = None) -> list[RefusedCommand]:
         """Distinct refused command lines seen at least `min_count` times, the first time at
         least `min_age_hours` ago; most frequent first; only on `hosts` when given."""
         cutoff = time.time() - min_age_hours * 3600
-        where, args = _on(hosts)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT command, MAX(name), COUNT(*), GROUP_CONCAT(DISTINCT host), "
-                "GROUP_CONCAT(DISTINCT reason), MIN(at), MAX(at), MAX(detail) FROM refusals "
-                f"{where} GROUP BY command HAVING COUNT(*) >= ? AND MIN(at) <= ? "
-                "ORDER BY COUNT(*) DESC, command", (*args, min_count, cutoff)).fetchall()
-        return [RefusedCommand(command=r[0], name=r[1], count=r[2],
-                               hosts=sorted(r[3].split(",")), reasons=sorted(r[4].split(",")),
-                               first_seen=r[5], last_seen=r[6], detail=r[7] or "")
+        where, args = only_hosts(hosts)
+        concat = self._db.group_concat
+        rows = self._db.all(
+            f"SELECT command, MAX(name) AS name, COUNT(*) AS n, {concat('host')} AS hosts, "
+            f"{concat('reason')} AS reasons, MIN(at) AS first_seen, MAX(at) AS last_seen, "
+            f"MAX(detail) AS detail FROM refusals WHERE {where} GROUP BY command "
+            "HAVING COUNT(*) >= ? AND MIN(at) <= ? ORDER BY COUNT(*) DESC, command",
+            (*args, min_count, cutoff))
+        return [RefusedCommand(command=r["command"], name=r["name"], count=r["n"],
+                               hosts=sorted(r["hosts"].split(",")),
+                               reasons=sorted(r["reasons"].split(",")),
+                               first_seen=r["first_seen"], last_seen=r["last_seen"],
+                               detail=r["detail"] or "")
                 for r in rows]
 
     def stats(self, hosts: list[str] | None = None) -> dict:
         """Counts of refusals, only on `hosts` when given."""
-        where, args = _on(hosts)
-        with self._lock:
-            total, distinct, first, last = self._db.execute(
-                f"SELECT COUNT(*), COUNT(DISTINCT command), MIN(at), MAX(at) FROM refusals "
-                f"{where}", args).fetchone()
-            by_reason = dict(self._db.execute(
-                f"SELECT reason, COUNT(*) FROM refusals {where} GROUP BY reason "
-                "ORDER BY 2 DESC", args))
-            by_host = dict(self._db.execute(
-                f"SELECT host, COUNT(*) FROM refusals {where} GROUP BY host ORDER BY 2 DESC",
-                args))
-            by_name = dict(self._db.execute(
-                f"SELECT COALESCE(name, '?'), COUNT(*) FROM refusals {where} GROUP BY 1 "
-                "ORDER BY 2 DESC LIMIT 20", args))
-        return {"refusals": total, "distinct_commands": distinct, "first_seen": iso(first),
-                "last_seen": iso(last), "by_reason": by_reason, "by_host": by_host,
-                "top_commands": by_name}
+        where, args = only_hosts(hosts)
+        totals = self._db.one("SELECT COUNT(*) AS total, COUNT(DISTINCT command) AS distinct_, "
+                              f"MIN(at) AS first, MAX(at) AS last FROM refusals WHERE {where}",
+                              args)
+        by_reason, by_host, by_name = (
+            {r["k"]: r["n"] for r in self._db.all(
+                f"SELECT {key} AS k, COUNT(*) AS n FROM refusals WHERE {where} GROUP BY 1 "
+                f"ORDER BY 2 DESC, 1{limit}", args)}
+            for key, limit in (("reason", ""), ("host", ""), ("COALESCE(name, '?')", " LIMIT 20")))
+        return {"refusals": totals["total"], "distinct_commands": totals["distinct_"],
+                "first_seen": iso(totals["first"]), "last_seen": iso(totals["last"]),
+                "by_reason": by_reason, "by_host": by_host, "top_commands": by_name}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+
+def open_learning(settings: Settings) -> LearningStore:
+    """The refused commands of these settings: PostgreSQL's if database_url is set, else
+    the state directory's file."""
+    return LearningStore(open_database(settings.database_url, settings.state_dir,
+                                       "learning.sqlite3", "learning"))
 
 
 HEADER = """\

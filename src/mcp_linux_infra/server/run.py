@@ -3,6 +3,7 @@ TLS), printing the one URL a client should use."""
 
 import sys
 
+from mcp_linux_infra.database import check_reachable
 from mcp_linux_infra.server.app import build_server
 from mcp_linux_infra.server.http import (
     HashedTokenVerifier,
@@ -34,6 +35,7 @@ def serve(settings: Settings, transport: str, host: str, port: int) -> int:
     def open_state() -> AppState:
         return AppState.open(settings)
 
+    check_reachable(settings.database_url)
     if transport == "stdio":
         build_server(open_state).run("stdio")
         return 0

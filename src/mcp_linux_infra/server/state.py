@@ -13,7 +13,7 @@ from mcp_linux_infra.inventory import Inventory, load_inventory
 from mcp_linux_infra.notify.notifier import Notifier
 from mcp_linux_infra.readonly.protocol import Target
 from mcp_linux_infra.server.announce import Announcer
-from mcp_linux_infra.server.learning import LearningStore
+from mcp_linux_infra.server.learning import LearningStore, open_learning
 from mcp_linux_infra.server.metrics import Metrics
 from mcp_linux_infra.settings import Settings
 from mcp_linux_infra.ssh.keyfile import signature
@@ -122,7 +122,7 @@ class AppState:
                               ) if settings.webhooks else None
         state = cls(settings=settings, hosts=HostCatalog(settings.inventory),
                     pool=Pool(settings), policies=PolicyCache(settings.policy_cache_ttl),
-                    learning=LearningStore(settings.state_dir / "learning.sqlite3"),
+                    learning=open_learning(settings),
                     approvals=approvals, notifier=notifier, announcer=announcer,
                     sweep=ExpirySweep(approvals, settings.expiry_sweep_interval, audit),
                     audit=audit, metrics=Metrics())
