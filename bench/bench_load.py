@@ -43,8 +43,9 @@ PREFIX = "ild"
 
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
-from mcp_linux_infra.lab.mounts import mounts_under
 from pg_support import Cluster, bin_dir
+
+from mcp_linux_infra.lab.mounts import mounts_under
 
 
 def free_port() -> int:
@@ -99,9 +100,9 @@ def server_env(tmp: Path, name: str, database_url: str | None) -> dict:
 def serve(env: dict, cwd: Path):
     """A server on a free port, as soon as it accepts connections: its URL."""
     port = free_port()
-    proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],
-                            env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=open(cwd / f"serve-{port}.log", "w"))
+    with open(cwd / f"serve-{port}.log", "w") as log:
+        proc = subprocess.Popen([CLI, "serve", "--transport", "http", "--port", str(port)],
+                                env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(600):  # poll until it listens (or died)
             if proc.poll() is not None:
@@ -147,7 +148,7 @@ async def load(urls: list[str], token: str, hosts: list[str], clients: int, n: i
                     samples.append(time.perf_counter() - began)
                     if result.is_error:
                         errors.append(f"{tool}: {result.content[0].text[:200]}")
-        except Exception as error:  # a transport failure is an error row, not a crash
+        except Exception as error:  # noqa: BLE001 -- a transport failure is an error row, not a crash
             errors.append(f"client {k}: {type(error).__name__}: {error}"[:300])
 
     began = time.perf_counter()
